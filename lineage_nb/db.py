@@ -1,0 +1,311 @@
+"""Connecting to a database: :func:`connect`, :class:`Database` and :func:`atomic`.
+
+SQLite (a file, WAL mode, busy timeout, foreign keys on) is the embedded default; PostgreSQL
+through psycopg 3 is the shared backend. ``connect()`` also makes the database the default for
+active-record calls such as ``Sample(...).save()``.
+
+Examples:
+    >>> import lineage_nb as ln
+    >>> db = ln.connect("sqlite://")
+    >>> db.dialect
+    'sqlite'
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import Session
+
+from .errors import ConfigurationError
+
+__all__ = ["Database", "LineageSession", "atomic", "connect", "get_database"]
+
+DEFAULT_URL = "sqlite:///lineage.db"
+URL_ENV = "LINEAGE_NB_DATABASE_URL"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class LineageSession(Session):
+    """The SQLAlchemy ``Session`` every lineage_nb session is made of.
+
+    Lineage tracking listens to this class's flush events, so plain SQLAlchemy code run through
+    ``db.session()`` is tracked exactly like ``Model.save()``.
+    """
+
+
+#: Called with each new :class:`Database` by :func:`connect` (the lineage layer upgrades its schema).
+connect_hooks: list[Callable[[Database], None]] = []
+
+_default: Database | None = None
+_ambient: contextvars.ContextVar[Session | AsyncSession | None] = contextvars.ContextVar(
+    "lineage_nb_ambient_session", default=None
+)
+
+
+def _normalize_url(url: str | URL) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(
+            f"Cannot parse database URL {str(url)!r}.",
+            value=str(url),
+            hint="Use e.g. 'sqlite:///lineage.db' or 'postgresql+psycopg://user@host/dbname'.",
+        ) from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"Unsupported database backend {parsed.get_backend_name()!r} in {parsed!r}.",
+            value=parsed.render_as_string(hide_password=True),
+            hint="lineage_nb supports SQLite and PostgreSQL (psycopg 3).",
+        )
+    return parsed
+
+
+def _async_url(url: URL) -> URL:
+    if url.get_backend_name() == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite")
+    return url.set(drivername="postgresql+psycopg")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+class Database:
+    """A connected database: the SQLAlchemy engines, sessions and transactions for one URL.
+
+    Args:
+        url: a SQLAlchemy URL (``sqlite:///file.db``, ``postgresql+psycopg://...``).
+        echo: log every SQL statement (SQLAlchemy's ``echo``).
+        lineage: write lineage (run/user stamps and record events); ``False`` only for measuring.
+    """
+
+    def __init__(self, url: str | URL, *, echo: bool = False, lineage: bool = True) -> None:
+        self.url: URL = _normalize_url(url)
+        self.echo = echo
+        self.lineage = lineage
+        self._closed = False
+        self.engine: Engine = create_engine(self.url, echo=echo, **self._engine_options())
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._async_engine: AsyncEngine | None = None
+
+    def _engine_options(self) -> dict[str, Any]:
+        if self.dialect == "postgresql":
+            return {"pool_pre_ping": True}
+        return {}
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+    @property
+    def dialect(self) -> str:
+        """The backend name: ``'sqlite'`` or ``'postgresql'``."""
+        return str(self.url.get_backend_name())
+
+    @property
+    def async_engine(self) -> AsyncEngine:
+        """The ``AsyncEngine`` (aiosqlite or psycopg async) for the ``a``-prefixed methods."""
+        self._check_open()
+        if self._async_engine is None:
+            options = self._engine_options()
+            self._async_engine = create_async_engine(
+                _async_url(self.url), echo=self.echo, **options
+            )
+            if self.dialect == "sqlite":
+                event.listen(self._async_engine.sync_engine, "connect", _sqlite_pragmas)
+        return self._async_engine
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigurationError(
+                f"{self!r} is closed.", hint="Call ln.connect() again to reopen it."
+            )
+
+    def session(self, **kwargs: Any) -> LineageSession:
+        """A new tracked SQLAlchemy ``Session`` (``expire_on_commit=False``); close it when done."""
+        self._check_open()
+        kwargs.setdefault("expire_on_commit", False)
+        session = LineageSession(bind=self.engine, **kwargs)
+        session.info["lineage_nb_db"] = self
+        return session
+
+    def async_session(self, **kwargs: Any) -> AsyncSession:
+        """A new tracked ``AsyncSession`` whose flushes are stamped like sync ones."""
+        kwargs.setdefault("expire_on_commit", False)
+        session = AsyncSession(
+            bind=self.async_engine, sync_session_class=LineageSession, **kwargs
+        )
+        session.sync_session.info["lineage_nb_db"] = self
+        return session
+
+    def create_all(self) -> None:
+        """Create the tables of every ``ln.Model`` subclass defined so far (existing ones are kept)."""
+        from .orm.model import Model  # the ORM layer sits on top of this module
+
+        self._check_open()
+        Model.metadata.create_all(self.engine)
+
+    def atomic(self) -> Atomic:
+        """A transaction on this database; see :func:`atomic`."""
+        return Atomic(self)
+
+    def close(self) -> None:
+        """Dispose of the connection pools; later use raises ``ConfigurationError``."""
+        global _default
+        self.engine.dispose()
+        if self._async_engine is not None:
+            self._async_engine.sync_engine.dispose()
+        self._closed = True
+        if _default is self:
+            _default = None
+
+
+def connect(
+    url: str | URL | None = None,
+    *,
+    echo: bool = False,
+    create: bool = True,
+    lineage: bool = True,
+) -> Database:
+    """Connect to a database and make it the default for active-record calls.
+
+    The URL is the argument, else env ``LINEAGE_NB_DATABASE_URL``, else ``sqlite:///lineage.db``.
+    The lineage schema is brought to the current version (never dropping data).
+
+    Args:
+        url: SQLAlchemy URL of the database.
+        echo: log SQL statements.
+        create: also create the tables of the ``ln.Model`` classes defined so far.
+        lineage: record lineage for writes (turn off only to measure its cost).
+
+    Returns:
+        The :class:`Database`, also available as ``ln.get_database()``.
+    """
+    global _default
+    db = Database(url or os.environ.get(URL_ENV) or DEFAULT_URL, echo=echo, lineage=lineage)
+    for hook in connect_hooks:
+        hook(db)
+    if create:
+        db.create_all()
+    _default = db
+    return db
+
+
+def get_database() -> Database:
+    """The default database set by the last :func:`connect` call.
+
+    Raises:
+        ConfigurationError: ``connect()`` was not called yet (or the database was closed).
+    """
+    if _default is None:
+        raise ConfigurationError(
+            "No database is connected.",
+            hint="Call ln.connect() (or %load_ext lineage_nb in a notebook) first.",
+        )
+    return _default
+
+
+def ambient_session() -> Session | AsyncSession | None:
+    """The session of the innermost open :func:`atomic` block in this context, if any."""
+    return _ambient.get()
+
+
+class Atomic:
+    """Context manager (sync and async) making every write inside one transaction.
+
+    Nested blocks become savepoints. An exception rolls back the block and propagates.
+    """
+
+    def __init__(self, db: Database | None = None) -> None:
+        self._db = db
+
+    def __enter__(self) -> Session:
+        self._sync_cm = self._sync_scope()
+        return self._sync_cm.__enter__()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        return self._sync_cm.__exit__(et, ev, tb)
+
+    async def __aenter__(self) -> AsyncSession:
+        self._async_cm = self._async_scope()
+        return await self._async_cm.__aenter__()
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        return await self._async_cm.__aexit__(et, ev, tb)
+
+    @contextmanager
+    def _sync_scope(self) -> Iterator[Session]:
+        outer = _ambient.get()
+        if isinstance(outer, AsyncSession):
+            raise ConfigurationError(
+                "A sync atomic() block cannot nest inside `async with ln.atomic()`.",
+                hint="Use `async with ln.atomic()` and the a-prefixed methods.",
+            )
+        if outer is not None:
+            with outer.begin_nested():
+                yield outer
+            return
+        session = (self._db or get_database()).session()
+        token = _ambient.set(session)
+        try:
+            with session.begin():
+                yield session
+        finally:
+            _ambient.reset(token)
+            session.close()
+
+    @asynccontextmanager
+    async def _async_scope(self) -> AsyncIterator[AsyncSession]:
+        outer = _ambient.get()
+        if isinstance(outer, Session):
+            raise ConfigurationError(
+                "An async atomic() block cannot nest inside a sync `with ln.atomic()`.",
+                hint="Use one kind of block for the whole transaction.",
+            )
+        if outer is not None:
+            async with outer.begin_nested():
+                yield outer
+            return
+        session = (self._db or get_database()).async_session()
+        token = _ambient.set(session)
+        try:
+            async with session.begin():
+                yield session
+        finally:
+            _ambient.reset(token)
+            await session.close()
+
+
+def atomic(db: Database | None = None) -> Atomic:
+    """Run every write inside as one transaction, lineage events included.
+
+    Works as ``with ln.atomic():`` and ``async with ln.atomic():``; nested blocks are savepoints.
+
+    Examples:
+        >>> import lineage_nb as ln
+        >>> _ = ln.connect("sqlite://")
+        >>> with ln.atomic() as session:
+        ...     pass
+    """
+    return Atomic(db)

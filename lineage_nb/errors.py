@@ -1,0 +1,135 @@
+"""Exceptions raised by lineage_nb.
+
+Every error derives from :class:`LineageError` and from the closest built-in exception, so
+``except ValueError`` and ``except ln.errors.LineageError`` both work. Errors keep what they
+are about (``model``, ``field``, ``value``, ``hint``) as attributes and pickle cleanly.
+
+Examples:
+    >>> err = ValidationError({"name": ["412 characters, at most 100 allowed"]}, model="Sample")
+    >>> err.field, isinstance(err, ValueError)
+    ('name', True)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConfigurationError",
+    "IntegrityError",
+    "LineageError",
+    "ModelPersistenceError",
+    "MultipleFound",
+    "NoRunError",
+    "NotFound",
+    "ValidationError",
+]
+
+NON_FIELD_ERRORS = "__all__"
+
+
+def short_repr(value: Any, limit: int = 40) -> str:
+    """Return ``repr(value)`` cut to ``limit`` characters with an ellipsis, for messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class LineageError(Exception):
+    """Base class of every error lineage_nb raises.
+
+    Args:
+        message: the human sentence; it says what went wrong and what to do.
+        model: name of the model class concerned, if any.
+        field: name of the field concerned, if any.
+        value: the offending value, if any.
+        hint: what the user can do about it.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        model: str | None = None,
+        field: str | None = None,
+        value: Any = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.model = model
+        self.field = field
+        self.value = value
+        self.hint = hint
+        super().__init__(self._full_message())
+
+    def _full_message(self) -> str:
+        if self.hint and self.hint not in self.message:
+            return f"{self.message} {self.hint}".strip()
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.__dict__.copy()))
+
+
+def _rebuild(cls: type[LineageError], state: dict[str, Any]) -> LineageError:
+    err = cls.__new__(cls)
+    err.__dict__.update(state)
+    Exception.__init__(err, err._full_message())
+    return err
+
+
+class ValidationError(LineageError, ValueError):
+    """One or more field values are not acceptable; nothing was written.
+
+    ``error_dict`` maps each bad field name to a list of messages. ``field`` and ``value`` name the
+    first bad field and its value.
+    """
+
+    def __init__(
+        self,
+        errors: dict[str, list[str]] | str,
+        *,
+        model: str | None = None,
+        field: str | None = None,
+        value: Any = None,
+        hint: str | None = None,
+    ) -> None:
+        if isinstance(errors, str):
+            errors = {field or NON_FIELD_ERRORS: [errors]}
+        self.error_dict: dict[str, list[str]] = {k: list(v) for k, v in errors.items()}
+        first = next(iter(self.error_dict), None)
+        field = field if field is not None else first
+        prefix = f"{model}." if model else ""
+        parts = [
+            f"{prefix}{name}: {'; '.join(msgs)}" if name != NON_FIELD_ERRORS else "; ".join(msgs)
+            for name, msgs in self.error_dict.items()
+        ]
+        super().__init__(" | ".join(parts), model=model, field=field, value=value, hint=hint)
+
+    @property
+    def messages(self) -> list[str]:
+        """All messages, flattened."""
+        return [m for msgs in self.error_dict.values() for m in msgs]
+
+
+class NotFound(LineageError, LookupError):
+    """The requested record does not exist (or no longer exists) in the database."""
+
+
+class MultipleFound(LineageError, LookupError):
+    """A query that should match one record matched several."""
+
+
+class IntegrityError(LineageError):
+    """The database refused a write: duplicate key, missing foreign key row, NULL, check."""
+
+
+class ModelPersistenceError(LineageError):
+    """The operation needs a stored record (a primary key) and the instance has none."""
+
+
+class NoRunError(LineageError, RuntimeError):
+    """An operation needs a run (``ln.track()``) and none is open."""
+
+
+class ConfigurationError(LineageError, RuntimeError):
+    """lineage_nb is not set up for this: no database connected, bad URL, closed database."""

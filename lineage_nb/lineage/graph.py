@@ -1,0 +1,274 @@
+"""Lineage queries: a record's history, lineage graphs, runs and their records and inputs.
+
+Graphs are networkx ``DiGraph`` objects whose nodes are ``("record", table, pk)``,
+``("run", id)``, ``("transform", id)`` and ``("user", id)``, each with ``kind`` and ``label``
+attributes; edges point from cause to effect (transform → run → record, input record → run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy.orm import Session
+
+from ..orm.frames import frame_from_rows
+from ..orm.session_scope import run_sync
+from .schema import RecordEvent, Run, RunInput, Transform, User
+from .stamping import record_key
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "history",
+    "history_df",
+    "record_lineage",
+    "run_inputs_df",
+    "run_lineage",
+    "run_records_df",
+    "runs",
+    "runs_df",
+]
+
+RecordKey = tuple[str, str]
+
+
+def _frame(statement: Select[Any]) -> pd.DataFrame:
+    def build(session: Session) -> pd.DataFrame:
+        result = session.execute(statement)
+        names = list(result.keys())
+        types = [c.type for c in statement.selected_columns]
+        return frame_from_rows(names, result.all(), types)
+
+    return run_sync(build)
+
+
+def history(record: Any) -> list[RecordEvent]:
+    """Every event of ``record``, oldest first (one indexed query)."""
+    table, pk = record_key(record)
+    statement = (
+        select(RecordEvent)
+        .where(RecordEvent.table == table, RecordEvent.pk == pk)
+        .order_by(RecordEvent.id)
+    )
+    return run_sync(lambda s: list(s.execute(statement).scalars()))
+
+
+def _event_columns() -> list[Any]:
+    return [
+        RecordEvent.id.label("event_id"),
+        RecordEvent.action,
+        RecordEvent.table,
+        RecordEvent.pk,
+        RecordEvent.changes,
+        RecordEvent.cell,
+        RecordEvent.at,
+        RecordEvent.run_id,
+        Transform.key.label("transform_key"),
+        Transform.version.label("transform_version"),
+        User.handle.label("user_handle"),
+    ]
+
+
+def _with_run_context(statement: Select[Any]) -> Select[Any]:
+    return (
+        statement.outerjoin(Run, Run.id == RecordEvent.run_id)
+        .outerjoin(Transform, Transform.id == Run.transform_id)
+        .join(User, User.id == RecordEvent.user_id)
+    )
+
+
+def history_df(record: Any) -> pd.DataFrame:
+    """``history()`` as a DataFrame with the run's transform and the user's handle."""
+    table, pk = record_key(record)
+    statement = _with_run_context(select(*_event_columns())).where(
+        RecordEvent.table == table, RecordEvent.pk == pk
+    )
+    return _frame(statement.order_by(RecordEvent.id))
+
+
+def run_records_df(run: Run) -> pd.DataFrame:
+    """Every event written by ``run``, oldest first."""
+    statement = _with_run_context(select(*_event_columns())).where(RecordEvent.run_id == run.id)
+    return _frame(statement.order_by(RecordEvent.id))
+
+
+def run_inputs_df(run: Run) -> pd.DataFrame:
+    """Every record ``run`` read, with when it was first read."""
+    statement = select(RunInput.table, RunInput.pk, RunInput.at).where(RunInput.run_id == run.id)
+    return _frame(statement.order_by(RunInput.id))
+
+
+def _runs_statement(
+    transform: str | None, user: str | None, status: str | None, limit: int | None
+) -> Select[Any]:
+    statement = select(Run).join(Run.transform).join(Run.created_by).order_by(Run.id.desc())
+    if transform is not None:
+        statement = statement.where(Transform.key.contains(transform))
+    if user is not None:
+        statement = statement.where(User.handle == user)
+    if status is not None:
+        statement = statement.where(Run.status == status)
+    return statement.limit(limit) if limit is not None else statement
+
+
+def runs(
+    *,
+    transform: str | None = None,
+    user: str | None = None,
+    status: str | None = None,
+    limit: int | None = 100,
+) -> list[Run]:
+    """Recent runs, newest first, filtered by transform key (substring), user handle, status."""
+    statement = _runs_statement(transform, user, status, limit)
+    return run_sync(lambda s: list(s.execute(statement).unique().scalars()))
+
+
+def runs_df(
+    *,
+    transform: str | None = None,
+    user: str | None = None,
+    status: str | None = None,
+    limit: int | None = 100,
+) -> pd.DataFrame:
+    """:func:`runs` as a DataFrame (one query)."""
+    events = (
+        select(func.count(RecordEvent.id))
+        .where(RecordEvent.run_id == Run.id)
+        .correlate(Run)
+        .scalar_subquery()
+    )
+    statement = _runs_statement(transform, user, status, limit).with_only_columns(
+        Run.id.label("run_id"),
+        Run.uid,
+        Transform.key.label("transform_key"),
+        Transform.version.label("transform_version"),
+        Transform.type.label("transform_type"),
+        User.handle.label("user_handle"),
+        Run.status,
+        Run.started_at,
+        Run.finished_at,
+        events.label("events"),
+    )
+    return _frame(statement)
+
+
+# -- graphs ------------------------------------------------------------------------------------
+def _record_node(graph: nx.DiGraph, key: RecordKey, focus: bool = False) -> tuple[Any, ...]:
+    node = ("record", key[0], key[1])
+    if node not in graph:
+        graph.add_node(node, kind="record", label=f"{key[0]} {key[1]}", focus=focus)
+    return node
+
+
+def _add_runs(graph: nx.DiGraph, session: Session, run_ids: Iterable[int]) -> list[Run]:
+    ids = sorted(set(run_ids))
+    if not ids:
+        return []
+    found = list(session.execute(select(Run).where(Run.id.in_(ids))).unique().scalars())
+    for run in found:
+        run_node = ("run", run.id)
+        started = f"{run.started_at:%Y-%m-%d %H:%M}" if run.started_at else ""
+        graph.add_node(
+            run_node, kind="run", label=f"run {run.id} · {run.status}\n{started}", status=run.status
+        )
+        transform_node = ("transform", run.transform_id)
+        graph.add_node(
+            transform_node, kind="transform", label=run.transform.label, type=run.transform.type
+        )
+        user_node = ("user", run.created_by_id)
+        graph.add_node(user_node, kind="user", label=run.created_by.handle)
+        graph.add_edge(transform_node, run_node, relation="executed")
+        graph.add_edge(user_node, run_node, relation="ran")
+    return found
+
+
+def _writers(session: Session, keys: set[RecordKey]) -> dict[RecordKey, set[int]]:
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(RecordEvent.table, RecordEvent.pk, RecordEvent.run_id)
+        .where(tuple_(RecordEvent.table, RecordEvent.pk).in_(sorted(keys)))
+        .where(RecordEvent.run_id.is_not(None))
+        .distinct()
+    ).all()
+    found: dict[RecordKey, set[int]] = {}
+    for table, pk, run_id in rows:
+        found.setdefault((table, pk), set()).add(run_id)
+    return found
+
+
+def _inputs(session: Session, run_ids: set[int]) -> dict[int, set[RecordKey]]:
+    if not run_ids:
+        return {}
+    rows = session.execute(
+        select(RunInput.run_id, RunInput.table, RunInput.pk).where(RunInput.run_id.in_(run_ids))
+    ).all()
+    found: dict[int, set[RecordKey]] = {}
+    for run_id, table, pk in rows:
+        found.setdefault(run_id, set()).add((table, pk))
+    return found
+
+
+def _expand(
+    graph: nx.DiGraph, session: Session, records: set[RecordKey], depth: int, seen_runs: set[int]
+) -> None:
+    """Walk upstream: records ← runs that wrote them ← those runs' inputs ← ... ``depth`` times."""
+    for _level in range(depth):
+        writers = _writers(session, records)
+        new_runs = {r for ids in writers.values() for r in ids} - seen_runs
+        for key, ids in writers.items():
+            for run_id in ids:
+                graph.add_edge(("run", run_id), _record_node(graph, key), relation="wrote")
+        _add_runs(graph, session, new_runs)
+        seen_runs |= new_runs
+        inputs = _inputs(session, new_runs)
+        records = set()
+        for run_id, keys in inputs.items():
+            for key in keys:
+                graph.add_edge(_record_node(graph, key), ("run", run_id), relation="used")
+                records.add(key)
+        if not records:
+            break
+
+
+def record_lineage(record: Any, depth: int = 3) -> nx.DiGraph:
+    """The lineage graph of ``record``: the runs that wrote it, their transforms, users and inputs,
+    and upstream through the inputs' runs, ``depth`` levels deep."""
+    key = record_key(record)
+
+    def build(session: Session) -> nx.DiGraph:
+        graph = nx.DiGraph()
+        node = _record_node(graph, key, focus=True)
+        graph.nodes[node]["label"] = f"{type(record).__name__} {key[1]}"
+        _expand(graph, session, {key}, depth, set())
+        return graph
+
+    return run_sync(build)
+
+
+def run_lineage(run: Run, depth: int = 3) -> nx.DiGraph:
+    """The lineage graph around ``run``: its transform, user, outputs, inputs and upstream."""
+
+    def build(session: Session) -> nx.DiGraph:
+        graph = nx.DiGraph()
+        _add_runs(graph, session, [run.id])
+        graph.nodes[("run", run.id)]["focus"] = True
+        outputs = session.execute(
+            select(RecordEvent.table, RecordEvent.pk)
+            .where(RecordEvent.run_id == run.id)
+            .distinct()
+        ).all()
+        for table, pk in outputs:
+            graph.add_edge(("run", run.id), _record_node(graph, (table, pk)), relation="wrote")
+        inputs = _inputs(session, {run.id}).get(run.id, set())
+        for key in inputs:
+            graph.add_edge(_record_node(graph, key), ("run", run.id), relation="used")
+        if depth > 1 and inputs:
+            _expand(graph, session, inputs, depth - 1, {run.id})
+        return graph
+
+    return run_sync(build)

@@ -1,0 +1,121 @@
+"""Who and what: the user's handle, a script's or notebook's key, source and hash, the environment."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import platform
+import socket
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError
+
+__all__ = [
+    "SourceIdentity",
+    "environment",
+    "notebook_identity",
+    "script_identity",
+    "user_handle",
+]
+
+USER_ENV = "LINEAGE_NB_USER"
+
+
+def user_handle() -> str:
+    """``LINEAGE_NB_USER`` if set, else the OS login name."""
+    handle = os.environ.get(USER_ENV, "").strip()
+    if handle:
+        return handle
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+@dataclass(frozen=True)
+class SourceIdentity:
+    """What a transform is: its key (path), kind, source text and the hash of that text."""
+
+    key: str
+    type: str
+    source_code: str | None
+    source_hash: str
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _key_for(path: Path) -> str:
+    resolved = path.resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
+
+
+def script_identity(path: str | os.PathLike[str] | None = None) -> SourceIdentity:
+    """Identity of a Python script: key = path (relative to the working directory when inside it).
+
+    With no path, the running ``__main__`` script; an interactive session gets key ``<interactive>``.
+    """
+    if path is None:
+        main = sys.modules.get("__main__")
+        path = getattr(main, "__file__", None)
+        if path is None:
+            return SourceIdentity("<interactive>", "script", None, _hash(""))
+    file = Path(path)
+    if str(file).endswith(".ipynb"):
+        return notebook_identity(file)
+    try:
+        source = file.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as error:
+        raise ConfigurationError(
+            f"Cannot read the script {str(file)!r} to identify it: {error.strerror}.",
+            value=str(file), hint="Pass an existing path to ln.track().",
+        ) from error
+    return SourceIdentity(_key_for(file), "script", source, _hash(source))
+
+
+def notebook_identity(path: str | os.PathLike[str]) -> SourceIdentity:
+    """Identity of a notebook: the hash covers code cells' source only (not outputs, metadata).
+
+    Raises:
+        ConfigurationError: the file is missing or not a readable notebook.
+    """
+    import nbformat
+
+    file = Path(path)
+    try:
+        notebook = nbformat.read(str(file), as_version=4)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ConfigurationError(
+            f"Cannot read the notebook {str(file)!r}: {error}.",
+            value=str(file),
+            hint="Check the path; the file must be a valid .ipynb (nbformat 4).",
+        ) from error
+    cells = [c.source for c in notebook.cells if c.get("cell_type") == "code"]
+    source = "\n\n# %% ----\n\n".join(cells)
+    return SourceIdentity(_key_for(file), "notebook", source, _hash(source))
+
+
+def environment() -> dict[str, Any]:
+    """Python, platform, host and installed distributions (name → version)."""
+    packages: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            packages[name] = dist.version
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "executable": sys.executable,
+        "host": socket.gethostname(),
+        "packages": dict(sorted(packages.items(), key=lambda kv: kv[0].lower())),
+    }

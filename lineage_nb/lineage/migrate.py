@@ -1,0 +1,70 @@
+"""Bring lineage_nb's schema to the current version with the Alembic migrations it ships."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from ..db import Database
+from ..errors import ConfigurationError
+
+__all__ = ["VERSION_TABLE", "current_revision", "head_revision", "upgrade_schema"]
+
+VERSION_TABLE = "lineage_nb_version"
+_PG_LOCK_KEY = 0x6C696E65  # "line": serializes concurrent upgrades on PostgreSQL
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("lineage_nb") / "migrations"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision shipped with this version of lineage_nb."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database is at (None: no lineage schema yet)."""
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+_HEAD: str | None = None
+
+
+def upgrade_schema(db: Database, revision: str = "head") -> None:
+    """Create or upgrade the lineage tables in ``db``; data is kept.
+
+    Raises:
+        ConfigurationError: the database cannot be reached or refuses the schema change.
+    """
+    global _HEAD
+    _HEAD = _HEAD or head_revision()
+    try:
+        with db.engine.connect() as connection:
+            if revision == "head" and current_revision(connection) == _HEAD:
+                return
+        with db.engine.begin() as connection:
+            if db.dialect == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+            command.upgrade(_config(connection), revision)
+    except (OperationalError, ProgrammingError) as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise ConfigurationError(
+            f"Cannot set up the lineage schema in {db!r}: {reason}",
+            value=db.url.render_as_string(hide_password=True),
+            hint="Check that the database server is running, the URL is right and the user may "
+            "create tables.",
+        ) from error

@@ -1,0 +1,68 @@
+"""``TracksRun`` and ``TracksUpdates``: lineage columns for user models (lamindb-style).
+
+Examples:
+    >>> import lineage_nb as ln
+    >>> from sqlalchemy.orm import Mapped, mapped_column
+    >>> class Plate(ln.Model, ln.TracksRun):
+    ...     __tablename__ = "doctest_plate"
+    ...     id: Mapped[int] = mapped_column(primary_key=True)
+    >>> sorted(c.name for c in Plate.__table__.c)
+    ['created_at', 'created_by_id', 'id', 'run_id']
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
+
+from .schema import Run, User
+from .types import UTCDateTime, utcnow
+
+__all__ = ["TracksRun", "TracksUpdates"]
+
+_AUTO = {"lineage_nb_auto": True}
+
+
+class TracksRun:
+    """Adds ``run`` (last run that created or updated the record), ``created_by``, ``created_at``.
+
+    All three are set when the record is written; ``created_*`` never change after insert.
+    """
+
+    @declared_attr
+    def run_id(cls) -> Mapped[int | None]:
+        return mapped_column(ForeignKey(Run.__table__.c.id), index=True, info=_AUTO)
+
+    @declared_attr
+    def created_by_id(cls) -> Mapped[int]:
+        return mapped_column(ForeignKey(User.__table__.c.id), info=_AUTO)
+
+    @declared_attr
+    def created_at(cls) -> Mapped[dt.datetime]:
+        return mapped_column(UTCDateTime, default=utcnow, info=_AUTO)
+
+    @declared_attr
+    def run(cls) -> Mapped[Run | None]:
+        return relationship(Run, foreign_keys=lambda: [cls.run_id], viewonly=True)  # type: ignore[list-item]
+
+    @declared_attr
+    def created_by(cls) -> Mapped[User]:
+        return relationship(User, foreign_keys=lambda: [cls.created_by_id], viewonly=True)  # type: ignore[list-item]
+
+
+class TracksUpdates:
+    """Adds ``updated_at`` and ``updated_by``, set on every insert and update."""
+
+    @declared_attr
+    def updated_at(cls) -> Mapped[dt.datetime | None]:
+        return mapped_column(UTCDateTime, info=_AUTO)
+
+    @declared_attr
+    def updated_by_id(cls) -> Mapped[int | None]:
+        return mapped_column(ForeignKey(User.__table__.c.id), info=_AUTO)
+
+    @declared_attr
+    def updated_by(cls) -> Mapped[User | None]:
+        return relationship(User, foreign_keys=lambda: [cls.updated_by_id], viewonly=True)  # type: ignore[list-item]

@@ -1,0 +1,259 @@
+"""Open and close runs: :func:`track`, :func:`finish`, users, and clean-up of crashed runs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import uuid
+import warnings
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy.orm import Session
+
+from ..db import Database, get_database
+from ..errors import ValidationError
+from . import context
+from .identity import SourceIdentity, environment, script_identity, user_handle
+from .schema import RUN_STATUSES, RecordEvent, Run, Transform, User
+from .types import utcnow
+
+__all__ = [
+    "LineageWarning",
+    "db_key",
+    "ensure_user",
+    "finish",
+    "mark_dead_runs",
+    "note_cell_error",
+    "track",
+    "user_id_for",
+]
+
+
+class LineageWarning(UserWarning):
+    """Something lineage_nb did on the user's behalf that they should know about."""
+
+
+_users: dict[tuple[str, str], int] = {}
+_active_handle: dict[str, str] = {}
+
+
+def db_key(db: Database) -> str:
+    """A stable key for caches per database (its full URL)."""
+    return db.url.render_as_string(hide_password=False)
+
+
+def user_id_for(db: Database) -> int:
+    """The id of the current user (``track(user=...)``, ``LINEAGE_NB_USER`` or OS login), cached."""
+    handle = _active_handle.get(db_key(db)) or user_handle()
+    cached = _users.get((db_key(db), handle))
+    return cached if cached is not None else ensure_user(db, handle).id
+
+
+def ensure_user(
+    db: Database, handle: str | None = None, *, name: str | None = None, email: str | None = None
+) -> User:
+    """Get or create the :class:`User` with ``handle`` (default: the current user)."""
+    handle = handle or user_handle()
+    for _attempt in range(3):
+        with db.session() as session:
+            user = session.execute(select(User).where(User.handle == handle)).scalar_one_or_none()
+            if user is None:
+                user = User(handle=handle, name=name, email=email)
+                session.add(user)
+            elif (name and user.name != name) or (email and user.email != email):
+                user.name = name or user.name
+                user.email = email or user.email
+            try:
+                session.commit()
+            except SAIntegrityError:  # another process created it first
+                session.rollback()
+                continue
+            _users[(db_key(db), handle)] = user.id
+            return user
+    raise RuntimeError(f"could not create user {handle!r}")  # pragma: no cover
+
+
+def _transform_for(session: Session, identity: SourceIdentity, user_id: int) -> Transform:
+    found = session.execute(
+        select(Transform).where(
+            Transform.key == identity.key, Transform.source_hash == identity.source_hash
+        )
+    ).scalar_one_or_none()
+    if found is not None:
+        return found
+    versions = session.execute(
+        select(func.count()).select_from(Transform).where(Transform.key == identity.key)
+    ).scalar_one()
+    transform = Transform(
+        key=identity.key,
+        version=str(versions + 1),
+        type=identity.type,
+        source_hash=identity.source_hash,
+        source_code=identity.source_code,
+        created_by_id=user_id,
+    )
+    session.add(transform)
+    session.flush()
+    return transform
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_dead_runs(db: Database) -> list[Run]:
+    """Mark ``started`` runs of dead processes on this host as ``aborted``; returns them.
+
+    ``finished_at`` (and ``last_seen_at``) become the time of the run's last event, or its start.
+    Runs of live processes, and runs on other hosts, are left alone.
+    """
+    host = socket.gethostname()
+    aborted = []
+    with db.session() as session, session.begin():
+        candidates = session.execute(
+            select(Run).where(Run.status == "started", Run.host == host)
+        ).scalars().all()
+        for run in candidates:
+            if run.pid is None or run.pid == os.getpid() or _pid_alive(run.pid):
+                continue
+            last_event = session.execute(
+                select(func.max(RecordEvent.at)).where(RecordEvent.run_id == run.id)
+            ).scalar()
+            seen = max(filter(None, [last_event, run.last_seen_at, run.started_at]))
+            changed = session.execute(
+                update(Run)
+                .where(Run.id == run.id, Run.status == "started")
+                .values(status="aborted", finished_at=seen, last_seen_at=seen)
+            )
+            if changed.rowcount:
+                run.status, run.finished_at, run.last_seen_at = "aborted", seen, seen
+                aborted.append(run)
+    for run in aborted:
+        warnings.warn(
+            f"lineage_nb: run {run.id} (pid {run.pid}) was left 'started' by a process that no "
+            f"longer exists; marked it 'aborted' as of {run.finished_at:%Y-%m-%d %H:%M:%S} UTC.",
+            LineageWarning,
+            stacklevel=3,
+        )
+    return aborted
+
+
+def track(
+    transform: Transform | SourceIdentity | str | os.PathLike[str] | None = None,
+    *,
+    user: str | None = None,
+    db: Database | None = None,
+) -> Run:
+    """Open a run for a script or notebook and bind it to ``ln.context.current_run``.
+
+    Args:
+        transform: a :class:`Transform`, a path to the script/notebook, or None for the running
+            ``__main__`` script.
+        user: the user's handle (default ``LINEAGE_NB_USER`` or the OS login).
+        db: the database (default: the one from ``ln.connect()``).
+
+    Returns:
+        The new :class:`Run` (status ``started``).
+
+    Examples:
+        >>> import lineage_nb as ln
+        >>> _ = ln.connect("sqlite://")
+        >>> run = ln.track("<doctest>")  # doctest: +SKIP
+    """
+    db = db or get_database()
+    previous = context.get_run()
+    if previous is not None:
+        finish("completed")
+        warnings.warn(
+            f"lineage_nb: track() finished the open run {previous.id} as 'completed' before "
+            "starting a new one.",
+            LineageWarning,
+            stacklevel=2,
+        )
+    mark_dead_runs(db)
+    handle = user or user_handle()
+    user_id = ensure_user(db, handle).id
+    _active_handle[db_key(db)] = handle
+    if isinstance(transform, Transform):
+        identity = None
+    elif isinstance(transform, SourceIdentity):
+        identity = transform
+    else:
+        identity = script_identity(transform)
+    env = environment()
+    with db.session() as session, session.begin():
+        chosen = transform if isinstance(transform, Transform) else None
+        if identity is not None:
+            chosen = _transform_for(session, identity, user_id)
+        assert chosen is not None
+        run = Run(
+            uid=str(uuid.uuid4()),
+            transform_id=chosen.id,
+            status="started",
+            started_at=utcnow(),
+            created_by_id=user_id,
+            python_version=sys.version.split()[0],
+            environment=env,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            errored_cells=[],
+        )
+        session.add(run)
+        session.flush()
+        session.refresh(run)  # load transform and created_by for use after the session
+    run._ln_db = db  # type: ignore[attr-defined]
+    run._ln_outputs = set()  # type: ignore[attr-defined]
+    run._ln_inputs = set()  # type: ignore[attr-defined]
+    context.set_run(run)
+    return run
+
+
+def finish(status: str = "completed", *, run: Run | None = None) -> Run | None:
+    """Close ``run`` (default: the current one) with ``status``; returns it, or None if none.
+
+    Raises:
+        ValidationError: ``status`` is not one of started, completed, errored, aborted.
+    """
+    if status not in RUN_STATUSES:
+        raise ValidationError(
+            {"status": [f"{status!r} is not one of {list(RUN_STATUSES)}."]}, model="Run",
+            value=status,
+        )
+    run = run or context.get_run()
+    if run is None:
+        return None
+    db: Database = getattr(run, "_ln_db", None) or get_database()
+    now = utcnow()
+    with db.session() as session, session.begin():
+        session.execute(
+            update(Run).where(Run.id == run.id).values(
+                status=status, finished_at=now, last_seen_at=now, errored_cells=run.errored_cells
+            )
+        )
+    run.status, run.finished_at, run.last_seen_at = status, now, now
+    if context.is_bound(run):
+        context.set_run(None)
+    return run
+
+
+def note_cell_error(cell: int | None) -> None:
+    """Record on the current run that notebook cell ``cell`` raised (the run keeps going)."""
+    run = context.get_run()
+    if run is None or cell is None:
+        return
+    cells: list[Any] = list(run.errored_cells or [])
+    if cell not in cells:
+        cells.append(cell)
+    run.errored_cells = cells
+    db: Database = getattr(run, "_ln_db", None) or get_database()
+    with db.session() as session, session.begin():
+        session.execute(update(Run).where(Run.id == run.id).values(errored_cells=cells))

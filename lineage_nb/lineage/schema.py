@@ -1,0 +1,190 @@
+"""lineage_nb's own tables: User, Transform, Run, RecordEvent and RunInput.
+
+They live in their own ``MetaData`` (managed by the Alembic migrations in
+``lineage_nb/migrations``), in the same database as the user's tables, and are written in the
+same transaction as the data they describe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from ..orm.model import ActiveRecord
+from .types import BigIntegerPK, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    import networkx as nx
+    import pandas as pd
+
+__all__ = ["RUN_STATUSES", "LineageModel", "RecordEvent", "Run", "RunInput", "Transform", "User"]
+
+RUN_STATUSES = ("started", "completed", "errored", "aborted")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class LineageModel(ActiveRecord, DeclarativeBase):
+    """Base of lineage_nb's own tables; their writes are not themselves tracked."""
+
+    __lineage_internal__: ClassVar[bool] = True
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(LineageModel):
+    """A person (or service account) who runs notebooks and scripts."""
+
+    __tablename__ = "lineage_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handle: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def _repr_html_(self) -> str:
+        from ..views.html import user_html
+
+        return user_html(self)
+
+
+class Transform(LineageModel):
+    """A notebook or script at one version: key (path), source hash and source code."""
+
+    __tablename__ = "lineage_transform"
+    __table_args__ = (UniqueConstraint("key", "source_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(1000), index=True)
+    version: Mapped[str] = mapped_column(String(50))
+    type: Mapped[str] = mapped_column(String(20), default="script")
+    source_hash: Mapped[str] = mapped_column(String(64))
+    source_code: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("lineage_user.id"))
+
+    @property
+    def label(self) -> str:
+        """``key vN``, e.g. ``analysis.ipynb v3``."""
+        return f"{self.key} v{self.version}"
+
+    def _repr_html_(self) -> str:
+        from ..views.html import transform_html
+
+        return transform_html(self)
+
+
+class Run(LineageModel):
+    """One execution of a transform by a user: when, where, with what, and how it ended."""
+
+    __tablename__ = "lineage_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    transform_id: Mapped[int] = mapped_column(ForeignKey("lineage_transform.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="started", index=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("lineage_user.id"), index=True)
+    python_version: Mapped[str | None] = mapped_column(String(100))
+    environment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    errored_cells: Mapped[list[int] | None] = mapped_column(JSON)
+
+    transform: Mapped[Transform] = relationship(lazy="joined", innerjoin=True)
+    created_by: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+    @property
+    def label(self) -> str:
+        """``run 12``."""
+        return f"run {self.id}"
+
+    def records_df(self) -> pd.DataFrame:
+        """Every record event this run wrote, as a DataFrame (one query)."""
+        from .graph import run_records_df
+
+        return run_records_df(self)
+
+    def inputs_df(self) -> pd.DataFrame:
+        """Every record this run read (its inputs), as a DataFrame (one query)."""
+        from .graph import run_inputs_df
+
+        return run_inputs_df(self)
+
+    def lineage(self, depth: int = 3) -> nx.DiGraph:
+        """The run's lineage graph: transform, user, inputs (and their runs), outputs."""
+        from .graph import run_lineage
+
+        return run_lineage(self, depth)
+
+    def view_lineage(self, depth: int = 3) -> Any:
+        """A picture of :meth:`lineage` (``_repr_svg_``; ``.save(path)``)."""
+        from ..views.picture import LineagePicture
+
+        return LineagePicture(self.lineage(depth), title=f"Lineage of {self.label}")
+
+    def _repr_html_(self) -> str:
+        from ..views.html import run_html
+
+        return run_html(self)
+
+
+class RecordEvent(LineageModel):
+    """One insert, update or delete of a tracked record, written in the same transaction.
+
+    ``changes`` maps each written field to ``[old, new]``. ``hash`` chains the run's events:
+    it covers this event's content and ``prev_hash``, the hash of the run's previous event.
+    """
+
+    __tablename__ = "lineage_record_event"
+    __table_args__ = (Index("ix_lineage_record_event_record", "table", "pk", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntegerPK, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("lineage_run.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("lineage_user.id"))
+    table: Mapped[str] = mapped_column(String(255))
+    pk: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(10))
+    changes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    cell: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    hash: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+
+    run: Mapped[Run | None] = relationship(lazy="raise")
+    user: Mapped[User] = relationship(lazy="raise")
+
+
+class RunInput(LineageModel):
+    """A record a run read through ``get``, ``load`` or ``load_all`` (once per run)."""
+
+    __tablename__ = "lineage_run_input"
+    __table_args__ = (
+        UniqueConstraint("run_id", "table", "pk"),
+        Index("ix_lineage_run_input_record", "table", "pk"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntegerPK, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("lineage_run.id"))
+    table: Mapped[str] = mapped_column(String(255))
+    pk: Mapped[str] = mapped_column(String(255))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

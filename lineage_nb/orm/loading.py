@@ -1,0 +1,329 @@
+"""Reading and writing graphs of records: get, load_all, save_related, bulk_create.
+
+``load_all`` eager-loads relations (``joinedload`` for many-to-one, ``selectinload`` for the first
+level of collections, ``subqueryload`` deeper) so the number of statements follows the depth of
+the walk, never the number of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, and_, delete, insert, inspect, select
+from sqlalchemy.orm import (
+    Mapper,
+    RelationshipProperty,
+    Session,
+    joinedload,
+    make_transient_to_detached,
+    selectinload,
+    subqueryload,
+)
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.strategy_options import _AbstractLoad
+
+from ..errors import NotFound, ValidationError
+from . import signals, validation
+from .session_scope import session_database
+
+__all__ = [
+    "attach",
+    "bulk_create",
+    "delete_local_rows",
+    "get",
+    "load_all",
+    "save_related",
+    "select_by_pk",
+]
+
+T = TypeVar("T")
+
+
+def _pk_values(model: type, pk: Any) -> tuple[Any, ...]:
+    return tuple(pk) if isinstance(pk, (tuple, list)) else (pk,)
+
+
+def select_by_pk(model: type, pk: Any, keys: Sequence[str]) -> Select[Any]:
+    """``SELECT <keys> FROM model WHERE pk = :pk`` with bound values."""
+    mapper = inspect(model)
+    condition = and_(
+        *(col == val for col, val in zip(mapper.primary_key, _pk_values(model, pk), strict=True))
+    )
+    return select(*(getattr(model, k) for k in keys)).where(condition)
+
+
+def get(session: Session, model: type[T], pk: Any) -> T:
+    """The record with primary key ``pk``; raises :class:`NotFound`."""
+    record = session.get(model, pk)
+    if record is None:
+        raise NotFound(
+            f"{model.__name__} with primary key {pk!r} does not exist.",
+            model=model.__name__, value=pk, hint="Check the key, or use filter() to search.",
+        )
+    signals.records_read.send(session, records=[record])
+    return record
+
+
+def _paths(spec: Iterable[str] | str | None) -> set[str]:
+    if spec is None:
+        return set()
+    items = [spec] if isinstance(spec, str) else list(spec)
+    return {item.strip() for item in items}
+
+
+def _loader_options(
+    mapper: Mapper[Any],
+    follow: bool,
+    exclude: set[str],
+    parent: _AbstractLoad | None = None,
+    prefix: str = "",
+    visited: frozenset[type] = frozenset(),
+    depth: int = 1,
+) -> Iterator[_AbstractLoad]:
+    """Eager-load options for every relationship; recurse with ``follow`` once per model on a path."""
+    visited = visited | {mapper.class_}
+    for rel in mapper.relationships:
+        path = f"{prefix}{rel.key}"
+        if path in exclude or rel.key in exclude:
+            continue
+        attr = getattr(mapper.class_, rel.key)
+        if not rel.uselist:
+            strategy = joinedload
+        elif depth == 1:
+            strategy = selectinload
+        else:
+            strategy = subqueryload
+        option = strategy(attr) if parent is None else getattr(parent, strategy.__name__)(attr)
+        yield option
+        target = rel.mapper.class_
+        internal = getattr(target, "__lineage_internal__", False)
+        if follow and not internal and target not in visited:
+            yield from _loader_options(
+                rel.mapper, follow, exclude, option, f"{path}__", visited, depth + 1
+            )
+
+
+def _related(record: Any, rel: RelationshipProperty[Any]) -> list[Any]:
+    """Loaded related records of one relationship, without triggering a lazy load."""
+    value = inspect(record).dict.get(rel.key)
+    if value is None:
+        return []
+    return list(value) if rel.uselist else [value]
+
+
+def _walk(
+    record: Any, follow: bool, exclude: set[str], prefix: str = "", visited: frozenset[type] = frozenset()
+) -> Iterator[tuple[str, RelationshipProperty[Any], Any]]:
+    """Yield ``(path, relationship, related)`` over loaded relations, with ``load_all``'s rules."""
+    mapper = inspect(type(record))
+    visited = visited | {mapper.class_}
+    for rel in mapper.relationships:
+        path = f"{prefix}{rel.key}"
+        if path in exclude or rel.key in exclude:
+            continue
+        for related in _related(record, rel):
+            yield path, rel, related
+            target = type(related)
+            if follow and not getattr(target, "__lineage_internal__", False) and target not in visited:
+                yield from _walk(related, follow, exclude, f"{path}__", visited)
+
+
+def _sort(record: Any, order_by: list[str]) -> None:
+    """Sort loaded collections in memory by ``relation__field`` (``-`` prefix: descending)."""
+    for spec in order_by:
+        descending = spec.startswith("-")
+        *relation, field = spec.lstrip("-").split("__")
+        if not relation:
+            continue
+        for holder in _parents(record, relation):
+            collection = inspect(holder).dict.get(relation[-1])
+            if isinstance(collection, list):
+                collection.sort(
+                    key=lambda r: (getattr(r, field) is None, getattr(r, field)),
+                    reverse=descending,
+                )
+
+
+def _parents(record: Any, relation: list[str]) -> list[Any]:
+    holders = [record]
+    for name in relation[:-1]:
+        holders = [r for h in holders for r in _related(h, inspect(type(h)).relationships[name])]
+    return holders
+
+
+def load_all(
+    session: Session,
+    record: T,
+    follow: bool,
+    exclude: Iterable[str] | str | None,
+    order_by: Iterable[str] | str | None,
+) -> T:
+    """Refresh ``record`` and eager-load its related records into it."""
+    model = type(record)
+    mapper = inspect(model)
+    state = inspect(record)
+    pk = state.key[1] if state.key is not None else None
+    if pk is None:
+        values = mapper.primary_key_from_instance(record)
+        if any(v is None for v in values):
+            from ..errors import ModelPersistenceError
+
+            raise ModelPersistenceError(
+                f"{model.__name__}.load_all() needs a primary key and this record has none.",
+                model=model.__name__, hint="save() it first, or set its primary key.",
+            )
+        pk = tuple(values)
+        make_transient_to_detached(record)
+    skip = _paths(exclude)
+    options = list(_loader_options(mapper, follow, skip))
+    attach(session, record)
+    condition = and_(*(col == val for col, val in zip(mapper.primary_key, pk, strict=True)))
+    statement = select(model).where(condition).options(*options)
+    with session.no_autoflush:
+        found = session.execute(statement.execution_options(populate_existing=True)).unique()
+        if found.scalar_one_or_none() is None:
+            raise NotFound(
+                f"{model.__name__} with primary key {pk!r} does not exist.",
+                model=model.__name__, value=pk,
+            )
+    ordering = sorted(_paths(order_by), key=lambda s: s.count("__"))
+    _sort(record, ordering)
+    loaded = [record] + [related for _, _, related in _walk(record, follow, skip)]
+    signals.records_read.send(session, records=loaded)
+    return record
+
+
+def save_related(
+    session: Session, record: Any, follow: bool, save_all: bool, exclude: Iterable[str] | str | None
+) -> int:
+    """Upsert loaded related records that are unsaved or changed (all with ``save_all``)."""
+    skip = _paths(exclude)
+    seen: set[int] = {id(record)}
+    count = 0
+    for _path, _rel, related in list(_walk(record, follow, skip)):
+        if id(related) in seen or getattr(type(related), "__lineage_internal__", False):
+            continue
+        seen.add(id(related))
+        state = inspect(related)
+        if save_all or state.key is None or state.modified:
+            related._do_save(session, False, False, None)
+            count += 1
+    return count
+
+
+def _batch_size(session: Session, columns: int) -> int:
+    limit = 32_000 if session_database(session).dialect == "sqlite" else 60_000
+    return max(1, min(5_000, limit // max(1, columns)))
+
+
+def bulk_create(session: Session, model: type, records: list[Any]) -> list[Any]:
+    """Insert ``records`` (instances or dicts) in parameter-limited batches; fill in their keys."""
+    if not records:
+        return []
+    mapper = inspect(model)
+    dialect = session_database(session).dialect
+    keys = [attr.key for attr in mapper.column_attrs]
+    pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
+    many_to_one = [rel for rel in mapper.relationships if not rel.uselist]
+    rows: list[dict[str, Any]] = []
+    for index, item in enumerate(records):
+        if isinstance(item, dict):
+            unknown = set(item) - set(keys)
+            if unknown:
+                name = sorted(unknown)[0]
+                raise ValidationError(
+                    {name: [f"unknown field in record #{index}. Known fields: {', '.join(keys)}."]},
+                    model=model.__name__, value=item[name],
+                )
+            instance = model(**item)
+        elif isinstance(item, model):
+            instance = item
+        else:
+            raise ValidationError(
+                {"records": [f"record #{index} is a {type(item).__name__}, expected "
+                             f"{model.__name__} or dict."]},
+                model=model.__name__, value=item,
+            )
+        validation.clean_fields(instance, dialect=dialect)
+        rows.append(_row_of(instance, keys, many_to_one, pk_keys))
+    signals.bulk_insert.send(session, model=model, rows=rows)
+    pk_columns = [getattr(model, k) for k in pk_keys]
+    by_shape: dict[tuple[str, ...], list[int]] = {}
+    for index, row in enumerate(rows):
+        by_shape.setdefault(tuple(row), []).append(index)
+    table = mapper.local_table
+    columns = {attr.key: attr.columns[0].name for attr in mapper.column_attrs}
+    for shape, indexes in by_shape.items():
+        size = _batch_size(session, len(shape))
+        for start in range(0, len(indexes), size):
+            chunk = indexes[start : start + size]
+            params = [{columns[k]: rows[i][k] for k in shape} for i in chunk]
+            result = session.execute(insert(table).returning(*(c.expression for c in pk_columns),
+                                                             sort_by_parameter_order=True), params)
+            for i, pk in zip(chunk, result.all(), strict=True):
+                for key, value in zip(pk_keys, pk, strict=True):
+                    rows[i][key] = value
+    signals.bulk_inserted.send(session, model=model, rows=rows)
+    for item, row in zip(records, rows, strict=True):
+        if isinstance(item, dict):
+            item.update({k: row[k] for k in pk_keys})
+        else:
+            inspect(item).dict.update(row)
+            make_transient_to_detached(item)
+    return records
+
+
+def _row_of(
+    instance: Any, keys: list[str], many_to_one: list[RelationshipProperty[Any]], pk_keys: list[str]
+) -> dict[str, Any]:
+    """Column values of an instance for a Core insert; FKs filled from related stored records."""
+    values = inspect(instance).dict
+    row = {k: values[k] for k in keys if k in values and not (k in pk_keys and values[k] is None)}
+    for rel in many_to_one:
+        related = values.get(rel.key)
+        if related is None:
+            continue
+        related_mapper = inspect(type(related))
+        for local, remote in rel.local_remote_pairs:
+            local_key = inspect(type(instance)).get_property_by_column(local).key
+            row[local_key] = getattr(related, related_mapper.get_property_by_column(remote).key)
+    return row
+
+
+def attach(session: Session, record: Any) -> None:
+    """Add ``record`` to ``session`` without cascading into its loaded graph.
+
+    ``Session.add`` would cascade through every loaded relation (a whole ``load_all`` graph,
+    possibly holding other copies of the same rows). Here only unsaved many-to-one parents are
+    added (so they are inserted first); stored parents just fill in the foreign key.
+    """
+    state = inspect(record)
+    if state.session_id == session.hash_key:
+        return
+    mapper = state.mapper
+    for rel in mapper.relationships:
+        if rel.uselist or rel.key not in state.dict or rel.viewonly:
+            continue
+        related = state.dict[rel.key]
+        if related is None:
+            continue
+        if inspect(related).key is None:
+            attach(session, related)
+            continue
+        related_mapper = inspect(type(related))
+        for local, remote in rel.local_remote_pairs:
+            key = mapper.get_property_by_column(local).key
+            value = getattr(related, related_mapper.get_property_by_column(remote).key)
+            if state.dict.get(key) != value:
+                setattr(record, key, value)
+        set_committed_value(record, rel.key, related)
+    session._save_or_update_impl(state)  # noqa: SLF001  (add without cascade; see docstring)
+
+
+def delete_local_rows(session: Session, record: Any, pk: Any) -> None:
+    """Delete only the subclass table's row of a joined-inheritance record (``keep_parents``)."""
+    mapper = inspect(type(record))
+    table = mapper.local_table
+    condition = and_(*(col == val for col, val in zip(table.primary_key.columns, pk, strict=True)))
+    session.execute(delete(table).where(condition))

@@ -1,0 +1,506 @@
+"""``ln.Model``: a SQLAlchemy 2 declarative base with an ormar/Django-style active-record API.
+
+Each method is written once as ``_do_x(session)`` and run by ``x()`` on a sync session or by its
+``ax()`` twin through ``AsyncSession.run_sync`` on an async driver.
+
+Examples:
+    >>> import lineage_nb as ln
+    >>> from sqlalchemy import String
+    >>> from sqlalchemy.orm import Mapped, mapped_column
+    >>> class Note(ln.Model):
+    ...     __tablename__ = "doctest_note"
+    ...     id: Mapped[int] = mapped_column(primary_key=True)
+    ...     text: Mapped[str] = mapped_column(String(20))
+    >>> _ = ln.connect("sqlite://")
+    >>> note = Note(text="hello").save()
+    >>> Note.get(note.id).text
+    'hello'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy import exists, inspect, select
+from sqlalchemy.orm import DeclarativeBase, Session, make_transient, make_transient_to_detached
+from sqlalchemy.orm.attributes import flag_modified, set_committed_value
+from typing_extensions import Self
+
+from ..errors import IntegrityError, ModelPersistenceError, NotFound, ValidationError, short_repr
+from . import loading, signals, validation
+from .query import Query
+from .session_scope import run_async, run_sync, session_database
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ActiveRecord", "Model"]
+
+
+class ActiveRecord:
+    """The active-record methods shared by user models and lineage_nb's own tables."""
+
+    #: lineage_nb's own tables set this; their writes are not tracked as record events.
+    __lineage_internal__: ClassVar[bool] = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        mapper = inspect(type(self))
+        for key, value in kwargs.items():
+            if key not in mapper.attrs:
+                raise _unknown_field(type(self), key, value)
+            setattr(self, key, value)
+
+    def __repr__(self) -> str:
+        state = inspect(self)
+        shown = [
+            f"{attr.key}={short_repr(state.dict[attr.key], 30)}"
+            for attr in list(state.mapper.column_attrs)[:6]
+            if attr.key in state.dict
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    # -- identity -----------------------------------------------------------------------------
+    @property
+    def pk(self) -> Any:
+        """The primary key value (a tuple for composite keys), or None when not set."""
+        values = inspect(type(self)).primary_key_from_instance(self)
+        if any(v is None for v in values):
+            return None
+        return values[0] if len(values) == 1 else tuple(values)
+
+    def _pk_or_raise(self, action: str) -> Any:
+        pk = self._identity()
+        if pk is None:
+            raise ModelPersistenceError(
+                f"{type(self).__name__}.{action}() needs a primary key and this record has none.",
+                model=type(self).__name__,
+                hint="save() it first, or set its primary key.",
+            )
+        return pk
+
+    def _identity(self) -> Any:
+        state = inspect(self)
+        if state.key is not None:
+            return state.key[1]
+        values = state.mapper.primary_key_from_instance(self)
+        return None if any(v is None for v in values) else tuple(values)
+
+    @property
+    def _stored(self) -> bool:
+        state = inspect(self)
+        return state.key is not None and not state.deleted and not state.was_deleted
+
+    def _column_keys(self) -> list[str]:
+        return [attr.key for attr in inspect(type(self)).column_attrs]
+
+    def _check_known(self, names: Iterable[str]) -> None:
+        mapper = inspect(type(self))
+        for name in names:
+            if name not in mapper.attrs:
+                raise _unknown_field(type(self), name, getattr(self, name, None))
+
+    def _attach(self, session: Session) -> None:
+        """Put this instance in ``session``; a transient one with a pk is treated as stored."""
+        if inspect(self).session_id == session.hash_key:
+            return
+        if inspect(self).key is None and self._identity() is not None and self._row_exists(session):
+            make_transient_to_detached(self)
+        loading.attach(session, self)
+
+    # -- validation ---------------------------------------------------------------------------
+    def clean(self) -> None:
+        """Hook for model-wide checks after :meth:`clean_fields`; raise ``ValidationError``."""
+
+    def clean_fields(self, exclude: Iterable[str] | None = None) -> None:
+        """Check each field's value against its column type, length and nullability."""
+        validation.clean_fields(self, exclude, dialect=_dialect())
+
+    def validate_unique(self, exclude: Iterable[str] | None = None) -> None:
+        """Ask the database whether unique values are already taken by another row."""
+        run_sync(lambda s: validation.validate_unique(self, s, exclude))
+
+    def validate_constraints(self, exclude: Iterable[str] | None = None) -> None:
+        """Evaluate CHECK constraints and foreign keys in the database against this record."""
+        run_sync(lambda s: validation.validate_constraints(self, s, exclude))
+
+    def full_clean(self, exclude: Iterable[str] | None = None, validate_unique: bool = True) -> None:
+        """clean_fields, clean, validate_unique, validate_constraints; one error with all fields."""
+        errors: dict[str, list[str]] = {}
+        checks = [self.clean_fields, lambda exclude: self.clean()]
+        if validate_unique:
+            checks.append(self.validate_unique)
+        checks.append(self.validate_constraints)
+        for check in checks:
+            try:
+                check(exclude)
+            except ValidationError as err:
+                for field, messages in err.error_dict.items():
+                    errors.setdefault(field, []).extend(messages)
+        if errors:
+            raise ValidationError(errors, model=type(self).__name__)
+
+    def get_deferred_fields(self) -> set[str]:
+        """Column attributes not loaded on this instance."""
+        return set(self._column_keys()) & set(inspect(self).unloaded)
+
+    def serializable_value(self, field_name: str) -> Any:
+        """The field's value; for a relationship, the related record's primary key."""
+        mapper = inspect(type(self))
+        if field_name in mapper.relationships:
+            related = getattr(self, field_name)
+            return related.pk if isinstance(related, ActiveRecord) else related
+        return getattr(self, field_name)
+
+    # -- writes -------------------------------------------------------------------------------
+    def save(
+        self,
+        *,
+        force_insert: bool = False,
+        force_update: bool = False,
+        update_fields: Iterable[str] | None = None,
+    ) -> Self:
+        """Insert if not stored yet, else update (only ``update_fields`` when given).
+
+        Raises:
+            ValidationError: a field is bad (nothing written).
+            IntegrityError: ``force_insert`` of a stored key, or the database refused the row.
+            NotFound: ``force_update`` (or an update) of a row that does not exist.
+        """
+        fields = None if update_fields is None else list(update_fields)
+        return run_sync(lambda s: self._do_save(s, force_insert, force_update, fields), [self])
+
+    async def asave(
+        self,
+        *,
+        force_insert: bool = False,
+        force_update: bool = False,
+        update_fields: Iterable[str] | None = None,
+    ) -> Self:
+        """Async twin of :meth:`save`."""
+        fields = None if update_fields is None else list(update_fields)
+        return await run_async(
+            lambda s: self._do_save(s, force_insert, force_update, fields), [self]
+        )
+
+    def _do_save(
+        self,
+        session: Session,
+        force_insert: bool,
+        force_update: bool,
+        update_fields: list[str] | None,
+    ) -> Self:
+        cls = type(self)
+        if force_insert and force_update:
+            raise ValueError("save(): force_insert and force_update cannot both be true.")
+        if update_fields is not None:
+            self._check_known(update_fields)
+        exclude = None if update_fields is None else set(self._column_keys()) - set(update_fields)
+        validation.clean_fields(self, exclude, dialect=session_database(session).dialect)
+        signals.pre_save.send(cls, instance=self, update_fields=update_fields)
+        inserting = not self._stored
+        if force_insert and not inserting:
+            if self._row_exists(session):
+                raise IntegrityError(
+                    f"{cls.__name__} with primary key {self.pk!r} is already stored; "
+                    "force_insert=True refuses to overwrite it.",
+                    model=cls.__name__, field="pk", value=self.pk,
+                    hint="Drop force_insert to update it, or give a new primary key.",
+                )
+            make_transient(self)
+            inserting = True
+        if inserting and (force_update or update_fields is not None):
+            if self._identity() is None or not self._row_exists(session):
+                raise NotFound(
+                    f"{cls.__name__} with primary key {self.pk!r} is not stored; "
+                    "save(force_update=True / update_fields=...) can only update.",
+                    model=cls.__name__, value=self.pk, hint="Call save() without them to insert.",
+                )
+            inserting = False
+        if inserting:
+            loading.attach(session, self)
+            session.flush()
+        else:
+            self._attach(session)
+            self._write_fields(session, update_fields, force=update_fields is not None)
+            if force_update and not self._row_exists(session):
+                raise NotFound(
+                    f"{cls.__name__} with primary key {self.pk!r} does not exist.",
+                    model=cls.__name__, value=self.pk, hint="Call save() without force_update.",
+                )
+        signals.post_save.send(cls, instance=self, created=inserting)
+        return self
+
+    def _write_fields(self, session: Session, fields: list[str] | None, force: bool) -> None:
+        """Flush this stored instance, writing only ``fields`` (others stay pending in memory)."""
+        state = inspect(self)
+        held: dict[str, Any] = {}
+        if fields is not None:
+            for key in self._column_keys():
+                history = state.attrs[key].history
+                if key not in fields and history.has_changes():
+                    held[key] = state.dict.get(key)
+                    set_committed_value(self, key, history.deleted[0] if history.deleted else None)
+            if force:
+                primary = {state.mapper.get_property_by_column(c).key for c in state.mapper.primary_key}
+                for key in fields:
+                    unchanged = not state.attrs[key].history.has_changes()
+                    if key in state.dict and key not in primary and unchanged:
+                        flag_modified(self, key)
+        session.flush()
+        for key, value in held.items():
+            setattr(self, key, value)
+
+    def _row_exists(self, session: Session) -> bool:
+        mapper = inspect(type(self))
+        pk = self._identity()
+        if pk is None:
+            return False
+        condition = [col == val for col, val in zip(mapper.primary_key, pk, strict=True)]
+        return bool(session.execute(select(exists().where(*condition))).scalar())
+
+    def update(self, _columns: Iterable[str] | None = None, **kwargs: Any) -> Self:
+        """Set ``kwargs`` and write ``_columns`` (default: every changed column) to the database.
+
+        Raises:
+            ModelPersistenceError: the record has no primary key.
+            ValidationError: an unknown field name or a bad value.
+            NotFound: no row with this primary key.
+        """
+        columns = None if _columns is None else list(_columns)
+        return run_sync(lambda s: self._do_update(s, columns, kwargs), [self])
+
+    async def aupdate(self, _columns: Iterable[str] | None = None, **kwargs: Any) -> Self:
+        """Async twin of :meth:`update`."""
+        columns = None if _columns is None else list(_columns)
+        return await run_async(lambda s: self._do_update(s, columns, kwargs), [self])
+
+    def _do_update(self, session: Session, columns: list[str] | None, values: dict[str, Any]) -> Self:
+        cls = type(self)
+        self._pk_or_raise("update")
+        self._check_known(list(values) + (columns or []))
+        was_stored = inspect(self).key is not None
+        for key, value in values.items():
+            setattr(self, key, value)
+        fields = columns if columns is not None else (None if was_stored else self._column_keys())
+        if columns is not None:
+            fields = list(dict.fromkeys(columns + list(values)))
+        exclude = None if fields is None else set(self._column_keys()) - set(fields)
+        validation.clean_fields(self, exclude, dialect=session_database(session).dialect)
+        signals.pre_update.send(cls, instance=self, columns=fields)
+        if not was_stored and not self._row_exists(session):
+            raise NotFound(
+                f"{cls.__name__} with primary key {self.pk!r} does not exist; nothing to update.",
+                model=cls.__name__, value=self.pk, hint="Use save() to insert it.",
+            )
+        self._attach(session)
+        self._write_fields(session, fields, force=columns is not None or not was_stored)
+        signals.post_update.send(cls, instance=self, columns=fields)
+        return self
+
+    def upsert(self, **kwargs: Any) -> Self:
+        """``update(**kwargs)`` when the primary key is filled, else ``save()`` (kwargs ignored)."""
+        return self.update(**kwargs) if self._identity() is not None else self.save()
+
+    async def aupsert(self, **kwargs: Any) -> Self:
+        """Async twin of :meth:`upsert`."""
+        if self._identity() is not None:
+            return await self.aupdate(**kwargs)
+        return await self.asave()
+
+    def delete(self, *, keep_parents: bool = False) -> int:
+        """Delete the row; returns rows deleted. The object stays usable and can be saved again.
+
+        ``keep_parents`` keeps the parent table rows of a joined-inheritance model.
+
+        Raises:
+            ModelPersistenceError: the record has no primary key.
+            NotFound: no row with this primary key.
+        """
+        return run_sync(lambda s: self._do_delete(s, keep_parents), [self])
+
+    async def adelete(self, *, keep_parents: bool = False) -> int:
+        """Async twin of :meth:`delete`."""
+        return await run_async(lambda s: self._do_delete(s, keep_parents), [self])
+
+    def _do_delete(self, session: Session, keep_parents: bool) -> int:
+        cls = type(self)
+        pk = self._pk_or_raise("delete")
+        if not self._row_exists(session):
+            raise NotFound(
+                f"{cls.__name__} with primary key {self.pk!r} does not exist; nothing deleted.",
+                model=cls.__name__, value=self.pk,
+            )
+        signals.pre_delete.send(cls, instance=self)
+        self._attach(session)
+        if keep_parents and inspect(cls).inherits is not None:
+            loading.delete_local_rows(session, self, pk)
+        else:
+            session.delete(self)
+        try:
+            session.flush()
+        except Exception as error:
+            if "FOREIGN KEY" in str(error) or "still referenced" in str(error):
+                raise IntegrityError(
+                    f"{cls.__name__} {self.pk!r} is still referenced by other rows; "
+                    "nothing was deleted.",
+                    model=cls.__name__, value=self.pk,
+                    hint="Delete or re-point the referencing records first.",
+                ) from error
+            raise
+        signals.post_delete.send(cls, instance=self)
+        if self in session:
+            session.expunge(self)
+        make_transient(self)
+        return 1
+
+    # -- reads --------------------------------------------------------------------------------
+    def load(self) -> Self:
+        """Refresh this record's columns from the database (unsaved changes are dropped).
+
+        Raises:
+            NotFound: no row with this primary key.
+        """
+        return run_sync(lambda s: self._do_refresh(s, None), [self])
+
+    async def aload(self) -> Self:
+        """Async twin of :meth:`load`."""
+        return await run_async(lambda s: self._do_refresh(s, None), [self])
+
+    def refresh_from_db(self, fields: Iterable[str] | None = None) -> None:
+        """Reload ``fields`` (default: all columns) from the database, as in Django."""
+        keys = None if fields is None else list(fields)
+        run_sync(lambda s: self._do_refresh(s, keys), [self])
+
+    async def arefresh_from_db(self, fields: Iterable[str] | None = None) -> None:
+        """Async twin of :meth:`refresh_from_db`."""
+        keys = None if fields is None else list(fields)
+        await run_async(lambda s: self._do_refresh(s, keys), [self])
+
+    def _do_refresh(self, session: Session, fields: list[str] | None) -> Self:
+        pk = self._pk_or_raise("load")
+        keys = fields or self._column_keys()
+        self._check_known(keys)
+        row = session.execute(loading.select_by_pk(type(self), pk, keys)).one_or_none()
+        if row is None:
+            raise NotFound(
+                f"{type(self).__name__} with primary key {self.pk!r} does not exist.",
+                model=type(self).__name__, value=self.pk,
+            )
+        if inspect(self).key is None:
+            make_transient_to_detached(self)
+        for key, value in zip(keys, row, strict=True):
+            set_committed_value(self, key, value)
+        signals.records_read.send(session, records=[self])
+        return self
+
+    def load_all(
+        self,
+        follow: bool = False,
+        exclude: Iterable[str] | str | None = None,
+        order_by: Iterable[str] | str | None = None,
+    ) -> Self:
+        """Refresh this record and its related records with eager loading.
+
+        ``follow=True`` walks relations of relations, visiting each model once per path.
+        The statement count depends on the depth, never on the number of rows.
+        """
+        return run_sync(lambda s: loading.load_all(s, self, follow, exclude, order_by), [self])
+
+    async def aload_all(
+        self,
+        follow: bool = False,
+        exclude: Iterable[str] | str | None = None,
+        order_by: Iterable[str] | str | None = None,
+    ) -> Self:
+        """Async twin of :meth:`load_all`."""
+        return await run_async(
+            lambda s: loading.load_all(s, self, follow, exclude, order_by), [self]
+        )
+
+    def save_related(
+        self, follow: bool = False, save_all: bool = False, exclude: Iterable[str] | str | None = None
+    ) -> int:
+        """Save unsaved (or, with ``save_all``, all) loaded related records; returns the count."""
+        return run_sync(lambda s: loading.save_related(s, self, follow, save_all, exclude), [self])
+
+    async def asave_related(
+        self, follow: bool = False, save_all: bool = False, exclude: Iterable[str] | str | None = None
+    ) -> int:
+        """Async twin of :meth:`save_related`."""
+        return await run_async(
+            lambda s: loading.save_related(s, self, follow, save_all, exclude), [self]
+        )
+
+    # -- class-level --------------------------------------------------------------------------
+    @classmethod
+    def get(cls, pk: Any) -> Self:
+        """The record with primary key ``pk``.
+
+        Raises:
+            NotFound: there is none.
+        """
+        return run_sync(lambda s: loading.get(s, cls, pk))
+
+    @classmethod
+    async def aget(cls, pk: Any) -> Self:
+        """Async twin of :meth:`get`."""
+        return await run_async(lambda s: loading.get(s, cls, pk))
+
+    @classmethod
+    def filter(cls, *where: Any, **equals: Any) -> Query[Self]:
+        """A lazy :class:`Query` of records matching SQLAlchemy conditions and ``field=value``."""
+        return Query(cls).filter(*where, **equals)
+
+    @classmethod
+    def objects(cls) -> Query[Self]:
+        """A :class:`Query` of every record (Django's ``Model.objects.all()``)."""
+        return Query(cls)
+
+    @classmethod
+    def df(cls, **kwargs: Any) -> pd.DataFrame:
+        """A pandas DataFrame of every record, built from one query."""
+        return Query(cls).df(**kwargs)
+
+    @classmethod
+    def bulk_create(cls, records: Iterable[Any]) -> list[Any]:
+        """Insert many records (instances or dicts) in one transaction, in batches.
+
+        Returns the records with their primary keys filled in (instances become stored).
+        """
+        items = list(records)
+        return run_sync(lambda s: loading.bulk_create(s, cls, items), items)
+
+    @classmethod
+    async def abulk_create(cls, records: Iterable[Any]) -> list[Any]:
+        """Async twin of :meth:`bulk_create`."""
+        items = list(records)
+        return await run_async(lambda s: loading.bulk_create(s, cls, items), items)
+
+
+def _unknown_field(model: type, name: str, value: Any) -> ValidationError:
+    known = sorted(inspect(model).attrs.keys())
+    return ValidationError(
+        {name: [f"unknown field (got value {short_repr(value)}). Known fields: {', '.join(known)}."]},
+        model=model.__name__,
+        value=value,
+    )
+
+
+def _dialect() -> str:
+    from ..db import ambient_session, get_database
+
+    outer = ambient_session()
+    if outer is not None:
+        bind = outer.get_bind()
+        return str(bind.dialect.name)
+    return get_database().dialect
+
+
+class Model(ActiveRecord, DeclarativeBase):
+    """Base class of user tables: SQLAlchemy 2 declarative mapping plus the active-record API.
+
+    Add ``ln.TracksRun`` (and ``ln.TracksUpdates``) to stamp runs and users on the rows.
+    """
+
+    __abstract__ = True

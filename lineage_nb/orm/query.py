@@ -1,0 +1,163 @@
+"""``Query``: a lazy, immutable query of one model (``Model.filter(...)``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from sqlalchemy import Select, func, inspect, select
+from sqlalchemy.orm import Session
+
+from ..errors import MultipleFound, NotFound, ValidationError, short_repr
+from .frames import frame_from_rows
+from .session_scope import run_async, run_sync
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Query"]
+
+T = TypeVar("T")
+
+
+class Query(Generic[T]):
+    """Records of ``model`` matching conditions; nothing runs until a terminal method.
+
+    Terminal methods: :meth:`all`, :meth:`first`, :meth:`one`, :meth:`count`, :meth:`df` (and
+    ``a``-prefixed async twins). Every value is a bound parameter.
+
+    Examples:
+        >>> # Sample.filter(Sample.value > 1, project_id=3).order_by("-value").limit(10).all()
+    """
+
+    def __init__(self, model: type[T], statement: Select[Any] | None = None) -> None:
+        self.model = model
+        self.statement: Select[Any] = statement if statement is not None else select(model)
+
+    def __repr__(self) -> str:
+        return f"<Query of {self.model.__name__}: {self.statement}>"
+
+    def _with(self, statement: Select[Any]) -> Query[T]:
+        return Query(self.model, statement)
+
+    def _attribute(self, name: str) -> Any:
+        mapper = inspect(self.model)
+        if name not in mapper.attrs:
+            known = ", ".join(sorted(mapper.attrs.keys()))
+            raise ValidationError(
+                {name: [f"unknown field. Known fields: {known}."]}, model=self.model.__name__
+            )
+        return getattr(self.model, name)
+
+    def filter(self, *where: Any, **equals: Any) -> Query[T]:
+        """Add SQLAlchemy conditions and ``field=value`` equalities (AND)."""
+        conditions = list(where)
+        for name, value in equals.items():
+            attribute = self._attribute(name)
+            if isinstance(value, (list, tuple, set, frozenset)):
+                conditions.append(attribute.in_(list(value)))
+            elif value is None:
+                conditions.append(attribute.is_(None))
+            else:
+                conditions.append(attribute == value)
+        return self._with(self.statement.where(*conditions))
+
+    def order_by(self, *fields: Any) -> Query[T]:
+        """Order by field names (``"-name"`` for descending) or SQLAlchemy expressions."""
+        clauses = []
+        for field in fields:
+            if isinstance(field, str):
+                attribute = self._attribute(field.lstrip("-"))
+                clauses.append(attribute.desc() if field.startswith("-") else attribute.asc())
+            else:
+                clauses.append(field)
+        return self._with(self.statement.order_by(*clauses))
+
+    def limit(self, count: int) -> Query[T]:
+        """At most ``count`` records."""
+        return self._with(self.statement.limit(count))
+
+    def offset(self, count: int) -> Query[T]:
+        """Skip the first ``count`` records."""
+        return self._with(self.statement.offset(count))
+
+    # -- terminal -----------------------------------------------------------------------------
+    def _all(self, session: Session) -> list[T]:
+        return list(session.execute(self.statement).scalars().unique().all())
+
+    def _one(self, session: Session) -> T:
+        found = session.execute(self.statement.limit(2)).scalars().unique().all()
+        if not found:
+            raise NotFound(f"No {self.model.__name__} matches {self._conditions()}.",
+                           model=self.model.__name__, hint="Check the filter values.")
+        if len(found) > 1:
+            raise MultipleFound(
+                f"More than one {self.model.__name__} matches {self._conditions()}.",
+                model=self.model.__name__, hint="Add conditions, or use first() or all().",
+            )
+        return found[0]
+
+    def _conditions(self) -> str:
+        where = self.statement.whereclause
+        if where is None:
+            return "(no conditions)"
+        params = where.compile().params
+        return f"{where} with {short_repr(params, 120)}"
+
+    def _count(self, session: Session) -> int:
+        counted = select(func.count()).select_from(self.statement.order_by(None).subquery())
+        return int(session.execute(counted).scalar_one())
+
+    def _frame_rows(self, session: Session) -> tuple[list[str], list[Any], list[Any]]:
+        mapper = inspect(self.model)
+        keys = [attr.key for attr in mapper.column_attrs]
+        columns = [getattr(self.model, k) for k in keys]
+        statement = self.statement.with_only_columns(*columns)
+        rows = session.execute(statement).all()
+        return keys, rows, [attr.columns[0].type for attr in mapper.column_attrs]
+
+    def all(self) -> list[T]:
+        """Every matching record."""
+        return run_sync(self._all)
+
+    def first(self) -> T | None:
+        """The first matching record, or None."""
+        found = run_sync(lambda s: self.limit(1)._all(s))
+        return found[0] if found else None
+
+    def one(self) -> T:
+        """The only matching record; raises ``NotFound`` or ``MultipleFound`` otherwise."""
+        return run_sync(self._one)
+
+    def count(self) -> int:
+        """How many records match (one ``SELECT count(*)``)."""
+        return run_sync(self._count)
+
+    def exists(self) -> bool:
+        """True when at least one record matches."""
+        return self.first() is not None
+
+    def df(self) -> pd.DataFrame:
+        """A pandas DataFrame of the matching rows' columns, from one query."""
+        keys, rows, kinds = run_sync(self._frame_rows)
+        return frame_from_rows(keys, rows, kinds)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.all())
+
+    async def aall(self) -> list[T]:
+        """Async twin of :meth:`all`."""
+        return await run_async(self._all)
+
+    async def afirst(self) -> T | None:
+        """Async twin of :meth:`first`."""
+        found = await run_async(lambda s: self.limit(1)._all(s))
+        return found[0] if found else None
+
+    async def aone(self) -> T:
+        """Async twin of :meth:`one`."""
+        return await run_async(self._one)
+
+    async def acount(self) -> int:
+        """Async twin of :meth:`count`."""
+        return await run_async(self._count)

@@ -1,0 +1,119 @@
+"""Turn SQLAlchemy and driver errors into lineage_nb errors that name the model, field and value."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import inspect
+from sqlalchemy.orm import exc as orm_exc
+
+from ..errors import ConfigurationError, IntegrityError, LineageError, NotFound, short_repr
+
+__all__ = ["translate"]
+
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: ([\w.,\s]+)")
+_SQLITE_NOT_NULL = re.compile(r"NOT NULL constraint failed: ([\w.]+)")
+_PG_KEY = re.compile(r"Key \(([^)]*)\)=\((.*)\)")
+_PG_NOT_NULL = re.compile(r'null value in column "(\w+)"')
+
+
+def _field_of(instances: Sequence[Any], column: str) -> tuple[str | None, str | None, Any]:
+    """Find (model name, attribute key, value) for a column name among the written instances."""
+    for obj in instances:
+        mapper = inspect(type(obj), raiseerr=False)
+        if mapper is None:
+            continue
+        for attr in mapper.column_attrs:
+            if attr.columns[0].name == column:
+                return type(obj).__name__, attr.key, inspect(obj).dict.get(attr.key)
+    return (type(instances[0]).__name__ if instances else None), column, None
+
+
+def _foreign_key_culprit(instances: Sequence[Any]) -> tuple[str | None, str | None, Any]:
+    """SQLite does not say which foreign key failed: report the first one set on the record."""
+    for obj in instances:
+        mapper = inspect(type(obj), raiseerr=False)
+        if mapper is None:
+            continue
+        for attr in mapper.column_attrs:
+            column = attr.columns[0]
+            value = inspect(obj).dict.get(attr.key)
+            if column.foreign_keys and value is not None:
+                return type(obj).__name__, attr.key, value
+    return None, None, None
+
+
+def translate(error: BaseException, instances: Sequence[Any] = ()) -> LineageError:
+    """Our error for a SQLAlchemy/driver error raised while writing ``instances``."""
+    message = str(getattr(error, "orig", None) or error)
+    if isinstance(error, sa_exc.IntegrityError):
+        return _integrity(message, instances)
+    if isinstance(error, orm_exc.StaleDataError) or "0 were matched" in message:
+        model = type(instances[0]).__name__ if instances else "record"
+        return NotFound(
+            f"{model} row no longer exists in the database ({message.splitlines()[0]}).",
+            model=model,
+            hint="It was deleted; save() it again to re-insert it.",
+        )
+    if isinstance(error, sa_exc.ResourceClosedError) or "closed" in message.lower():
+        return ConfigurationError(
+            f"The database connection is closed ({message.splitlines()[0]}).",
+            hint="Call ln.connect() again.",
+        )
+    return LineageError(message.splitlines()[0] if message else type(error).__name__)
+
+
+def _integrity(message: str, instances: Sequence[Any]) -> IntegrityError:
+    first = message.splitlines()[0]
+    if match := _SQLITE_UNIQUE.search(message):
+        column = match.group(1).split(",")[0].strip().split(".")[-1]
+        model, field, value = _field_of(instances, column)
+        return IntegrityError(
+            f"{model}.{field}: {short_repr(value)} is already taken (unique). "
+            "Choose another value or update the existing record.",
+            model=model, field=field, value=value,
+        )
+    if match := _SQLITE_NOT_NULL.search(message):
+        column = match.group(1).split(".")[-1]
+        model, field, value = _field_of(instances, column)
+        return IntegrityError(
+            f"{model}.{field}: cannot be null. Give it a value.", model=model, field=field
+        )
+    if "FOREIGN KEY constraint failed" in message:
+        model, field, value = _foreign_key_culprit(instances)
+        return IntegrityError(
+            f"{model}.{field}: no related row for {short_repr(value)} (foreign key). "
+            "Save the related record first or use an existing id.",
+            model=model, field=field, value=value,
+        )
+    if match := _PG_KEY.search(message):
+        column = match.group(1).split(",")[0].strip()
+        model, field, value = _field_of(instances, column)
+        shown = value if value is not None else match.group(2)
+        if "is not present in table" in message:
+            return IntegrityError(
+                f"{model}.{field}: no related row for {short_repr(shown)} (foreign key). "
+                "Save the related record first or use an existing id.",
+                model=model, field=field, value=shown,
+            )
+        if "is still referenced" in message:
+            return IntegrityError(
+                f"{model} {short_repr(shown)} is still referenced by other rows ({first}). "
+                "Delete or re-point those first.",
+                model=model, field=field, value=shown,
+            )
+        return IntegrityError(
+            f"{model}.{field}: {short_repr(shown)} is already taken (unique). "
+            "Choose another value or update the existing record.",
+            model=model, field=field, value=shown,
+        )
+    if match := _PG_NOT_NULL.search(message):
+        model, field, _ = _field_of(instances, match.group(1))
+        return IntegrityError(
+            f"{model}.{field}: cannot be null. Give it a value.", model=model, field=field
+        )
+    model = type(instances[0]).__name__ if instances else None
+    return IntegrityError(f"{model or 'The database'} refused the write: {first}", model=model)

@@ -1,0 +1,370 @@
+"""Field and constraint validation derived from a model's column metadata (Django-style).
+
+``clean_fields`` needs no database: nullability, Python types, string length, integer range,
+enum membership and text a database can store. ``validate_unique`` and ``validate_constraints``
+ask the database with one bound ``SELECT`` per unique or check constraint and foreign key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ForeignKeyConstraint,
+    UniqueConstraint,
+    and_,
+    exists,
+    inspect,
+    literal,
+    not_,
+    select,
+    text,
+    types,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import util as sql_util
+
+from ..errors import ValidationError, short_repr
+
+__all__ = ["clean_fields", "validate_constraints", "validate_unique"]
+
+Check = Callable[[Any], "str | None"]
+
+_INT_RANGES: list[tuple[type[types.TypeEngine[Any]], int]] = [
+    (types.SmallInteger, 15),
+    (types.BigInteger, 63),
+    (types.Integer, 31),
+]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What one mapped column accepts; built once per model class."""
+
+    key: str
+    column: Column[Any]
+    required: bool
+    check: Check | None
+
+
+def _type_name(value: Any) -> str:
+    return f"{type(value).__name__} {short_repr(value)}"
+
+
+def _check_string(length: int | None) -> Check:
+    def check(value: Any) -> str | None:
+        if not isinstance(value, str):
+            return f"expected str, got {_type_name(value)}. Pass text."
+        if length is not None and len(value) > length:
+            return (
+                f"{len(value)} characters, at most {length} allowed (got {short_repr(value)}). "
+                "Shorten it or widen the column."
+            )
+        if "\x00" in value:
+            return (
+                f"contains a NUL character (\\x00), which databases cannot store in text "
+                f"(got {short_repr(value)}). Remove it or use a binary column."
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return (
+                f"contains a lone surrogate that is not valid UTF-8 (got {short_repr(value)}). "
+                "Fix the text's encoding."
+            )
+        return None
+
+    return check
+
+
+def _check_integer(bits: int) -> Check:
+    low, high = -(2**bits), 2**bits - 1
+
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"expected int, got {_type_name(value)}."
+        if not low <= value <= high:
+            return (
+                f"{value} is outside the {bits + 1}-bit integer range [{low}, {high}]. "
+                "Use a BigInteger or Numeric column for larger values."
+            )
+        return None
+
+    return check
+
+
+def _check_float(allow_nan: bool) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
+            return f"expected a number, got {_type_name(value)}."
+        if isinstance(value, int) and abs(value) > 2**53:
+            return f"{value} cannot be stored exactly as a float. Use a Numeric column."
+        if not allow_nan and isinstance(value, float) and math.isnan(value):
+            return "NaN cannot be stored in SQLite (it becomes NULL). Use None for missing values."
+        return None
+
+    return check
+
+
+def _check_numeric(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
+        return f"expected a number, got {_type_name(value)}."
+    return None
+
+
+def _check_instance(kinds: tuple[type, ...], label: str, exclude: tuple[type, ...] = ()) -> Check:
+    def check(value: Any) -> str | None:
+        if not isinstance(value, kinds) or isinstance(value, exclude):
+            return f"expected {label}, got {_type_name(value)}."
+        return None
+
+    return check
+
+
+def _check_datetime(timezone: bool) -> Check:
+    def check(value: Any) -> str | None:
+        if not isinstance(value, dt.datetime):
+            return f"expected datetime, got {_type_name(value)}."
+        aware = value.tzinfo is not None and value.utcoffset() is not None
+        if timezone and not aware:
+            return (
+                f"naive datetime {value.isoformat()} given to a timezone-aware column. "
+                "Pass an aware one, e.g. datetime.now(timezone.utc)."
+            )
+        if not timezone and aware:
+            return (
+                f"aware datetime {value.isoformat()} given to a naive column. Convert it, e.g. "
+                "value.astimezone(timezone.utc).replace(tzinfo=None), or declare "
+                "DateTime(timezone=True)."
+            )
+        return None
+
+    return check
+
+
+def _check_enum(column_type: types.Enum) -> Check:
+    enum_class = column_type.enum_class
+    allowed = list(column_type.enums)
+
+    def check(value: Any) -> str | None:
+        if enum_class is not None and isinstance(value, enum_class):
+            return None
+        if enum_class is None and value in allowed:
+            return None
+        return f"{short_repr(value)} is not one of {allowed}."
+
+    return check
+
+
+def _check_json(value: Any) -> str | None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return f"is not JSON-serializable ({exc}). Store lists, dicts, str, int, float, bool, None."
+    return None
+
+
+def _checker_for(column_type: types.TypeEngine[Any], dialect: str) -> Check | None:
+    impl: Any = getattr(column_type, "impl_instance", column_type)
+    if isinstance(impl, types.Enum):
+        return _check_enum(impl)
+    if isinstance(impl, types.String):
+        return _check_string(impl.length)
+    if isinstance(impl, types.Boolean):
+        return _check_instance((bool,), "bool")
+    if isinstance(impl, types.Integer):
+        bits = next(b for kind, b in _INT_RANGES if isinstance(impl, kind))
+        return _check_integer(bits)
+    if isinstance(impl, types.Float):
+        return _check_float(allow_nan=dialect != "sqlite")
+    if isinstance(impl, types.Numeric):
+        return _check_numeric
+    if isinstance(impl, types.DateTime):
+        return _check_datetime(bool(impl.timezone))
+    if isinstance(impl, types.Date):
+        return _check_instance((dt.date,), "date", exclude=(dt.datetime,))
+    if isinstance(impl, types.Time):
+        return _check_instance((dt.time,), "time")
+    if isinstance(impl, types.Interval):
+        return _check_instance((dt.timedelta,), "timedelta")
+    if isinstance(impl, types.LargeBinary):
+        return _check_instance((bytes, bytearray, memoryview), "bytes")
+    if isinstance(impl, types.Uuid):
+        return _check_instance((uuid.UUID,), "uuid.UUID") if impl.as_uuid else None
+    if isinstance(impl, types.JSON):
+        return _check_json
+    return None
+
+
+def field_specs(model: type, dialect: str) -> list[FieldSpec]:
+    """The validation plan of ``model`` on ``dialect``, cached on the class."""
+    cache: dict[str, list[FieldSpec]] = model.__dict__.get("_ln_field_specs") or {}
+    if dialect in cache:
+        return cache[dialect]
+    specs = []
+    for attr in inspect(model).column_attrs:
+        column = attr.columns[0]
+        if not isinstance(column, Column):
+            continue
+        has_default = column.default is not None or column.server_default is not None
+        autoincrement = column.primary_key and isinstance(column.type, types.Integer)
+        auto = bool(column.info.get("lineage_nb_auto"))
+        required = not (column.nullable or has_default or autoincrement or auto)
+        specs.append(FieldSpec(attr.key, column, required, _checker_for(column.type, dialect)))
+    cache[dialect] = specs
+    type.__setattr__(model, "_ln_field_specs", cache)
+    return specs
+
+
+def _related_set(instance: Any, column: Column[Any]) -> bool:
+    """True when a many-to-one relationship that fills ``column`` at flush is set."""
+    state = inspect(instance)
+    for rel in state.mapper.relationships:
+        if column in rel.local_columns and state.dict.get(rel.key) is not None:
+            return True
+    return False
+
+
+def clean_fields(
+    instance: Any, exclude: Iterable[str] | None = None, *, dialect: str = "sqlite"
+) -> None:
+    """Check every field's value against its column; raise one error listing all bad fields.
+
+    Raises:
+        ValidationError: ``error_dict`` maps each bad field to messages naming the value.
+    """
+    skip = set(exclude or ())
+    errors: dict[str, list[str]] = {}
+    first_value: Any = None
+    values = inspect(instance).dict
+    for spec in field_specs(type(instance), dialect):
+        if spec.key in skip:
+            continue
+        value = values.get(spec.key)
+        if value is None:
+            if spec.required and not _related_set(instance, spec.column):
+                errors[spec.key] = ["This field cannot be null. Give it a value."]
+            continue
+        if spec.check is not None:
+            message = spec.check(value)
+            if message is not None:
+                if not errors:
+                    first_value = value
+                errors[spec.key] = [message]
+    if errors:
+        raise ValidationError(errors, model=type(instance).__name__, value=first_value)
+
+
+def _pk_clause(instance: Any) -> Any:
+    mapper = inspect(type(instance))
+    state = inspect(instance)
+    if state.key is None:
+        return None
+    return and_(*(col != val for col, val in zip(mapper.primary_key, state.key[1], strict=True)))
+
+
+def validate_unique(instance: Any, session: Session, exclude: Iterable[str] | None = None) -> None:
+    """Query the database for other rows with the same unique values.
+
+    Raises:
+        ValidationError: naming the fields whose values are taken.
+    """
+    skip = set(exclude or ())
+    model = type(instance)
+    table = inspect(model).local_table
+    key_of = {attr.columns[0].name: attr.key for attr in inspect(model).column_attrs}
+    groups: list[list[Column[Any]]] = [[c] for c in table.columns if c.unique]
+    groups += [list(c.columns) for c in table.constraints if isinstance(c, UniqueConstraint)]
+    if inspect(instance).key is None:
+        groups.append(list(table.primary_key.columns))
+    errors: dict[str, list[str]] = {}
+    not_self = _pk_clause(instance)
+    for columns in groups:
+        keys = [key_of[c.name] for c in columns]
+        values = [getattr(instance, k) for k in keys]
+        if any(k in skip for k in keys) or any(v is None for v in values):
+            continue
+        condition = and_(*(c == v for c, v in zip(columns, values, strict=True)))
+        if not_self is not None:
+            condition = and_(condition, not_self)
+        if session.execute(select(exists().where(condition))).scalar():
+            shown = ", ".join(f"{k}={short_repr(v)}" for k, v in zip(keys, values, strict=True))
+            errors[keys[0]] = [
+                f"{model.__name__} with {shown} already exists. Choose another value or "
+                "update the existing record."
+            ]
+    if errors:
+        raise ValidationError(errors, model=model.__name__)
+
+
+def validate_constraints(
+    instance: Any, session: Session, exclude: Iterable[str] | None = None
+) -> None:
+    """Evaluate the table's CHECK constraints and foreign keys against the instance's values.
+
+    CHECK expressions are run by the database itself over a one-row ``SELECT`` of the values, so
+    they mean exactly what they mean in the table.
+
+    Raises:
+        ValidationError: naming the failing constraint or foreign-key field.
+    """
+    skip = set(exclude or ())
+    model = type(instance)
+    mapper = inspect(model)
+    table = mapper.local_table
+    key_of = {attr.columns[0].name: attr.key for attr in mapper.column_attrs}
+    errors: dict[str, list[str]] = {}
+    values = select(
+        *(literal(getattr(instance, key_of[c.name]), type_=c.type).label(c.name) for c in table.c)
+    ).subquery("candidate")
+    for constraint in table.constraints:
+        if isinstance(constraint, CheckConstraint):
+            names = [key_of.get(c.name, c.name) for c in constraint.columns]
+            if skip.intersection(names):
+                continue
+            condition = constraint.sqltext
+            if isinstance(condition, str):
+                condition = text(condition)
+            adapted = sql_util.ClauseAdapter(values).traverse(condition)
+            failed = session.execute(select(exists().select_from(values).where(not_(adapted))))
+            if failed.scalar():
+                label = constraint.name or str(constraint.sqltext)
+                errors.setdefault(names[0] if names else "__all__", []).append(
+                    f"violates check constraint {label!r}."
+                )
+        elif isinstance(constraint, ForeignKeyConstraint):
+            _check_foreign_key(instance, session, constraint, key_of, skip, errors)
+    if errors:
+        raise ValidationError(errors, model=model.__name__)
+
+
+def _check_foreign_key(
+    instance: Any,
+    session: Session,
+    constraint: ForeignKeyConstraint,
+    key_of: dict[str, str],
+    skip: set[str],
+    errors: dict[str, list[str]],
+) -> None:
+    keys = [key_of[c.name] for c in constraint.columns]
+    values = [getattr(instance, k) for k in keys]
+    if skip.intersection(keys) or any(v is None for v in values):
+        return
+    targets = [element.column for element in constraint.elements]
+    condition = and_(*(t == v for t, v in zip(targets, values, strict=True)))
+    if not session.execute(select(exists().where(condition))).scalar():
+        table_name = targets[0].table.name
+        errors[keys[0]] = [
+            f"no {table_name} row with {targets[0].name}={short_repr(values[0])}. "
+            f"Save the {table_name} first or use an existing one."
+        ]
+

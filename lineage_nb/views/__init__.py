@@ -1,0 +1,1 @@
+"""What people look at: DataFrames, HTML reprs and lineage pictures."""

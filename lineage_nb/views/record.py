@@ -1,0 +1,23 @@
+"""View methods of user records: ``_repr_html_`` and ``view_lineage``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ViewableRecord"]
+
+
+class ViewableRecord:
+    """Mixin of ``ln.Model``: show a record in a notebook."""
+
+    def view_lineage(self, depth: int = 3) -> Any:
+        """A picture of ``lineage(depth)``; displays as SVG in a notebook, ``.save(path)``."""
+        from .picture import LineagePicture
+
+        graph = self.lineage(depth)  # type: ignore[attr-defined]
+        return LineagePicture(graph, title=f"Lineage of {type(self).__name__} {self.pk}")  # type: ignore[attr-defined]
+
+    def _repr_html_(self) -> str:
+        from .html import record_html
+
+        return record_html(self)
