@@ -8,7 +8,7 @@ attributes; edges point from cause to effect (transform → run → record, inpu
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import networkx as nx
 from sqlalchemy import Select, func, select, tuple_
@@ -36,7 +36,7 @@ __all__ = [
 RecordKey = tuple[str, str]
 
 
-def _frame(statement: Select[Any]) -> pd.DataFrame:
+def _frame(statement: Select[Any] | Any) -> pd.DataFrame:
     def build(session: Session) -> pd.DataFrame:
         result = session.execute(statement)
         names = list(result.keys())
@@ -197,7 +197,7 @@ def _writers(session: Session, keys: set[RecordKey]) -> dict[RecordKey, set[int]
     ).all()
     found: dict[RecordKey, set[int]] = {}
     for table, pk, run_id in rows:
-        found.setdefault((table, pk), set()).add(run_id)
+        found.setdefault((table, pk), set()).add(cast(int, run_id))
     return found
 
 
@@ -209,7 +209,7 @@ def _inputs(session: Session, run_ids: set[int]) -> dict[int, set[RecordKey]]:
     ).all()
     found: dict[int, set[RecordKey]] = {}
     for run_id, table, pk in rows:
-        found.setdefault(run_id, set()).add((table, pk))
+        found.setdefault(int(run_id), set()).add((table, pk))
     return found
 
 

@@ -92,7 +92,7 @@ def notebook_identity(path: str | os.PathLike[str]) -> SourceIdentity:
 
     file = Path(path)
     try:
-        notebook = nbformat.read(str(file), as_version=4)
+        notebook = nbformat.read(str(file), as_version=4)  # type: ignore[no-untyped-call]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ConfigurationError(
             f"Cannot read the notebook {str(file)!r}: {error}.",
@@ -108,7 +108,7 @@ def environment() -> dict[str, Any]:
     """Python, platform, host and installed distributions (name → version)."""
     packages: dict[str, str] = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
+        name = dist.metadata["Name"]
         if name:
             packages[name] = dist.version
     return {

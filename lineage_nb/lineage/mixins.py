@@ -45,11 +45,11 @@ class TracksRun:
 
     @declared_attr
     def run(cls) -> Mapped[Run | None]:
-        return relationship(Run, foreign_keys=lambda: [cls.run_id], viewonly=True)  # type: ignore[list-item]
+        return relationship(Run, foreign_keys=lambda: [cls.run_id], viewonly=True)  # type: ignore[arg-type]
 
     @declared_attr
     def created_by(cls) -> Mapped[User]:
-        return relationship(User, foreign_keys=lambda: [cls.created_by_id], viewonly=True)  # type: ignore[list-item]
+        return relationship(User, foreign_keys=lambda: [cls.created_by_id], viewonly=True)  # type: ignore[arg-type]
 
 
 class TracksUpdates:
@@ -65,4 +65,4 @@ class TracksUpdates:
 
     @declared_attr
     def updated_by(cls) -> Mapped[User | None]:
-        return relationship(User, foreign_keys=lambda: [cls.updated_by_id], viewonly=True)  # type: ignore[list-item]
+        return relationship(User, foreign_keys=lambda: [cls.updated_by_id], viewonly=True)  # type: ignore[arg-type]

@@ -134,7 +134,7 @@ def mark_dead_runs(db: Database) -> list[Run]:
                 .where(Run.id == run.id, Run.status == "started")
                 .values(status="aborted", finished_at=seen, last_seen_at=seen)
             )
-            if changed.rowcount:
+            if changed.rowcount:  # type: ignore[attr-defined]
                 run.status, run.finished_at, run.last_seen_at = "aborted", seen, seen
                 aborted.append(run)
     for run in aborted:

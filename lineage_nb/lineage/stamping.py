@@ -15,12 +15,12 @@ import enum
 import math
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event, insert, inspect
+from sqlalchemy import Table, event, insert, inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.orm import Mapper, Session, UOWTransaction
 
 from ..db import Database, LineageSession
 from ..errors import ValidationError
@@ -37,6 +37,10 @@ _STAMP = "lineage_nb_stamp"
 _AUTO_COLUMNS = frozenset(
     {"run_id", "created_by_id", "created_at", "updated_at", "updated_by_id"}
 )
+
+
+_EVENTS: Table = RecordEvent.__table__  # type: ignore[assignment]
+_INPUTS: Table = RunInput.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,7 @@ def write_events(session: Session, stamp: _Stamp, rows: list[dict[str, Any]]) ->
     if not rows:
         return
     chain.link(session, stamp.db_key, rows)
-    session.connection().execute(insert(RecordEvent.__table__), rows)
+    session.connection().execute(insert(_EVENTS), rows)
     if stamp.run is not None:
         outputs: set[tuple[str, str]] = getattr(stamp.run, "_ln_outputs", set())
         outputs.update((r["table"], r["pk"]) for r in rows if r["action"] == "insert")
@@ -238,8 +242,8 @@ def _bulk_events(session: Session, *, model: type, rows: list[dict[str, Any]]) -
     stamp: _Stamp | None = session.info.pop("lineage_nb_bulk_stamp", None)
     if stamp is None:
         return
-    mapper = inspect(model)
-    table = mapper.local_table.name
+    mapper: Mapper[Any] = inspect(model)
+    table = cast(Table, mapper.local_table).name
     pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
     run_id = stamp.run.id if stamp.run is not None else None
     events = []
@@ -277,7 +281,7 @@ def _record_inputs(session: Session, *, records: list[Any]) -> None:
     if not fresh:
         return
     dialect_insert = sqlite_insert if db.dialect == "sqlite" else pg_insert
-    statement = dialect_insert(RunInput.__table__).on_conflict_do_nothing()
+    statement = dialect_insert(_INPUTS).on_conflict_do_nothing()
     session.connection().execute(statement, fresh)
 
 

@@ -37,7 +37,7 @@ def frame_from_rows(
         >>> str(frame["id"].dtype)
         'int64'
     """
-    frame = pd.DataFrame.from_records(list(rows), columns=list(names))
+    frame = pd.DataFrame.from_records([tuple(row) for row in rows], columns=list(names))
     if len(frame) == 0:
         return frame
     for name, column_type in zip(names, column_types, strict=True):

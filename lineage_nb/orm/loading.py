@@ -7,10 +7,10 @@ the walk, never the number of rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, and_, delete, insert, inspect, select
+from sqlalchemy import Select, Table, and_, delete, insert, inspect, select
 from sqlalchemy.orm import (
     Mapper,
     RelationshipProperty,
@@ -46,7 +46,7 @@ def _pk_values(model: type, pk: Any) -> tuple[Any, ...]:
 
 def select_by_pk(model: type, pk: Any, keys: Sequence[str]) -> Select[Any]:
     """``SELECT <keys> FROM model WHERE pk = :pk`` with bound values."""
-    mapper = inspect(model)
+    mapper: Mapper[Any] = inspect(model)
     condition = and_(
         *(col == val for col, val in zip(mapper.primary_key, _pk_values(model, pk), strict=True))
     )
@@ -88,6 +88,7 @@ def _loader_options(
         if path in exclude or rel.key in exclude:
             continue
         attr = getattr(mapper.class_, rel.key)
+        strategy: Callable[..., _AbstractLoad]
         if not rel.uselist:
             strategy = joinedload
         elif depth == 1:
@@ -221,7 +222,7 @@ def bulk_create(session: Session, model: type, records: list[Any]) -> list[Any]:
     """Insert ``records`` (instances or dicts) in parameter-limited batches; fill in their keys."""
     if not records:
         return []
-    mapper = inspect(model)
+    mapper: Mapper[Any] = inspect(model)
     dialect = session_database(session).dialect
     keys = [attr.key for attr in mapper.column_attrs]
     pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
@@ -252,7 +253,7 @@ def bulk_create(session: Session, model: type, records: list[Any]) -> list[Any]:
     by_shape: dict[tuple[str, ...], list[int]] = {}
     for index, row in enumerate(rows):
         by_shape.setdefault(tuple(row), []).append(index)
-    table = mapper.local_table
+    table = cast(Table, mapper.local_table)
     columns = {attr.key: attr.columns[0].name for attr in mapper.column_attrs}
     for shape, indexes in by_shape.items():
         size = _batch_size(session, len(shape))
@@ -318,7 +319,7 @@ def attach(session: Session, record: Any) -> None:
             if state.dict.get(key) != value:
                 setattr(record, key, value)
         set_committed_value(record, rel.key, related)
-    session._save_or_update_impl(state)  # noqa: SLF001  (add without cascade; see docstring)
+    session._save_or_update_impl(state)  # private API: add without cascade (see docstring)
 
 
 def delete_local_rows(session: Session, record: Any, pk: Any) -> None:

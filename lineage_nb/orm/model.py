@@ -19,11 +19,17 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import exists, inspect, select
-from sqlalchemy.orm import DeclarativeBase, Session, make_transient, make_transient_to_detached
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapper,
+    Session,
+    make_transient,
+    make_transient_to_detached,
+)
 from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 from typing_extensions import Self
 
@@ -127,13 +133,16 @@ class ActiveRecord:
     def full_clean(self, exclude: Iterable[str] | None = None, validate_unique: bool = True) -> None:
         """clean_fields, clean, validate_unique, validate_constraints; one error with all fields."""
         errors: dict[str, list[str]] = {}
-        checks = [self.clean_fields, lambda exclude: self.clean()]
+        checks: list[Callable[[], None]] = [
+            lambda: self.clean_fields(exclude),
+            self.clean,
+        ]
         if validate_unique:
-            checks.append(self.validate_unique)
-        checks.append(self.validate_constraints)
+            checks.append(lambda: self.validate_unique(exclude))
+        checks.append(lambda: self.validate_constraints(exclude))
         for check in checks:
             try:
-                check(exclude)
+                check()
             except ValidationError as err:
                 for field, messages in err.error_dict.items():
                     errors.setdefault(field, []).extend(messages)
@@ -479,7 +488,8 @@ class ActiveRecord:
 
 
 def _unknown_field(model: type, name: str, value: Any) -> ValidationError:
-    known = sorted(inspect(model).attrs.keys())
+    mapper: Mapper[Any] = inspect(model)
+    known = sorted(mapper.attrs.keys())
     return ValidationError(
         {name: [f"unknown field (got value {short_repr(value)}). Known fields: {', '.join(known)}."]},
         model=model.__name__,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import Select, func, inspect, select
@@ -95,7 +95,8 @@ class Query(Generic[T]):
                 f"More than one {self.model.__name__} matches {self._conditions()}.",
                 model=self.model.__name__, hint="Add conditions, or use first() or all().",
             )
-        return found[0]
+        record: T = found[0]
+        return record
 
     def _conditions(self) -> str:
         where = self.statement.whereclause
@@ -108,7 +109,7 @@ class Query(Generic[T]):
         counted = select(func.count()).select_from(self.statement.order_by(None).subquery())
         return int(session.execute(counted).scalar_one())
 
-    def _frame_rows(self, session: Session) -> tuple[list[str], list[Any], list[Any]]:
+    def _frame_rows(self, session: Session) -> tuple[list[str], Sequence[Any], list[Any]]:
         mapper = inspect(self.model)
         keys = [attr.key for attr in mapper.column_attrs]
         columns = [getattr(self.model, k) for k in keys]

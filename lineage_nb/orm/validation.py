@@ -30,7 +30,7 @@ from sqlalchemy import (
     text,
     types,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.sql import util as sql_util
 
 from ..errors import ValidationError, short_repr
@@ -211,7 +211,8 @@ def field_specs(model: type, dialect: str) -> list[FieldSpec]:
     if dialect in cache:
         return cache[dialect]
     specs = []
-    for attr in inspect(model).column_attrs:
+    mapper: Mapper[Any] = inspect(model)
+    for attr in mapper.column_attrs:
         column = attr.columns[0]
         if not isinstance(column, Column):
             continue
