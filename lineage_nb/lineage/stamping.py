@@ -259,6 +259,16 @@ def _bulk_events(session: Session, *, model: type, rows: list[dict[str, Any]]) -
     write_events(session, stamp, events)
 
 
+@signals.records_deleted.connect
+def _delete_events(session: Session, *, records: list[Any]) -> None:
+    db = _database(session)
+    tracked = [r for r in records if _tracked(r)]
+    if db is None or not tracked:
+        return
+    stamp = _stamp_for(db)
+    write_events(session, stamp, [_event_row(r, "delete", stamp, _changes(r, "delete")) for r in tracked])
+
+
 @signals.records_read.connect
 def _record_inputs(session: Session, *, records: list[Any]) -> None:
     db = _database(session)

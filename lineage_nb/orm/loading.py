@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, Table, and_, delete, insert, inspect, select
+from sqlalchemy import Integer, Select, Table, and_, delete, func, insert, inspect, select
 from sqlalchemy.orm import (
     Mapper,
     RelationshipProperty,
@@ -30,7 +30,7 @@ from .session_scope import session_database
 __all__ = [
     "attach",
     "bulk_create",
-    "delete_local_rows",
+    "delete_rows",
     "get",
     "load_all",
     "save_related",
@@ -181,8 +181,9 @@ def load_all(
     attach(session, record)
     condition = and_(*(col == val for col, val in zip(mapper.primary_key, pk, strict=True)))
     statement = select(model).where(condition).options(*options)
+    session.expire(record)  # refresh it; other rows of the graph must not overwrite it again
     with session.no_autoflush:
-        found = session.execute(statement.execution_options(populate_existing=True)).unique()
+        found = session.execute(statement).unique()
         if found.scalar_one_or_none() is None:
             raise NotFound(
                 f"{model.__name__} with primary key {pk!r} does not exist.",
@@ -207,7 +208,8 @@ def save_related(
             continue
         seen.add(id(related))
         state = inspect(related)
-        if save_all or state.key is None or state.modified:
+        changed = any(state.attrs[a.key].history.has_changes() for a in state.mapper.column_attrs)
+        if save_all or state.key is None or changed:
             related._do_save(session, False, False, None)
             count += 1
     return count
@@ -255,14 +257,20 @@ def bulk_create(session: Session, model: type, records: list[Any]) -> list[Any]:
         by_shape.setdefault(tuple(row), []).append(index)
     table = cast(Table, mapper.local_table)
     columns = {attr.key: attr.columns[0].name for attr in mapper.column_attrs}
+    rowid_keys = _sqlite_rowid_key(mapper, dialect)
     for shape, indexes in by_shape.items():
         size = _batch_size(session, len(shape))
         for start in range(0, len(indexes), size):
             chunk = indexes[start : start + size]
             params = [{columns[k]: rows[i][k] for k in shape} for i in chunk]
-            result = session.execute(insert(table).returning(*(c.expression for c in pk_columns),
-                                                             sort_by_parameter_order=True), params)
-            for i, pk in zip(chunk, result.all(), strict=True):
+            if rowid_keys is not None and rowid_keys not in shape:
+                keys = _insert_sqlite_rowids(session, table, params)
+            else:
+                returning = insert(table).returning(
+                    *(c.expression for c in pk_columns), sort_by_parameter_order=True
+                )
+                keys = [tuple(r) for r in session.execute(returning, params).all()]
+            for i, pk in zip(chunk, keys, strict=True):
                 for key, value in zip(pk_keys, pk, strict=True):
                     rows[i][key] = value
     signals.bulk_inserted.send(session, model=model, rows=rows)
@@ -270,9 +278,31 @@ def bulk_create(session: Session, model: type, records: list[Any]) -> list[Any]:
         if isinstance(item, dict):
             item.update({k: row[k] for k in pk_keys})
         else:
+            item._fill_unset()
             inspect(item).dict.update(row)
             make_transient_to_detached(item)
     return records
+
+
+def _sqlite_rowid_key(mapper: Mapper[Any], dialect: str) -> str | None:
+    """The attribute of a SQLite table's single integer primary key (its rowid), if it has one."""
+    if dialect != "sqlite" or len(mapper.primary_key) != 1:
+        return None
+    column = mapper.primary_key[0]
+    if not isinstance(column.type, Integer):
+        return None
+    return mapper.get_property_by_column(column).key
+
+
+def _insert_sqlite_rowids(session: Session, table: Table, params: list[dict[str, Any]]) -> list[tuple[int]]:
+    """executemany the rows and derive their keys from ``last_insert_rowid()``.
+
+    Inside our write transaction SQLite gives the rows consecutive rowids, so this avoids the
+    row-at-a-time ``INSERT ... RETURNING`` SQLAlchemy needs on SQLite to keep parameter order.
+    """
+    session.execute(insert(table), params)
+    last = int(session.execute(select(func.last_insert_rowid())).scalar_one())
+    return [(key,) for key in range(last - len(params) + 1, last + 1)]
 
 
 def _row_of(
@@ -304,9 +334,13 @@ def attach(session: Session, record: Any) -> None:
         return
     mapper = state.mapper
     for rel in mapper.relationships:
-        if rel.uselist or rel.key not in state.dict or rel.viewonly:
+        if rel.key not in state.dict or rel.viewonly:
             continue
         related = state.dict[rel.key]
+        if rel.uselist:  # children are written by their own save (ormar's save_related)
+            if state.attrs[rel.key].history.has_changes():
+                set_committed_value(record, rel.key, list(related))
+            continue
         if related is None:
             continue
         if inspect(related).key is None:
@@ -322,9 +356,16 @@ def attach(session: Session, record: Any) -> None:
     session._save_or_update_impl(state)  # private API: add without cascade (see docstring)
 
 
-def delete_local_rows(session: Session, record: Any, pk: Any) -> None:
-    """Delete only the subclass table's row of a joined-inheritance record (``keep_parents``)."""
-    mapper = inspect(type(record))
-    table = mapper.local_table
-    condition = and_(*(col == val for col, val in zip(table.primary_key.columns, pk, strict=True)))
-    session.execute(delete(table).where(condition))
+def delete_rows(session: Session, record: Any, pk: Any, keep_parents: bool) -> None:
+    """Delete ``record``'s row(s) with bound ``DELETE`` statements (no ORM cascades).
+
+    The database's foreign keys decide what may be deleted. With joined-table inheritance the
+    subclass rows go first; ``keep_parents`` keeps the parent tables' rows.
+    """
+    mapper: Mapper[Any] = inspect(type(record))
+    tables = [cast(Table, mapper.local_table)] if keep_parents else list(reversed(mapper.tables))
+    for table in tables:
+        columns = list(table.primary_key.columns)
+        condition = and_(*(col == val for col, val in zip(columns, pk, strict=True)))
+        session.execute(delete(table).where(condition))
+    signals.records_deleted.send(session, records=[record])

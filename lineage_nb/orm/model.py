@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import exists, inspect, select
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -227,8 +228,12 @@ class ActiveRecord:
                 )
             inserting = False
         if inserting:
+            self._fill_unset()
             loading.attach(session, self)
             session.flush()
+            unloaded = set(self._column_keys()) & set(inspect(self).unloaded)
+            if unloaded:  # server-side defaults: read them now, later the record is detached
+                session.refresh(self, attribute_names=sorted(unloaded))
         else:
             self._attach(session)
             self._write_fields(session, update_fields, force=update_fields is not None)
@@ -257,8 +262,20 @@ class ActiveRecord:
                     if key in state.dict and key not in primary and unchanged:
                         flag_modified(self, key)
         session.flush()
-        for key, value in held.items():
-            setattr(self, key, value)
+        if held:
+            session.expunge(self)  # so commit's autoflush does not write the held-back changes
+            for key, value in held.items():
+                setattr(self, key, value)
+
+    def _fill_unset(self) -> None:
+        """Set never-assigned columns without any default to None (as SQL would store them)."""
+        state = inspect(self)
+        for attr in state.mapper.column_attrs:
+            column = attr.columns[0]
+            if attr.key in state.dict or column.primary_key:
+                continue
+            if column.default is None and column.server_default is None:
+                state.dict[attr.key] = None
 
     def _row_exists(self, session: Session) -> bool:
         mapper = inspect(type(self))
@@ -341,25 +358,17 @@ class ActiveRecord:
                 model=cls.__name__, value=self.pk,
             )
         signals.pre_delete.send(cls, instance=self)
-        self._attach(session)
-        if keep_parents and inspect(cls).inherits is not None:
-            loading.delete_local_rows(session, self, pk)
-        else:
-            session.delete(self)
-        try:
-            session.flush()
-        except Exception as error:
-            if "FOREIGN KEY" in str(error) or "still referenced" in str(error):
-                raise IntegrityError(
-                    f"{cls.__name__} {self.pk!r} is still referenced by other rows; "
-                    "nothing was deleted.",
-                    model=cls.__name__, value=self.pk,
-                    hint="Delete or re-point the referencing records first.",
-                ) from error
-            raise
-        signals.post_delete.send(cls, instance=self)
         if self in session:
             session.expunge(self)
+        try:
+            loading.delete_rows(session, self, pk, keep_parents)
+        except sa_exc.IntegrityError as error:
+            raise IntegrityError(
+                f"{cls.__name__} {self.pk!r} is still referenced by other rows; nothing was deleted.",
+                model=cls.__name__, value=self.pk,
+                hint="Delete or re-point the referencing records first.",
+            ) from error
+        signals.post_delete.send(cls, instance=self)
         make_transient(self)
         return 1
 

@@ -7,6 +7,9 @@ when they opened the transaction and translating database errors into ours.
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -18,8 +21,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..db import Database, ambient_session, get_database
-from ..errors import ConfigurationError
-from .translate import translate
+from ..errors import ConfigurationError, OperationalError
+from .translate import is_retryable, translate
 
 __all__ = ["run_async", "run_sync", "session_database"]
 
@@ -39,8 +42,8 @@ def _snapshot(instances: Sequence[Any]) -> _Snapshot:
     """Remember committed and current column values of stored instances (a failed flush expires them)."""
     saved: _Snapshot = []
     for obj in instances:
-        state = inspect(obj)
-        if state.key is None:
+        state = inspect(obj, raiseerr=False)
+        if state is None or state.key is None:
             continue
         values = {}
         for attr in state.mapper.column_attrs:
@@ -76,19 +79,84 @@ def _guarded(instances: Sequence[Any], restore: bool) -> Iterator[None]:
         raise
 
 
+#: Retries of a whole unit of work when the backend asks for it (SQLite busy, PG serialization).
+RETRY_ATTEMPTS = 8
+RETRY_BASE_DELAY_S = 0.05
+RETRY_MAX_DELAY_S = 2.0
+
+_Fresh = list[tuple[Any, dict[str, Any]]]
+_MISSING = object()
+
+
+def _fresh_snapshot(instances: Sequence[Any]) -> _Fresh:
+    """Column values of not-yet-stored instances (a failed insert leaves keys and stamps on them)."""
+    saved: _Fresh = []
+    for obj in instances:
+        state = inspect(obj, raiseerr=False)
+        if state is None or state.key is not None:
+            continue
+        keys = [attr.key for attr in state.mapper.column_attrs]
+        saved.append((obj, {k: state.dict.get(k, _MISSING) for k in keys}))
+    return saved
+
+
+def _fresh_restore(saved: _Fresh) -> None:
+    for obj, values in saved:
+        state = inspect(obj)
+        for key, value in values.items():
+            if value is _MISSING:
+                state.dict.pop(key, None)
+            else:
+                state.dict[key] = value
+
+
+def _delay(attempt: int) -> float:
+    """Exponential backoff with full jitter, capped."""
+    return random.uniform(0, min(RETRY_MAX_DELAY_S, RETRY_BASE_DELAY_S * 2**attempt))
+
+
+def _gave_up(error: BaseException, attempts: int, started: float) -> OperationalError:
+    first = str(getattr(error, "orig", None) or error).splitlines()[0]
+    return OperationalError(
+        f"Gave up after {attempts} attempts over {time.monotonic() - started:.1f}s: the database "
+        f"stayed busy with other writers ({first}). Nothing of this operation was written.",
+        hint="Run it again later, and look for a process holding a long write transaction.",
+        attempts=attempts,
+    )
+
+
 def run_sync(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -> T:
-    """Run ``fn`` in the ambient sync session, or in a new committed transaction."""
+    """Run ``fn`` in the ambient sync session, or in a new committed transaction.
+
+    A transaction of our own that the backend refuses as busy ("database is locked",
+    serialization failure, deadlock) is rolled back and run again, at most
+    ``RETRY_ATTEMPTS`` times with backoff; then :class:`OperationalError` says so.
+    """
     outer = ambient_session()
     if isinstance(outer, AsyncSession):
         raise ConfigurationError(
             "A sync method was called inside `async with ln.atomic()`.",
             hint="Use the a-prefixed twin (e.g. `await record.asave()`).",
         )
-    with _guarded(instances, restore=outer is None):
-        if outer is not None:
+    if outer is not None:
+        with _guarded(instances, restore=False):
             return fn(outer)
-        with get_database().session() as session, session.begin():
-            return fn(session)
+    started = time.monotonic()
+    for attempt in range(RETRY_ATTEMPTS):
+        fresh = _fresh_snapshot(instances)
+        try:
+            with _guarded(instances, restore=True):
+                with get_database().session() as session, session.begin():
+                    return fn(session)
+        except OperationalError as error:
+            cause = error.__cause__
+            if cause is None or not is_retryable(cause):
+                raise
+            _fresh_restore(fresh)
+            if attempt + 1 == RETRY_ATTEMPTS:
+                raise _gave_up(cause, RETRY_ATTEMPTS, started) from cause
+            time.sleep(_delay(attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def run_async(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -> T:
@@ -99,8 +167,22 @@ async def run_async(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -
             "An async method was called inside a sync `with ln.atomic()` block.",
             hint="Call the sync method, or use `async with ln.atomic()`.",
         )
-    with _guarded(instances, restore=outer is None):
-        if outer is not None:
+    if outer is not None:
+        with _guarded(instances, restore=False):
             return await outer.run_sync(fn)
-        async with get_database().async_session() as session, session.begin():
-            return await session.run_sync(fn)
+    started = time.monotonic()
+    for attempt in range(RETRY_ATTEMPTS):
+        fresh = _fresh_snapshot(instances)
+        try:
+            with _guarded(instances, restore=True):
+                async with get_database().async_session() as session, session.begin():
+                    return await session.run_sync(fn)
+        except OperationalError as error:
+            cause = error.__cause__
+            if cause is None or not is_retryable(cause):
+                raise
+            _fresh_restore(fresh)
+            if attempt + 1 == RETRY_ATTEMPTS:
+                raise _gave_up(cause, RETRY_ATTEMPTS, started) from cause
+            await asyncio.sleep(_delay(attempt))
+    raise AssertionError("unreachable")  # pragma: no cover

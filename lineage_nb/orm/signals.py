@@ -39,3 +39,5 @@ records_read = _internal.signal("records_read")
 bulk_insert = _internal.signal("bulk_insert")
 #: Internal: ``sender=session``, ``model``, ``rows`` (with primary keys) after bulk_create inserted.
 bulk_inserted = _internal.signal("bulk_inserted")
+#: Internal: ``sender=session``, ``records=[...]`` after delete() removed their rows.
+records_deleted = _internal.signal("records_deleted")

@@ -10,9 +10,16 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect
 from sqlalchemy.orm import exc as orm_exc
 
-from ..errors import ConfigurationError, IntegrityError, LineageError, NotFound, short_repr
+from ..errors import (
+    ConfigurationError,
+    IntegrityError,
+    LineageError,
+    NotFound,
+    OperationalError,
+    short_repr,
+)
 
-__all__ = ["translate"]
+__all__ = ["is_retryable", "translate"]
 
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: ([\w.,\s]+)")
 _SQLITE_NOT_NULL = re.compile(r"NOT NULL constraint failed: ([\w.]+)")
@@ -58,12 +65,72 @@ def translate(error: BaseException, instances: Sequence[Any] = ()) -> LineageErr
             model=model,
             hint="It was deleted; save() it again to re-insert it.",
         )
+    if (operational := _operational(error, message)) is not None:
+        return operational
     if isinstance(error, sa_exc.ResourceClosedError) or "closed" in message.lower():
         return ConfigurationError(
             f"The database connection is closed ({message.splitlines()[0]}).",
             hint="Call ln.connect() again.",
         )
     return LineageError(message.splitlines()[0] if message else type(error).__name__)
+
+
+_DISCONNECT = (
+    "server closed the connection",
+    "terminating connection",
+    "connection refused",
+    "could not connect",
+    "consuming input failed",
+    "the connection is lost",
+    "connection is bad",
+)
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+_NOTHING_WRITTEN = "The transaction was rolled back: nothing of it was written."
+
+
+def is_retryable(error: BaseException) -> bool:
+    """True when the backend asks to run the transaction again (SQLite busy, PG serialization)."""
+    if not isinstance(error, sa_exc.DBAPIError) or error.connection_invalidated:
+        return False
+    orig = error.orig
+    if getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+        return True
+    text = str(orig).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+def _operational(error: BaseException, message: str) -> OperationalError | None:
+    """Our error for a lost connection, a full disk, a read-only or corrupt database file."""
+    lowered = message.lower()
+    first = message.splitlines()[0] if message else type(error).__name__
+    invalidated = isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
+    if invalidated or any(marker in lowered for marker in _DISCONNECT):
+        return OperationalError(
+            f"Lost the connection to the database ({first}). {_NOTHING_WRITTEN}",
+            hint="Run the call again: the next one reconnects once the server is back.",
+        )
+    if "disk is full" in lowered or "no space left on device" in lowered or "disk full" in lowered:
+        return OperationalError(
+            f"The disk holding the database is full ({first}). {_NOTHING_WRITTEN}",
+            hint="Free disk space (or move the database to a larger disk) and run it again.",
+        )
+    if "readonly database" in lowered or "read-only" in lowered:
+        return OperationalError(
+            f"The database is read-only ({first}). {_NOTHING_WRITTEN}",
+            hint="Check the file's (and its directory's) permissions, or connect to a writable "
+            "copy.",
+        )
+    if "file is not a database" in lowered or "malformed" in lowered:
+        return OperationalError(
+            f"The database file is corrupt or not a SQLite database ({first}). {_NOTHING_WRITTEN}",
+            hint="Restore it from a backup, or connect to another file.",
+        )
+    if is_retryable(error):
+        return OperationalError(
+            f"The database was busy with other writers ({first}). {_NOTHING_WRITTEN}",
+            hint="Run it again; keep write transactions (ln.atomic() blocks) short.",
+        )
+    return None
 
 
 def _integrity(message: str, instances: Sequence[Any]) -> IntegrityError:

@@ -1,0 +1,217 @@
+"""Active-record writes and reads of ln.Model: save, update, upsert, delete, load, get."""
+
+from __future__ import annotations
+
+import pytest
+from models import Project, Sample
+from sqlalchemy import func, select
+
+import lineage_nb as ln
+from lineage_nb.errors import IntegrityError, ModelPersistenceError, NotFound, ValidationError
+
+
+def count_rows(db: ln.Database, model: type) -> int:
+    with db.session() as session:
+        return int(session.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+def test_save_inserts_then_updates(db: ln.Database) -> None:
+    """save() inserts a new record and updates it once stored, by state not by pk."""
+    project = Project(name="alpha").save()
+    assert project.id is not None
+    project.name = "beta"
+    project.save()
+    assert Project.get(project.id).name == "beta"
+    assert count_rows(db, Project) == 1
+
+
+def test_save_with_explicit_pk_inserts(db: ln.Database) -> None:
+    """A new record with its pk set is inserted, not updated."""
+    Project(id=42, name="explicit").save()
+    assert Project.get(42).name == "explicit"
+
+
+def test_save_force_insert_on_stored_pk_raises(db: ln.Database) -> None:
+    """force_insert on a stored record raises IntegrityError and changes nothing."""
+    project = Project(name="alpha").save()
+    project.name = "other"
+    with pytest.raises(IntegrityError) as info:
+        project.save(force_insert=True)
+    assert info.value.model == "Project"
+    assert Project.get(project.id).name == "alpha"
+    assert project.name == "other"
+
+
+def test_save_force_update_on_missing_row_raises(db: ln.Database) -> None:
+    """force_update of a record that is not stored raises NotFound and inserts nothing."""
+    with pytest.raises(NotFound):
+        Project(id=99, name="ghost").save(force_update=True)
+    assert count_rows(db, Project) == 0
+
+
+def test_save_update_fields_writes_only_those(db: ln.Database) -> None:
+    """update_fields writes the listed fields; other changes stay pending in memory."""
+    project = Project(name="p").save()
+    sample = Sample(name="s", value=1.0, project=project).save()
+    sample.name = "renamed"
+    sample.value = 2.0
+    sample.save(update_fields=["value"])
+    stored = Sample.get(sample.id)
+    assert (stored.name, stored.value) == ("s", 2.0)
+    assert sample.name == "renamed"
+    sample.save()
+    assert Sample.get(sample.id).name == "renamed"
+
+
+def test_update_sets_kwargs_and_writes(db: ln.Database) -> None:
+    """update(**kwargs) sets and writes the fields."""
+    project = Project(name="p").save()
+    sample = Sample(name="s", value=1.0, project_id=project.id).save()
+    sample.update(value=5.5)
+    assert Sample.get(sample.id).value == 5.5
+
+
+def test_update_columns_limits_write(db: ln.Database) -> None:
+    """update(_columns=[...]) writes only the named columns plus the kwargs."""
+    project = Project(name="p").save()
+    sample = Sample(name="s", value=1.0, project_id=project.id).save()
+    sample.name = "local only"
+    sample.update(_columns=["value"], value=3.0)
+    stored = Sample.get(sample.id)
+    assert (stored.name, stored.value) == ("s", 3.0)
+
+
+def test_update_transient_with_pk_updates_row(db: ln.Database) -> None:
+    """update() on a fresh object carrying a stored pk updates that row (ormar semantics)."""
+    project = Project(name="p").save()
+    Project(id=project.id, name="via pk").update()
+    assert Project.get(project.id).name == "via pk"
+
+
+def test_update_without_pk_raises(db: ln.Database) -> None:
+    """update() on a record without a pk raises ModelPersistenceError."""
+    with pytest.raises(ModelPersistenceError) as info:
+        Project(name="nopk").update(name="x")
+    assert "primary key" in str(info.value)
+    assert count_rows(db, Project) == 0
+
+
+def test_update_unknown_field_raises_naming_it(db: ln.Database) -> None:
+    """An unknown field in update() raises ValidationError naming the field."""
+    project = Project(name="p").save()
+    with pytest.raises(ValidationError) as info:
+        project.update(nmae="typo")
+    assert info.value.field == "nmae"
+    assert "Known fields" in str(info.value)
+    assert Project.get(project.id).name == "p"
+
+
+def test_update_missing_row_raises_not_found(db: ln.Database) -> None:
+    """update() of a pk that is not in the database raises NotFound."""
+    with pytest.raises(NotFound):
+        Project(id=1234, name="x").update(name="y")
+    assert count_rows(db, Project) == 0
+
+
+def test_upsert_saves_or_updates_by_pk(db: ln.Database) -> None:
+    """upsert(): no pk -> save (kwargs ignored); pk -> update(**kwargs)."""
+    project = Project(name="first").upsert(name="ignored")
+    assert Project.get(project.id).name == "first"
+    project.upsert(name="second")
+    assert Project.get(project.id).name == "second"
+    assert count_rows(db, Project) == 1
+
+
+def test_delete_returns_count_and_object_can_be_saved_again(db: ln.Database) -> None:
+    """delete() returns 1; the object stays usable and save() re-inserts it."""
+    project = Project(name="gone").save()
+    pk = project.id
+    assert project.delete() == 1
+    assert count_rows(db, Project) == 0
+    assert project.name == "gone"
+    project.save()
+    assert Project.get(pk).name == "gone"
+
+
+def test_delete_missing_row_raises_not_found(db: ln.Database) -> None:
+    """Deleting a row that does not exist raises NotFound."""
+    project = Project(name="x").save()
+    project.delete()
+    with pytest.raises(NotFound):
+        Project(id=project.id, name="x").delete()
+
+
+def test_delete_without_pk_raises(db: ln.Database) -> None:
+    """delete() of an unsaved record raises ModelPersistenceError."""
+    with pytest.raises(ModelPersistenceError):
+        Project(name="never saved").delete()
+
+
+def test_delete_referenced_row_raises_and_keeps_it(db: ln.Database) -> None:
+    """Deleting a row other rows reference raises IntegrityError; nothing is deleted."""
+    project = Project(name="parent").save()
+    Sample(name="child", project=project).save()
+    with pytest.raises(IntegrityError) as info:
+        project.delete()
+    assert "referenced" in str(info.value)
+    assert count_rows(db, Project) == 1
+
+
+def test_load_refreshes_and_drops_local_changes(db: ln.Database) -> None:
+    """load() reloads columns from the database."""
+    project = Project(name="stored").save()
+    Project.get(project.id).update(name="changed elsewhere")
+    project.name = "local"
+    assert project.load().name == "changed elsewhere"
+
+
+def test_load_missing_row_raises(db: ln.Database) -> None:
+    """load() of a deleted row raises NotFound."""
+    project = Project(name="x").save()
+    Project.get(project.id).delete()
+    with pytest.raises(NotFound) as info:
+        project.load()
+    assert info.value.model == "Project"
+
+
+def test_refresh_from_db_only_given_fields(db: ln.Database) -> None:
+    """refresh_from_db(fields) reloads only those fields."""
+    project = Project(name="p").save()
+    sample = Sample(name="s", value=1.0, project=project).save()
+    Sample.get(sample.id).update(name="n2", value=9.0)
+    sample.refresh_from_db(fields=["value"])
+    assert (sample.name, sample.value) == ("s", 9.0)
+
+
+def test_get_missing_raises_not_found(db: ln.Database) -> None:
+    """get() of an unknown pk raises NotFound (a LookupError) naming the model and key."""
+    with pytest.raises(LookupError) as info:
+        Project.get(404)
+    assert isinstance(info.value, NotFound)
+    assert "Project" in str(info.value) and "404" in str(info.value)
+
+
+def test_constructor_rejects_unknown_field(db: ln.Database) -> None:
+    """Model(unknown=...) raises ValidationError naming the field."""
+    with pytest.raises(ValidationError) as info:
+        Project(title="x")
+    assert info.value.field == "title"
+
+
+def test_pk_serializable_value_and_repr(db: ln.Database) -> None:
+    """pk, serializable_value of a relation, get_deferred_fields and repr."""
+    project = Project(name="p").save()
+    sample = Sample(name="s", project=project).save()
+    assert sample.pk == sample.id
+    assert sample.serializable_value("project") == project.id
+    assert sample.serializable_value("name") == "s"
+    assert sample.get_deferred_fields() == set()
+    assert repr(project).startswith("Project(id=")
+
+
+def test_closed_database_raises_configuration_error(db: ln.Database) -> None:
+    """Writing after close() raises ConfigurationError with a hint."""
+    db.close()
+    with pytest.raises(ln.errors.ConfigurationError) as info:
+        Project(name="late").save()
+    assert "connect" in str(info.value)
