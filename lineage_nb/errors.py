@@ -22,6 +22,7 @@ __all__ = [
     "MultipleFound",
     "NoRunError",
     "NotFound",
+    "OperationalError",
     "ValidationError",
 ]
 
@@ -133,3 +134,24 @@ class NoRunError(LineageError, RuntimeError):
 
 class ConfigurationError(LineageError, RuntimeError):
     """lineage_nb is not set up for this: no database connected, bad URL, closed database."""
+
+
+class OperationalError(LineageError, RuntimeError):
+    """The database could not carry out a write: connection lost, locked, disk full, read-only.
+
+    Nothing of the transaction that raised it was written. ``attempts`` is how many times the
+    unit of work was tried (retries happen only where the backend asks for them).
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        model: str | None = None,
+        field: str | None = None,
+        value: Any = None,
+        hint: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        self.attempts = attempts
+        super().__init__(message, model=model, field=field, value=value, hint=hint)

@@ -1,9 +1,12 @@
 """The per-run hash chain of record events (tamper evidence).
 
 Each event stores ``hash = sha256(prev_hash + content)`` where ``prev_hash`` is the hash of the
-run's previous event. Writers of one run in this process take the run's lock from the first
-linked event of a transaction until that transaction ends, so concurrent threads still build
-one unbroken chain; a rolled-back transaction gives its links back.
+run's previous event (by id). The previous hash is read inside the writing transaction, after
+the database has serialized the run's writers: on SQLite the transaction already holds the
+database's write lock (the record rows were written first); on PostgreSQL a transaction-level
+advisory lock on the run is taken first. Threads, asyncio tasks and separate processes writing
+into one run therefore still build one unbroken chain, and a rolled-back transaction leaves no
+trace in it.
 """
 
 from __future__ import annotations
@@ -11,32 +14,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import threading
-from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event, select
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from ..db import LineageSession
-from ..errors import LineageError
 from .schema import RecordEvent
 
-__all__ = ["event_hash", "link"]
+__all__ = ["event_hash", "last_hash", "link"]
 
-LOCK_TIMEOUT_S = 120.0
-_HELD = "lineage_nb_chains"
-
-
-@dataclass
-class _Chain:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    last: str | None = None
-    loaded: bool = False
-
-
-_chains: dict[tuple[str, int], _Chain] = {}
-_registry_lock = threading.Lock()
+#: First key of the PostgreSQL advisory lock ``(class, run id)`` that serializes a run's writers.
+ADVISORY_LOCK_CLASS = 0x6C6E  # "ln"
 
 
 def _timestamp(value: Any) -> str:
@@ -62,72 +50,31 @@ def event_hash(row: dict[str, Any], prev_hash: str | None) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _chain_for(db_key: str, run_id: int) -> _Chain:
-    with _registry_lock:
-        return _chains.setdefault((db_key, run_id), _Chain())
+def last_hash(session: Session, run_id: int) -> str | None:
+    """The hash of run ``run_id``'s newest event, read after serializing the run's writers."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(ADVISORY_LOCK_CLASS, run_id)))
+    return connection.execute(
+        select(RecordEvent.hash)
+        .where(RecordEvent.run_id == run_id)
+        .order_by(RecordEvent.id.desc())
+        .limit(1)
+    ).scalar()
 
 
 def link(session: Session, db_key: str, rows: list[dict[str, Any]]) -> None:
-    """Fill ``prev_hash`` and ``hash`` of event ``rows`` (in order), per run."""
-    held: dict[tuple[str, int], str | None] = session.info.setdefault(_HELD, {})
-    previous: dict[int | None, str | None] = {}
+    """Fill ``prev_hash`` and ``hash`` of event ``rows`` (in order), per run.
+
+    ``db_key`` is kept for callers; the chain state lives in the database only.
+    """
+    previous: dict[int, str | None] = {}
     for row in rows:
         run_id = row.get("run_id")
         if run_id is None:
             row["prev_hash"], row["hash"] = None, event_hash(row, None)
             continue
         if run_id not in previous:
-            chain = _acquire(session, db_key, run_id, held)
-            previous[run_id] = chain.last
+            previous[run_id] = last_hash(session, run_id)
         row["prev_hash"] = previous[run_id]
         row["hash"] = previous[run_id] = event_hash(row, previous[run_id])
-    for run_id, last in previous.items():
-        if run_id is not None:
-            _chain_for(db_key, run_id).last = last
-
-
-def _acquire(
-    session: Session, db_key: str, run_id: int, held: dict[tuple[str, int], str | None]
-) -> _Chain:
-    chain = _chain_for(db_key, run_id)
-    if (db_key, run_id) not in held:
-        if not chain.lock.acquire(timeout=LOCK_TIMEOUT_S):
-            raise LineageError(
-                f"Timed out after {LOCK_TIMEOUT_S:.0f}s waiting for another transaction of run "
-                f"{run_id} to finish writing its lineage.",
-                hint="Commit or close the other session that writes to this run.",
-            )
-        held[(db_key, run_id)] = chain.last if chain.loaded else None
-    if not chain.loaded:
-        chain.last = session.connection().execute(
-            select(RecordEvent.hash)
-            .where(RecordEvent.run_id == run_id)
-            .order_by(RecordEvent.id.desc())
-            .limit(1)
-        ).scalar()
-        chain.loaded = True
-    return chain
-
-
-@event.listens_for(LineageSession, "after_commit")
-def _committed(session: Session) -> None:
-    session.info["lineage_nb_committed"] = True
-
-
-@event.listens_for(LineageSession, "after_soft_rollback")
-def _savepoint_rolled_back(session: Session, previous: SessionTransaction) -> None:
-    for key in session.info.get(_HELD, {}):
-        _chains[key].loaded = False  # reload the run's last hash inside the transaction
-
-
-@event.listens_for(LineageSession, "after_transaction_end")
-def _release(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is not None or transaction.nested:
-        return
-    held: dict[tuple[str, int], str | None] = session.info.pop(_HELD, {})
-    committed = session.info.pop("lineage_nb_committed", False)
-    for key, before in held.items():
-        chain = _chains[key]
-        if not committed:
-            chain.last, chain.loaded = before, before is not None
-        chain.lock.release()

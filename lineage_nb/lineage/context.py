@@ -21,6 +21,7 @@ __all__ = [
     "is_bound",
     "set_cell",
     "set_run",
+    "unbind",
 ]
 
 current_run: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
@@ -47,6 +48,18 @@ def set_run(run: Run | None) -> None:
     global _process_run
     current_run.set(run)
     _process_run = run
+
+
+def unbind(run: Run) -> None:
+    """Unbind ``run`` from this context and from the process fallback, wherever it is bound.
+
+    Another thread's run in the process fallback is left alone.
+    """
+    global _process_run
+    if current_run.get() is run:
+        current_run.set(None)
+    if _process_run is run:
+        _process_run = None
 
 
 def is_bound(run: Run) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 import uuid
 import warnings
 from typing import Any
@@ -171,8 +172,8 @@ def track(
     """
     db = db or get_database()
     previous = context.get_run()
-    if previous is not None:
-        finish("completed")
+    if previous is not None and _opened_here(previous):
+        finish("completed", run=previous)
         warnings.warn(
             f"lineage_nb: track() finished the open run {previous.id} as 'completed' before "
             "starting a new one.",
@@ -190,6 +191,35 @@ def track(
     else:
         identity = script_identity(transform)
     env = environment()
+    for attempt in range(3):
+        try:
+            run = _open_run(db, transform, identity, user_id, env)
+            break
+        except SAIntegrityError:  # another process created the same transform first
+            if attempt == 2:
+                raise
+    run._ln_db = db  # type: ignore[attr-defined]
+    run._ln_thread = threading.get_ident()  # type: ignore[attr-defined]
+    run._ln_outputs = set()  # type: ignore[attr-defined]
+    run._ln_inputs = set()  # type: ignore[attr-defined]
+    context.set_run(run)
+    return run
+
+
+def _opened_here(run: Run) -> bool:
+    """True when ``run`` is bound to this context or was opened by this thread."""
+    return context.current_run.get() is run or getattr(run, "_ln_thread", None) == (
+        threading.get_ident()
+    )
+
+
+def _open_run(
+    db: Database,
+    transform: Transform | SourceIdentity | str | os.PathLike[str] | None,
+    identity: SourceIdentity | None,
+    user_id: int,
+    env: dict[str, Any],
+) -> Run:
     with db.session() as session, session.begin():
         chosen = transform if isinstance(transform, Transform) else None
         if identity is not None:
@@ -210,10 +240,6 @@ def track(
         session.add(run)
         session.flush()
         session.refresh(run)  # load transform and created_by for use after the session
-    run._ln_db = db  # type: ignore[attr-defined]
-    run._ln_outputs = set()  # type: ignore[attr-defined]
-    run._ln_inputs = set()  # type: ignore[attr-defined]
-    context.set_run(run)
     return run
 
 
@@ -240,8 +266,7 @@ def finish(status: str = "completed", *, run: Run | None = None) -> Run | None:
             )
         )
     run.status, run.finished_at, run.last_seen_at = status, now, now
-    if context.is_bound(run):
-        context.set_run(None)
+    context.unbind(run)
     return run
 
 

@@ -1,0 +1,128 @@
+"""Check the per-run hash chains of record events: ``lineage-nb verify``.
+
+Every event stores the hash of its content and of the run's previous event (see
+:mod:`lineage_nb.lineage.chain`). :func:`verify` walks each run's events in id order, recomputes
+the hashes and reports, per run, the first link that does not hold: an edited event, a deleted
+or inserted one in the middle of a chain, or an event without a hash.
+
+Examples:
+    >>> import lineage_nb as ln
+    >>> from lineage_nb.lineage.verify import verify
+    >>> verify(ln.connect("sqlite://"))
+    []
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, select
+
+from ..db import Database, get_database
+from .chain import event_hash
+from .schema import RecordEvent
+
+__all__ = ["BrokenLink", "describe", "verify"]
+
+_EVENTS: Table = RecordEvent.__table__  # type: ignore[assignment]
+_BATCH = 5_000
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    """The first event of a run whose chain link does not hold.
+
+    Attributes:
+        table: the table of the record the event is about.
+        pk: that record's primary key (as text).
+        run_id: the run whose chain is broken (None: an event written outside a run).
+        event_id: the id of the offending ``lineage_record_event`` row.
+        message: what is wrong with it.
+    """
+
+    table: str
+    pk: str
+    run_id: int | None
+    event_id: int
+    message: str
+
+    def __str__(self) -> str:
+        run = f"run {self.run_id}" if self.run_id is not None else "no run"
+        return f"{run}: event {self.event_id} ({self.table} pk={self.pk}): {self.message}"
+
+
+def _check(row: dict[str, Any], expected_prev: str | None, previous_id: int | None) -> str | None:
+    """Why ``row`` breaks its chain (None when the link holds)."""
+    if row["hash"] is None:
+        return "has no hash: it was not written by lineage_nb, or its hash was removed."
+    if row["prev_hash"] != expected_prev:
+        if previous_id is None:
+            return (
+                "is the run's first event left but points to an earlier one: events before it "
+                "were deleted."
+            )
+        if row["prev_hash"] is None:
+            return f"does not point to the run's previous event {previous_id}."
+        return (
+            f"does not point to the run's previous event {previous_id}: an event between them "
+            "was deleted or inserted, or that event's hash was changed."
+        )
+    if event_hash(row, row["prev_hash"]) != row["hash"]:
+        return "its content does not match its hash: the event was changed after it was written."
+    return None
+
+
+def _rows(db: Database) -> Iterator[dict[str, Any]]:
+    statement = select(_EVENTS).order_by(_EVENTS.c.run_id, _EVENTS.c.id)
+    with db.engine.connect() as connection:
+        result = connection.execution_options(yield_per=_BATCH).execute(statement)
+        for row in result.mappings():
+            yield dict(row)
+
+
+def verify(db: Database | None = None) -> list[BrokenLink]:
+    """Walk every run's event chain; return the first broken link of each broken chain.
+
+    Args:
+        db: the database (default: the one from ``ln.connect()``).
+
+    Returns:
+        One :class:`BrokenLink` per broken chain, in run order; an empty list means intact.
+    """
+    db = db or get_database()
+    broken: list[BrokenLink] = []
+    current: object = object()  # the run being walked (a sentinel before the first row)
+    prev_hash: str | None = None
+    prev_id: int | None = None
+    failed = False
+    for row in _rows(db):
+        run_id = row["run_id"]
+        if run_id is None:  # written outside a run: each event stands alone
+            problem = _check(row, None, None)
+            if problem is not None:
+                broken.append(_link(row, problem))
+            continue
+        if run_id != current:
+            current, prev_hash, prev_id, failed = run_id, None, None, False
+        if not failed:
+            problem = _check(row, prev_hash, prev_id)
+            if problem is not None:
+                broken.append(_link(row, problem))
+                failed = True
+        prev_hash, prev_id = row["hash"], row["id"]
+    return broken
+
+
+def _link(row: dict[str, Any], message: str) -> BrokenLink:
+    return BrokenLink(
+        table=row["table"], pk=row["pk"], run_id=row["run_id"], event_id=row["id"],
+        message=message,
+    )
+
+
+def describe(links: Iterable[BrokenLink]) -> str:
+    """A report for people: one line per broken chain, or a line saying all chains hold."""
+    lines = [f"BROKEN {link}" for link in links]
+    return "\n".join(lines) if lines else "OK: every run's event chain is intact."
