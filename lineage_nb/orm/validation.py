@@ -25,13 +25,14 @@ from sqlalchemy import (
     exists,
     inspect,
     literal,
+    literal_column,
     not_,
     select,
-    text,
     types,
 )
 from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.sql import util as sql_util
+from sqlalchemy.sql.elements import TextClause
 
 from ..errors import ValidationError, short_repr
 
@@ -332,9 +333,9 @@ def validate_constraints(
             names = [key_of.get(c.name, c.name) for c in constraint.columns]
             if skip.intersection(names):
                 continue
-            condition = constraint.sqltext
-            if isinstance(condition, str):
-                condition = text(condition)
+            condition: Any = constraint.sqltext
+            if isinstance(condition, (str, TextClause)):  # schema text, never a user value
+                condition = literal_column(str(condition)).self_group()
             adapted = sql_util.ClauseAdapter(values).traverse(condition)
             failed = session.execute(select(exists().select_from(values).where(not_(adapted))))
             if failed.scalar():

@@ -1,0 +1,114 @@
+"""Validation: clean_fields from column types, validate_unique/validate_constraints in the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from models import Color, Measurement, Project, Sample, Specimen
+
+import lineage_nb as ln
+from lineage_nb.errors import ValidationError
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("label", "x" * 51, "51 characters, at most 50 allowed"),
+        ("label", 12, "expected str, got int 12"),
+        ("label", "nul\x00byte", "NUL character"),
+        ("label", "bad \udc80 surrogate", "surrogate"),
+        ("count", "3", "expected int, got str '3'"),
+        ("count", True, "expected int, got bool"),
+        ("count", 2**40, "outside the 32-bit integer range"),
+        ("ratio", "1.5", "expected a number"),
+        ("flag", 1, "expected bool"),
+        ("color", "blue", "is not one of"),
+        ("taken_at", dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "aware datetime"),
+        ("day", dt.datetime(2026, 1, 1), "expected date"),
+        ("extra", {"x": object()}, "not JSON-serializable"),
+    ],
+)
+def test_clean_fields_rejects_bad_values(db: ln.Database, field: str, value: object, fragment: str) -> None:
+    """Each bad value raises ValidationError naming the field and the value; nothing is written."""
+    specimen = Specimen(label="ok")
+    setattr(specimen, field, value)
+    with pytest.raises(ValidationError) as info:
+        specimen.save()
+    assert info.value.field == field
+    assert fragment in info.value.error_dict[field][0]
+    assert f"Specimen.{field}" in str(info.value)
+    assert Specimen.objects().count() == 0
+
+
+def test_clean_fields_accepts_good_values(db: ln.Database) -> None:
+    """Values of the right types are stored and read back equal."""
+    taken = dt.datetime(2026, 11, 23, 14, 2, 3)
+    specimen = Specimen(
+        label="good", notes="n", count=2**31 - 1, ratio=0.5, flag=False, color=Color.green,
+        taken_at=taken, day=dt.date(2026, 11, 23), extra={"k": [1, 2]},
+    ).save()
+    stored = Specimen.get(specimen.id)
+    assert (stored.count, stored.color, stored.taken_at, stored.extra) == (
+        2**31 - 1, Color.green, taken, {"k": [1, 2]},
+    )
+
+
+def test_required_field_missing(db: ln.Database) -> None:
+    """A NOT NULL column without a value is refused before anything is sent."""
+    with pytest.raises(ValidationError) as info:
+        Sample(value=1.0, project_id=1).save()
+    assert set(info.value.error_dict) == {"name"}
+    assert "cannot be null" in info.value.error_dict["name"][0]
+
+
+def test_error_lists_every_bad_field(db: ln.Database) -> None:
+    """All bad fields are reported at once in error_dict."""
+    with pytest.raises(ValidationError) as info:
+        Specimen(label=None, count="x", ratio="y").save()
+    assert set(info.value.error_dict) == {"label", "count", "ratio"}
+
+
+def test_validate_unique_queries_database(db: ln.Database) -> None:
+    """validate_unique finds a taken unique value, but not the record's own row."""
+    stored = Project(name="taken").save()
+    stored.validate_unique()
+    with pytest.raises(ValidationError) as info:
+        Project(name="taken").validate_unique()
+    assert "already exists" in info.value.error_dict["name"][0]
+    Project(name="free").validate_unique()
+
+
+def test_validate_constraints_check_and_foreign_key(db: ln.Database) -> None:
+    """validate_constraints evaluates CHECK constraints and foreign keys in the database."""
+    project = Project(name="p").save()
+    sample = Sample(name="s", project=project).save()
+    with pytest.raises(ValidationError) as check:
+        Measurement(reading=-1.0, sample_id=sample.id).validate_constraints()
+    assert "ck_measurement_reading" in str(check.value)
+    with pytest.raises(ValidationError) as missing:
+        Measurement(reading=1.0, sample_id=999).validate_constraints()
+    assert missing.value.field == "sample_id"
+    assert "no sample row with id=999" in str(missing.value)
+    Measurement(reading=2.0, sample_id=sample.id).validate_constraints()
+
+
+def test_full_clean_collects_all_checks(db: ln.Database) -> None:
+    """full_clean runs field, unique and constraint checks together."""
+    Project(name="dup").save()
+    with pytest.raises(ValidationError) as info:
+        Project(name="dup").full_clean()
+    assert "name" in info.value.error_dict
+
+
+def test_clean_hook_runs_in_full_clean(db: ln.Database) -> None:
+    """A model's clean() override is part of full_clean."""
+
+    def clean(self: Project) -> None:
+        raise ValidationError("names must be lowercase", model="Project")
+
+    project = Project(name="Upper")
+    project.clean = clean.__get__(project)  # type: ignore[method-assign]
+    with pytest.raises(ValidationError) as info:
+        project.full_clean()
+    assert "lowercase" in str(info.value)
