@@ -333,7 +333,10 @@ def attach(session: Session, record: Any) -> None:
     if state.session_id == session.hash_key:
         return
     mapper = state.mapper
+    pending = getattr(state, "_pending_mutations", None)  # backref appends to unloaded lists
     for rel in mapper.relationships:
+        if rel.uselist and pending and rel.key in pending:
+            del pending[rel.key]
         if rel.key not in state.dict or rel.viewonly:
             continue
         related = state.dict[rel.key]

@@ -1,0 +1,92 @@
+"""Signals: pre/post save, update, delete per model class; a raising receiver aborts the write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from models import Project, Sample
+
+import lineage_nb as ln
+from lineage_nb import signals
+
+
+def test_save_signals_per_model(db: ln.Database) -> None:
+    """pre_save/post_save reach receivers connected for that model only."""
+    calls: list[tuple[str, str, Any]] = []
+
+    def on_pre(sender: type, instance: Any, **kwargs: Any) -> None:
+        calls.append(("pre", sender.__name__, instance.name))
+
+    def on_post(sender: type, instance: Any, **kwargs: Any) -> None:
+        calls.append(("post", sender.__name__, kwargs["created"]))
+
+    signals.pre_save.connect(on_pre, sender=Project)
+    signals.post_save.connect(on_post, sender=Project)
+    try:
+        project = Project(name="p").save()
+        Sample(name="not listened", project=project).save()
+        project.name = "p2"
+        project.save()
+    finally:
+        signals.pre_save.disconnect(on_pre, sender=Project)
+        signals.post_save.disconnect(on_post, sender=Project)
+    assert calls == [("pre", "Project", "p"), ("post", "Project", True),
+                     ("pre", "Project", "p2"), ("post", "Project", False)]
+    Project(name="after disconnect").save()
+    assert len(calls) == 4
+
+
+def test_update_and_delete_signals(db: ln.Database) -> None:
+    """pre/post_update and pre/post_delete fire with the instance; connect_via works."""
+    seen: list[str] = []
+
+    @signals.pre_update.connect_via(Project)
+    def pre_update(sender: type, instance: Any, **kwargs: Any) -> None:
+        seen.append(f"pre_update {instance.name}")
+
+    @signals.post_delete.connect_via(Project)
+    def post_delete(sender: type, instance: Any, **kwargs: Any) -> None:
+        seen.append(f"post_delete {instance.id}")
+
+    try:
+        project = Project(name="a").save()
+        project.update(name="b")
+        project.delete()
+    finally:
+        signals.pre_update.disconnect(pre_update, sender=Project)
+        signals.post_delete.disconnect(post_delete, sender=Project)
+    assert seen == ["pre_update b", f"post_delete {project.id}"]
+
+
+@pytest.mark.parametrize("signal", ["pre_save", "post_save"])
+def test_raising_receiver_aborts_write(db: ln.Database, signal: str) -> None:
+    """A receiver that raises aborts the save: no row and no event are stored."""
+
+    def veto(sender: type, instance: Any, **kwargs: Any) -> None:
+        raise RuntimeError("vetoed")
+
+    getattr(signals, signal).connect(veto, sender=Project)
+    try:
+        with pytest.raises(RuntimeError, match="vetoed"):
+            Project(name="vetoed").save()
+    finally:
+        getattr(signals, signal).disconnect(veto, sender=Project)
+    assert Project.objects().count() == 0
+    assert ln.RecordEvent.filter(table="project").count() == 0
+
+
+def test_raising_pre_delete_keeps_row(db: ln.Database) -> None:
+    """A raising pre_delete receiver keeps the row."""
+    project = Project(name="keep").save()
+
+    def veto(sender: type, instance: Any, **kwargs: Any) -> None:
+        raise PermissionError("no deleting")
+
+    signals.pre_delete.connect(veto, sender=Project)
+    try:
+        with pytest.raises(PermissionError):
+            project.delete()
+    finally:
+        signals.pre_delete.disconnect(veto, sender=Project)
+    assert Project.get(project.id).name == "keep"
