@@ -1,0 +1,82 @@
+"""Our errors: classes, pickling, and the messages a new user gets for bad input."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from models import Measurement, Project, Sample
+
+import lineage_nb as ln
+from lineage_nb import errors
+
+
+def test_error_classes_subclass_builtins() -> None:
+    """Each error derives from LineageError and its closest built-in exception."""
+    assert issubclass(errors.ValidationError, ValueError)
+    assert issubclass(errors.NotFound, LookupError)
+    assert issubclass(errors.NoRunError, RuntimeError)
+    for cls in (errors.ValidationError, errors.NotFound, errors.IntegrityError,
+                errors.ModelPersistenceError, errors.NoRunError, errors.ConfigurationError):
+        assert issubclass(cls, errors.LineageError)
+
+
+def test_errors_pickle_with_their_data() -> None:
+    """Errors survive pickling with field, value, hint and error_dict."""
+    original = errors.ValidationError({"name": ["too long"]}, model="Sample", value="x" * 5)
+    copy = pickle.loads(pickle.dumps(original))
+    assert (copy.field, copy.value, copy.error_dict, str(copy)) == (
+        "name", "xxxxx", {"name": ["too long"]}, str(original))
+    not_found = pickle.loads(pickle.dumps(errors.NotFound("gone", model="Sample", hint="Retry.")))
+    assert str(not_found) == "gone Retry." and not_found.model == "Sample"
+
+
+def _snapshot() -> tuple[list[tuple[int, str]], int]:
+    projects = sorted((p.id, p.name) for p in Project.objects().all())
+    return projects, ln.RecordEvent.objects().count()
+
+
+def test_duplicate_unique_value(db: ln.Database) -> None:
+    """A duplicate unique value raises IntegrityError naming field and value; DB unchanged."""
+    Project(name="taken").save()
+    before = _snapshot()
+    with pytest.raises(errors.IntegrityError) as info:
+        Project(name="taken").save()
+    assert (info.value.model, info.value.field, info.value.value) == ("Project", "name", "taken")
+    assert "already taken" in str(info.value)
+    assert _snapshot() == before
+
+
+def test_foreign_key_to_missing_row(db: ln.Database) -> None:
+    """A foreign key to a missing row raises IntegrityError naming the field; DB unchanged."""
+    Project(name="p").save()
+    before = _snapshot()
+    with pytest.raises(errors.IntegrityError) as info:
+        Sample(name="orphan", project_id=12345).save()
+    assert info.value.field == "project_id"
+    assert "12345" in str(info.value)
+    assert _snapshot() == before
+    assert Sample.objects().count() == 0
+
+
+def test_failed_update_keeps_object_usable(db: ln.Database) -> None:
+    """After a refused update the object keeps its values and can be fixed and saved."""
+    Project(name="a").save()
+    second = Project(name="b").save()
+    second.name = "a"
+    with pytest.raises(errors.IntegrityError):
+        second.save()
+    assert second.name == "a"
+    second.name = "c"
+    second.save()
+    assert sorted(p.name for p in Project.objects().all()) == ["a", "c"]
+
+
+def test_check_constraint_violation(db: ln.Database) -> None:
+    """A CHECK constraint refused by the database becomes our IntegrityError."""
+    project = Project(name="p").save()
+    sample = Sample(name="s", project=project).save()
+    with pytest.raises(errors.IntegrityError) as info:
+        Measurement(reading=-5.0, sample_id=sample.id).save()
+    assert info.value.model == "Measurement"
+    assert Measurement.objects().count() == 0
