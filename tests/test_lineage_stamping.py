@@ -1,0 +1,151 @@
+"""Stamping at the session level: TracksRun columns and one RecordEvent per write, same transaction."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from models import Project, Sample, Specimen
+from sqlalchemy import event, select
+
+import lineage_nb as ln
+from lineage_nb.errors import ValidationError
+
+
+def events(table: str) -> list[ln.RecordEvent]:
+    return ln.RecordEvent.filter(table=table).order_by("id").all()
+
+
+def test_insert_stamps_run_user_time_and_event(db: ln.Database, run: ln.Run) -> None:
+    """save() stamps run, created_by, created_at and writes an insert event with the values."""
+    project = Project(name="p").save()
+    user = ln.User.get(project.created_by_id)
+    assert (project.run_id, user.handle) == (run.id, "tester")
+    assert project.created_at.tzinfo is not None
+    [insert] = events("project")
+    assert (insert.action, insert.pk, insert.run_id, insert.user_id) == (
+        "insert", str(project.id), run.id, user.id)
+    assert insert.changes == {"id": [None, project.id], "name": [None, "p"]}
+    assert insert.hash and len(insert.hash) == 64
+
+
+def test_update_event_has_old_and_new_and_keeps_created(
+    db: ln.Database, run: ln.Run, tmp_path: Path
+) -> None:
+    """An update records {field: [old, new]}; created_* stay, updated_* and run change."""
+    project = Project(name="p").save()
+    sample = Sample(name="s", value=1.0, project=project).save()
+    created = (sample.created_at, sample.created_by_id)
+    ln.finish()
+    script = tmp_path / "second_script.py"
+    script.write_text("print('second')\n")
+    second = ln.track(script)
+    time.sleep(0.01)
+    sample.update(value=2.5)
+    stored = Sample.get(sample.id)
+    assert (stored.created_at, stored.created_by_id) == created
+    assert stored.run_id == second.id
+    assert stored.updated_at > created[0]
+    insert, update = events("sample")
+    assert update.action == "update"
+    assert update.changes == {"value": [1.0, 2.5]}
+    assert (insert.run_id, update.run_id) == (run.id, second.id)
+
+
+def test_created_fields_cannot_change(db: ln.Database, run: ln.Run) -> None:
+    """Changing created_at or created_by after insert is refused; nothing is written."""
+    project = Project(name="p").save()
+    project.created_by_id = project.created_by_id + 1
+    with pytest.raises(ValidationError) as info:
+        project.save()
+    assert info.value.field == "created_by_id"
+    assert len(events("project")) == 1
+
+
+def test_delete_event_keeps_last_values(db: ln.Database, run: ln.Run) -> None:
+    """A delete leaves an event holding the record's last values."""
+    project = Project(name="doomed").save()
+    project.delete()
+    assert [e.action for e in events("project")] == ["insert", "delete"]
+    assert events("project")[-1].changes["name"] == ["doomed", None]
+
+
+def test_untracked_columns_model_still_gets_events(db: ln.Database, run: ln.Run) -> None:
+    """A model without TracksRun still leaves events (run and user on the event)."""
+    specimen = Specimen(label="x").save()
+    [insert] = events("specimen")
+    assert (insert.pk, insert.run_id) == (str(specimen.id), run.id)
+
+
+def test_no_run_still_writes_with_user(db: ln.Database) -> None:
+    """Without a run, writes succeed with run=None and the user stamped."""
+    project = Project(name="no run").save()
+    assert project.run_id is None
+    assert ln.User.get(project.created_by_id).handle == "tester"
+    [insert] = events("project")
+    assert insert.run_id is None and insert.hash is not None
+
+
+def test_rollback_leaves_neither_row_nor_event(db: ln.Database, run: ln.Run) -> None:
+    """A rolled-back transaction leaves no row and no event; a commit leaves both."""
+    with pytest.raises(RuntimeError):
+        with ln.atomic():
+            Project(name="rolled back").save()
+            assert len(events("project")) == 1  # visible inside the transaction
+            raise RuntimeError
+    assert Project.objects().count() == 0 and events("project") == []
+    with ln.atomic():
+        Project(name="kept").save()
+    assert Project.objects().count() == 1 and len(events("project")) == 1
+
+
+def test_plain_sqlalchemy_session_is_tracked(db: ln.Database, run: ln.Run) -> None:
+    """Writes through db.session() with plain SQLAlchemy code are stamped and evented."""
+    with db.session() as session, session.begin():
+        project = Project(name="plain")
+        session.add(project)
+        session.flush()
+        session.add(Sample(name="s", value=1.0, project=project))
+    with db.session() as session, session.begin():
+        sample = session.execute(select(Sample)).scalar_one()
+        sample.value = 3.0
+    with db.session() as session, session.begin():
+        session.delete(session.execute(select(Sample)).scalar_one())
+    assert [e.action for e in events("sample")] == ["insert", "update", "delete"]
+    assert Project.objects().one().run_id == run.id
+    assert all(e.run_id == run.id for e in events("sample"))
+
+
+@contextmanager
+def statements(db: ln.Database) -> Iterator[list[tuple[str, bool]]]:
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        seen.append((statement, executemany))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def test_bulk_create_writes_events_in_one_executemany(db: ln.Database, run: ln.Run) -> None:
+    """bulk_create of 1,000 rows writes its 1,000 events with one executemany statement."""
+    project = Project(name="bulk").save()
+    with statements(db) as seen:
+        Sample.bulk_create([{"name": f"s{i}", "project_id": project.id} for i in range(1_000)])
+    event_inserts = [s for s in seen if "lineage_record_event" in s[0] and s[0].startswith("INSERT")]
+    assert len(event_inserts) == 1 and event_inserts[0][1] is True
+    assert len(events("sample")) == 1_000
+    assert Sample.filter(run_id=run.id).count() == 1_000
+
+
+def test_cell_number_is_stamped(db: ln.Database, run: ln.Run) -> None:
+    """The current notebook cell (execution count) is recorded on events."""
+    ln.context.set_cell(7)
+    Project(name="in cell 7").save()
+    assert events("project")[0].cell == 7
