@@ -1,0 +1,227 @@
+"""Read benchmarks: load_all of a project, a record's history, DataFrames, the widget browser."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+from context import OURS, OURS_OFF, TRANSFORM, Ctx
+from harness import Result, measure
+from models import Project, Sample, SAProject, SASample
+from sqlalchemy import Float, String, select, text
+from sqlalchemy.orm import Mapped, mapped_column, selectinload
+
+import lineage_nb as ln
+
+# -- load one project with its samples ---------------------------------------------------------
+
+
+def load_all(ctx: Ctx) -> None:
+    n = ctx.sizes["load"]
+    op = f"load 1 project with {n:,} samples"
+    ref, target = "SQLAlchemy selectinload", "≤ 1.2× selectinload, statements = depth + 1"
+
+    for lineage in (True, False):
+        ctx.use(lineage)
+        pid = ctx.project("ours", f"load-{lineage}")
+        ctx.fill("ours", pid, n)
+        holder: list[Project] = []
+
+        def setup(pid: int = pid, lineage: bool = lineage, holder: list[Project] = holder) -> None:
+            if lineage:  # a new run each repeat: reading records as inputs is part of the work
+                ln.finish("completed")
+                ln.track(TRANSFORM, db=ctx.on)
+            holder[:] = [Project.get(pid)]
+
+        def body(n: int = n, holder: list[Project] = holder) -> None:
+            project = holder[0].load_all()
+            assert len(project.samples) == n
+
+        note = f"new run per repeat: records {n + 1:,} run inputs" if lineage else ""
+        measure(ctx.add(Result(op, OURS if lineage else OURS_OFF, n, reference=ref, target=1.2,
+                               target_text=target, note=note)),
+                ctx.repeats, body, setup=setup,
+                counter=ctx.count_on if lineage else ctx.count_off)
+    ctx.use(True)
+
+    pid = ctx.project("sa", "load")
+    ctx.fill("sa", pid, n)
+
+    def selectin() -> None:
+        with ctx.sa_session() as session:
+            statement = select(SAProject).where(SAProject.id == pid).options(
+                selectinload(SAProject.samples)
+            )
+            project = session.execute(statement).scalar_one()
+            assert len(project.samples) == n
+
+    measure(ctx.add(Result(op, ref, n, reference=ref)), ctx.repeats, selectin,
+            counter=ctx.count_sa)
+
+    result = ctx.add(Result(op, "ormar load_all", n, reference=ref))
+    if ctx.ormar is None:
+        result.error = ctx.ormar_error
+        return
+    o = ctx.ormar
+    project = ctx.aio(o.OProject(name="load").save())
+    ctx.fill("ormar", project.id, n)
+    holder_o: list[Any] = []
+
+    def ormar_setup() -> None:
+        holder_o[:] = [ctx.aio(o.OProject.objects.get(id=project.id))]
+
+    async def ormar_load() -> None:
+        await holder_o[0].load_all()
+        assert len(holder_o[0].samples) == n
+
+    measure(result, ctx.repeats, lambda: ctx.aio(ormar_load()), setup=ormar_setup,
+            counter=o.counter)
+
+
+# -- history of one record among many events ---------------------------------------------------
+
+
+def history(ctx: Ctx) -> None:
+    n = ctx.sizes["history"]
+    op = f"history of 1 record among {n:,} events"
+    ref = "primary-key select of 1 row"
+    ctx.use(True)
+    pid = ctx.project("ours", "history")
+    record = Sample(name="tracked", value=1.0, project_id=pid).save()
+    record.update(value=2.0)
+    record.update(value=3.0)
+    _fill_events(ctx, n)
+
+    def ours() -> None:
+        events = record.history()
+        assert len(events) == 3
+
+    measure(ctx.add(Result(op, OURS, 1, reference=ref, target=3.0, target_text="≤ 3×")),
+            ctx.fast_repeats, ours, counter=ctx.count_on, warmup=ours)
+
+    spid = ctx.project("sa", "history")
+    ctx.fill("sa", spid, 1)
+    with ctx.sa_session() as session:
+        key = session.scalars(select(SASample.id).where(SASample.project_id == spid)).one()
+
+    def by_pk() -> None:
+        with ctx.sa_session() as session:
+            session.execute(select(SASample).where(SASample.id == key)).scalar_one()
+
+    measure(ctx.add(Result(op, ref, 1, reference=ref, note="SQLAlchemy ORM, new session")),
+            ctx.fast_repeats, by_pk, counter=ctx.count_sa, warmup=by_pk)
+
+
+def _fill_events(ctx: Ctx, n: int) -> None:
+    """Add ``n`` filler events for other records of the same table, in SQL (untimed)."""
+    existing = ctx.on.engine.connect()
+    with existing, existing.begin():
+        if ctx.backend.name == "sqlite":
+            generator = ("WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g "
+                         "WHERE x < :n) ")
+            source = "g"
+        else:
+            generator, source = "", "generate_series(1, :n) AS g(x)"
+        existing.execute(text(
+            f"{generator}INSERT INTO lineage_record_event "  # noqa: S608 - constant SQL
+            '(run_id, user_id, "table", pk, action, changes, cell, at, hash, prev_hash) '
+            "SELECT e.run_id, e.user_id, e.\"table\", CAST(1000000000 + x AS VARCHAR(20)), "
+            "e.action, e.changes, e.cell, e.at, NULL, NULL "
+            f"FROM {source}, (SELECT * FROM lineage_record_event ORDER BY id LIMIT 1) AS e"
+        ), {"n": n})
+        if ctx.backend.name == "postgresql":
+            existing.execute(text("ANALYZE lineage_record_event"))
+
+
+# -- DataFrames ---------------------------------------------------------------------------------
+
+
+def dataframe(ctx: Ctx) -> None:
+    n = ctx.sizes["df"]
+    op = f"DataFrame of {n:,} rows"
+    ref = "pandas.read_sql"
+    ctx.use(True)
+    pid = ctx.project("ours", "df")
+    ctx.fill("ours", pid, n)
+    columns = [getattr(Sample, attr.key) for attr in Sample.__mapper__.column_attrs]
+    statement = select(*columns).where(Sample.project_id == pid)
+
+    for lineage in (True, False):
+        ctx.use(lineage)
+
+        def ours() -> None:
+            frame = Sample.filter(project_id=pid).df()
+            assert len(frame) == n
+
+        measure(ctx.add(Result(op, f"lineage_nb Model.filter(...).df(){'' if lineage else ', lineage off'}",
+                               n, reference=ref, target=1.3, target_text="≤ 1.3×")),
+                ctx.repeats, ours, counter=ctx.count_on if lineage else ctx.count_off)
+    ctx.use(True)
+
+    def read_sql() -> None:
+        with ctx.on.engine.connect() as conn:
+            frame = pd.read_sql(statement, conn)
+        assert len(frame) == n
+
+    measure(ctx.add(Result(op, ref, n, reference=ref, note="same SELECT, same engine")),
+            ctx.repeats, read_sql, counter=ctx.count_on)
+
+
+# -- the widget browser -------------------------------------------------------------------------
+
+
+class BrowseBig(ln.Model):
+    __tablename__ = "bench_browse_big"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float | None] = mapped_column(Float)
+    at: Mapped[dt.datetime | None]
+
+
+class BrowseSmall(ln.Model):
+    __tablename__ = "bench_browse_small"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float | None] = mapped_column(Float)
+    at: Mapped[dt.datetime | None]
+
+
+def browse(ctx: Ctx) -> None:
+    big, small = ctx.sizes["browse_big"], ctx.sizes["browse_small"]
+    op = "open the widget browser"
+    ref = f"browse() on {small:,} rows"
+    try:
+        from lineage_nb.widgets import browse as open_browser
+    except ImportError as error:
+        result = ctx.add(Result(op, f"browse() on {big:,} rows", big, reference=ref))
+        result.error = f"lineage_nb.widgets.browse unavailable ({error})"
+        return
+    ctx.use(True)
+    for model, count in ((BrowseBig, big), (BrowseSmall, small)):
+        _fill_rows(ctx, model.__tablename__, count)
+
+    for model, count in ((BrowseBig, big), (BrowseSmall, small)):
+        def body(model: Any = model) -> None:
+            open_browser(model)
+
+        target = (2.0, "≤ 2×") if model is BrowseBig else (None, "")
+        measure(ctx.add(Result(op, f"browse() on {count:,} rows", count, reference=ref,
+                               target=target[0], target_text=target[1])),
+                ctx.repeats, body, counter=ctx.count_on, warmup=body)
+
+
+def _fill_rows(ctx: Ctx, table: str, n: int) -> None:
+    with ctx.on.engine.begin() as conn:
+        if ctx.backend.name == "sqlite":
+            generator = ("WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g "
+                         "WHERE x < :n) ")
+            source, now = "g", "CURRENT_TIMESTAMP"
+        else:
+            generator, source, now = "", "generate_series(1, :n) AS g(x)", "LOCALTIMESTAMP"
+        conn.execute(text(
+            f"{generator}INSERT INTO {table} (name, value, at) "  # noqa: S608 - constant SQL
+            f"SELECT 'row ' || CAST(x AS VARCHAR(20)), x * 0.5, {now} FROM {source}"
+        ), {"n": n})

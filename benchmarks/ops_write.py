@@ -1,0 +1,264 @@
+"""Write benchmarks: single-row inserts, bulk inserts, row-by-row updates, bulk-insert memory."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+from context import OURS, OURS_OFF, Ctx
+from harness import Result, measure
+from models import Sample, SASample
+from sqlalchemy import insert, select
+
+RAW_INSERT = "INSERT INTO sa_sample (name, value, project_id) VALUES (?, ?, ?)"
+
+
+# -- single-row inserts, one transaction each -------------------------------------------------
+
+
+def single_insert(ctx: Ctx) -> None:
+    n = ctx.sizes["single"]
+    op = f"single-row insert ×{n:,}, own transaction each"
+    ref, target = "SQLAlchemy ORM", "≤ 1.3× SQLAlchemy ORM"
+
+    def ours(lineage: bool) -> None:
+        ctx.use(lineage)
+        pid = ctx.project("ours", f"single-{lineage}")
+        extra = ctx.stamps(lineage)
+
+        def body(count: int = n) -> None:
+            for i in range(count):
+                Sample(name=f"s{i}", value=float(i), project_id=pid, **extra).save()
+
+        name = OURS if lineage else OURS_OFF
+        measure(ctx.add(Result(op, name, n, reference=ref, target=1.3, target_text=target)),
+                ctx.repeats, body, setup=ctx.clear("ours", pid),
+                counter=ctx.count_on if lineage else ctx.count_off, warmup=lambda: body(20))
+
+    ours(True)
+    ours(False)
+
+    pid = ctx.project("sa", "single")
+    conn = ctx.dbapi()
+    raw = Result(op, ctx.dbapi_name, n, reference=ref)
+
+    def dbapi() -> None:
+        cursor = conn.cursor()
+        sql = ctx.dbapi_sql(RAW_INSERT)
+        for i in range(n):
+            cursor.execute(sql, (f"s{i}", float(i), pid))
+            conn.commit()
+        raw.statements = n
+
+    measure(ctx.add(raw), ctx.repeats, dbapi, setup=ctx.clear("sa", pid))
+    conn.close()
+
+    def orm() -> None:
+        with ctx.sa_session() as session:
+            for i in range(n):
+                session.add(SASample(name=f"s{i}", value=float(i), project_id=pid))
+                session.commit()
+
+    measure(ctx.add(Result(op, "SQLAlchemy ORM", n, reference=ref, note="expire_on_commit=False")),
+            ctx.repeats, orm, setup=ctx.clear("sa", pid), counter=ctx.count_sa)
+    _ormar(ctx, op, n, ref, lambda o, p: _ormar_single(o, p, n))
+
+
+async def _ormar_single(o: Any, project: Any, n: int) -> None:
+    for i in range(n):
+        await o.OSample(name=f"s{i}", value=float(i), project=project).save()
+
+
+def _ormar(ctx: Ctx, op: str, rows: int, ref: str, make: Callable[[Any, Any], Any],
+           repeats: int | None = None) -> None:
+    """Measure an ormar coroutine factory ``make(ormar, project)`` (or record why it cannot)."""
+    result = ctx.add(Result(op, "ormar", rows, reference=ref))
+    if ctx.ormar is None:
+        result.error = ctx.ormar_error
+        return
+    o = ctx.ormar
+    project = ctx.aio(o.OProject(name=op[:90]).save())
+    measure(result, repeats or ctx.repeats, lambda: ctx.aio(make(o, project)),
+            setup=ctx.clear("ormar", project.id), counter=o.counter)
+
+
+# -- bulk inserts, one transaction --------------------------------------------------------------
+
+
+def bulk_insert(ctx: Ctx) -> None:
+    n = ctx.sizes["bulk"]
+    op = f"bulk insert ×{n:,}, one transaction"
+    ref = "SQLAlchemy ORM add_all"
+
+    for lineage in (True, False):
+        ctx.use(lineage)
+        counter = ctx.count_on if lineage else ctx.count_off
+        suffix = "" if lineage else ", lineage off"
+        pid = ctx.project("ours", f"bulk-{lineage}")
+        extra = ctx.stamps(lineage)
+
+        def instances(pid: int = pid, extra: dict[str, Any] = extra) -> None:
+            Sample.bulk_create([Sample(name=f"s{i}", value=float(i), project_id=pid, **extra)
+                                for i in range(n)])
+
+        def dicts(pid: int = pid, extra: dict[str, Any] = extra) -> None:
+            Sample.bulk_create([{"name": f"s{i}", "value": float(i), "project_id": pid, **extra}
+                                for i in range(n)])
+
+        measure(ctx.add(Result(op, f"lineage_nb bulk_create(instances){suffix}", n, reference=ref,
+                               target=0.5, target_text="≤ 0.5× ORM add_all")),
+                ctx.repeats, instances, setup=ctx.clear("ours", pid), counter=counter)
+        measure(ctx.add(Result(op, f"lineage_nb bulk_create(dicts){suffix}", n,
+                               reference="SQLAlchemy Core insert", target=3.0,
+                               target_text="≤ 3× SQLAlchemy Core")),
+                ctx.repeats, dicts, setup=ctx.clear("ours", pid), counter=counter)
+    ctx.use(True)
+
+    pid = ctx.project("sa", "bulk")
+    conn = ctx.dbapi()
+    raw = Result(op, f"{ctx.dbapi_name} executemany", n, reference=ref)
+
+    def dbapi() -> None:
+        rows = [(f"s{i}", float(i), pid) for i in range(n)]
+        conn.cursor().executemany(ctx.dbapi_sql(RAW_INSERT), rows)
+        conn.commit()
+        raw.statements = 1
+
+    measure(ctx.add(raw), ctx.repeats, dbapi, setup=ctx.clear("sa", pid))
+    conn.close()
+
+    def core() -> None:
+        rows = [{"name": f"s{i}", "value": float(i), "project_id": pid} for i in range(n)]
+        with ctx.sa.begin() as connection:
+            connection.execute(insert(SASample), rows)
+
+    measure(ctx.add(Result(op, "SQLAlchemy Core insert", n, reference=ref, note="executemany")),
+            ctx.repeats, core, setup=ctx.clear("sa", pid), counter=ctx.count_sa)
+
+    def orm() -> None:
+        with ctx.sa_session() as session:
+            session.add_all([SASample(name=f"s{i}", value=float(i), project_id=pid)
+                             for i in range(n)])
+            session.commit()
+
+    measure(ctx.add(Result(op, ref, n, reference=ref, note="expire_on_commit=False")),
+            ctx.repeats, orm, setup=ctx.clear("sa", pid), counter=ctx.count_sa)
+
+    async def ormar_bulk(o: Any, project: Any) -> None:
+        await o.OSample.objects.bulk_create(
+            [o.OSample(name=f"s{i}", value=float(i), project=project) for i in range(n)]
+        )
+
+    _ormar(ctx, op, n, ref, ormar_bulk)
+
+
+# -- updates one by one -------------------------------------------------------------------------
+
+
+def updates(ctx: Ctx) -> None:
+    n = ctx.sizes["update"]
+    op = f"update ×{n:,} one by one, own transaction each"
+    ref, target = "SQLAlchemy ORM", "≤ 1.3× SQLAlchemy ORM"
+
+    for lineage in (True, False):
+        ctx.use(lineage)
+        pid = ctx.project("ours", f"update-{lineage}")
+        ctx.fill("ours", pid, n)
+        records = Sample.filter(project_id=pid).all()
+
+        def body(records: list[Sample] = records) -> None:
+            for record in records:
+                record.update(value=record.value + 1.0)
+
+        measure(ctx.add(Result(op, OURS if lineage else OURS_OFF, n, reference=ref, target=1.3,
+                               target_text=target)),
+                ctx.repeats, body, counter=ctx.count_on if lineage else ctx.count_off)
+    ctx.use(True)
+
+    pid = ctx.project("sa", "update")
+    ctx.fill("sa", pid, n)
+    for expire in (False, True):
+        session = ctx.sa_session(expire_on_commit=expire)
+        objects = session.scalars(select(SASample).where(SASample.project_id == pid)).all()
+        session.commit()
+
+        def orm(session: Any = session, objects: Any = objects) -> None:
+            for obj in objects:
+                obj.value = obj.value + 1.0
+                session.commit()
+
+        name = "SQLAlchemy ORM" if not expire else "SQLAlchemy ORM, expire_on_commit=True"
+        measure(ctx.add(Result(op, name, n, reference=ref,
+                               note=f"expire_on_commit={expire}, one session")),
+                ctx.repeats, orm, counter=ctx.count_sa)
+        session.close()
+
+    result = ctx.add(Result(op, "ormar", n, reference=ref))
+    if ctx.ormar is None:
+        result.error = ctx.ormar_error
+        return
+    o = ctx.ormar
+    project = ctx.aio(o.OProject(name="update").save())
+    ctx.fill("ormar", project.id, n)
+    rows = ctx.aio(o.OSample.objects.filter(project=project.id).all())
+
+    async def ormar_update() -> None:
+        for row in rows:
+            await row.update(value=row.value + 1.0)
+
+    measure(result, ctx.repeats, lambda: ctx.aio(ormar_update()), counter=o.counter)
+
+
+# -- peak memory of a bulk insert ---------------------------------------------------------------
+
+
+def memory(ctx: Ctx) -> None:
+    n = ctx.sizes["memory"]
+    op = f"peak memory, bulk insert ×{n:,} (tracemalloc)"
+    ref = "SQLAlchemy ORM add_all"
+    repeats = 1 if ctx.quick else 3
+
+    def peak(fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            gc.collect()
+            tracemalloc.start()
+            try:
+                fn()
+                _, top = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            samples.append(top / 2**20)
+
+        return run
+
+    def record(result: Result, fn: Callable[[], None], setup: Callable[[], None]) -> None:
+        samples.clear()
+        measure(ctx.add(result), repeats, peak(fn), setup=setup)
+        result.times = list(samples) if not result.error else []
+
+    samples: list[float] = []
+    for lineage in (True, False):
+        ctx.use(lineage)
+        pid = ctx.project("ours", f"memory-{lineage}")
+        extra = ctx.stamps(lineage)
+
+        def ours(pid: int = pid, extra: dict[str, Any] = extra) -> None:
+            Sample.bulk_create([Sample(name=f"s{i}", value=float(i), project_id=pid, **extra)
+                                for i in range(n)])
+
+        record(Result(op, f"lineage_nb bulk_create(instances){'' if lineage else ', lineage off'}",
+                      n, reference=ref, target=1.0, target_text="≤ 1.0× ORM add_all", unit="MiB"),
+               ours, ctx.clear("ours", pid))
+    ctx.use(True)
+    pid = ctx.project("sa", "memory")
+
+    def orm() -> None:
+        with ctx.sa_session() as session:
+            session.add_all([SASample(name=f"s{i}", value=float(i), project_id=pid)
+                             for i in range(n)])
+            session.commit()
+
+    record(Result(op, ref, n, reference=ref, unit="MiB", note="expire_on_commit=False"),
+           orm, ctx.clear("sa", pid))
