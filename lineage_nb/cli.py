@@ -1,0 +1,375 @@
+"""The ``lineage-nb`` command (also ``python -m lineage_nb``).
+
+Subcommands: ``demo``, ``runs``, ``show MODEL PK``, ``export``, ``verify``,
+``install-kernel-config`` / ``uninstall-kernel-config`` and ``setup-postgres``. Every one takes
+``--database URL`` (default: env ``LINEAGE_NB_DATABASE_URL``, else ``sqlite:///lineage.db``).
+Bad arguments and unreachable databases end with exit code 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ._cli_records import (
+    UsageError,
+    changes_text,
+    first_line,
+    history_frame,
+    import_models,
+    read_row,
+    record_object,
+    resolve_table,
+    table_text,
+)
+from .db import DEFAULT_URL, URL_ENV, Database
+from .errors import LineageError
+
+__all__ = ["build_parser", "main"]
+
+PROG = "lineage-nb"
+DEBUG_ENV = "LINEAGE_NB_DEBUG"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.removeprefix(PROG).strip()
+        raise UsageError(f"{where}: {message}" if where else message)
+
+
+def _url(args: argparse.Namespace) -> str:
+    return str(args.database or os.environ.get(URL_ENV) or DEFAULT_URL)
+
+
+def connect(args: argparse.Namespace, *, must_exist: bool = True) -> Database:
+    """Connect to ``--database`` (lineage schema migrated, user tables untouched).
+
+    Raises:
+        UsageError: the URL is invalid, the SQLite file does not exist, or the server is down.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from . import db as db_module
+
+    url = _url(args)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise UsageError(f"cannot parse database URL {url!r}") from exc
+    if parsed.get_backend_name() == "sqlite" and must_exist:
+        path = parsed.database or ""
+        if (
+            path not in ("", ":memory:")
+            and not path.startswith("file:")
+            and not Path(path).exists()
+        ):
+            raise UsageError(
+                f"no database at {path} (pass --database URL or set {URL_ENV}; "
+                "`lineage-nb demo` creates one)"
+            )
+    try:
+        return db_module.connect(url, create=False)
+    except LineageError as exc:
+        raise UsageError(f"database {url!r}: {first_line(exc)}") from exc
+    except (SQLAlchemyError, OSError) as exc:
+        shown = parsed.render_as_string(hide_password=True)
+        raise UsageError(f"cannot reach database {shown}: {first_line(exc)}") from exc
+
+
+# -- runs -------------------------------------------------------------------------------------
+RUN_COLUMNS = (
+    "run_id",
+    "transform_key",
+    "transform_version",
+    "user_handle",
+    "status",
+    "started_at",
+    "finished_at",
+    "events",
+)
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from .lineage.graph import runs_df
+
+    connect(args)
+    frame = runs_df(transform=args.notebook, user=args.user, status=args.status, limit=args.limit)
+    if frame.empty:
+        print("No runs match.")
+        return 0
+    columns = {
+        name: name.removeprefix("transform_").removesuffix("_handle") for name in RUN_COLUMNS
+    }
+    if args.uid:
+        columns = {"run_id": "run_id", "uid": "uid", **columns}
+    shown = frame[[c for c in columns if c in frame.columns]].rename(columns=columns)
+    print(table_text(shown))
+    return 0
+
+
+# -- show -------------------------------------------------------------------------------------
+def _cmd_show(args: argparse.Namespace) -> int:
+    db = connect(args)
+    import_models(args.models)
+    table = resolve_table(db, args.model)
+    row = read_row(db, table, args.pk)
+    if row is None:
+        print(f"{PROG}: no {table} record with primary key {args.pk}", file=sys.stderr)
+        return 1
+    print(f"{table} {args.pk}")
+    width = max(len(str(name)) for name in row)
+    for name, value in row.items():
+        print(f"  {name:<{width}}  {'NULL' if value is None else value}")
+    history = history_frame(table, args.pk)
+    print(f"\nHistory ({len(history)} event{'s' if len(history) != 1 else ''}):")
+    if not history.empty:
+        history["changes"] = history["changes"].map(changes_text)
+        print(table_text(history))
+    return 0
+
+
+# -- export -----------------------------------------------------------------------------------
+def _selected_runs(args: argparse.Namespace) -> list[Any]:
+    from sqlalchemy import or_, select
+
+    from .lineage.graph import runs
+    from .lineage.schema import Run
+    from .orm.session_scope import run_sync
+
+    if not args.run:
+        return list(
+            reversed(
+                runs(transform=args.notebook, user=args.user, status=args.status, limit=args.limit)
+            )
+        )
+    ids = [int(r) for r in args.run if r.isdigit()]
+    uids = [r for r in args.run if not r.isdigit()]
+    statement = select(Run).where(or_(Run.id.in_(ids), Run.uid.in_(uids))).order_by(Run.id)
+    found = run_sync(lambda s: list(s.execute(statement).unique().scalars()))
+    missing = set(args.run) - {str(r.id) for r in found} - {r.uid for r in found}
+    if missing:
+        raise UsageError(f"no run {', '.join(sorted(missing))} (see `{PROG} runs`)")
+    return found
+
+
+def _view_frame(db: Database, args: argparse.Namespace, runs: list[Any]) -> Any:
+    from sqlalchemy import MetaData, Table, select
+
+    from .lineage.graph import runs_df
+    from .orm.frames import frame_from_rows
+
+    view = args.view or ("events" if args.run else "runs")
+    run_ids = [r.id for r in runs]
+    if view == "runs":
+        frame = runs_df(transform=args.notebook, user=args.user, status=args.status, limit=None)
+        return frame[frame["run_id"].isin(run_ids)].sort_values("run_id").reset_index(drop=True)
+    table_name = {"events": "lineage_record_event", "inputs": "lineage_run_input"}.get(view)
+    table = Table(table_name or resolve_table(db, view), MetaData(), autoload_with=db.engine)
+    statement = select(table)
+    if table_name is not None:
+        statement = statement.where(table.c.run_id.in_(run_ids)).order_by(table.c.id)
+    with db.engine.connect() as connection:
+        result = connection.execute(statement)
+        return frame_from_rows(list(result.keys()), result.all(), [c.type for c in table.columns])
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    if not (args.csv or args.parquet or args.openlineage or args.prov):
+        raise UsageError("export: give at least one of --csv, --parquet, --openlineage, --prov")
+    db = connect(args)
+    import_models(args.models)
+    from . import export
+
+    show = False if args.no_progress else None
+    runs = _selected_runs(args)
+    if args.csv or args.parquet:
+        frame = _view_frame(db, args, runs)
+        if args.csv:
+            print(f"wrote {len(frame)} rows to {export.to_csv(frame, args.csv, progress=show)}")
+        if args.parquet:
+            written = export.to_parquet(frame, args.parquet, progress=show)
+            print(f"wrote {len(frame)} rows to {written}")
+    if args.openlineage:
+        count = export.write_events(
+            runs, args.openlineage, namespace=args.namespace, progress_bar=show
+        )
+        print(f"wrote {count} OpenLineage events of {len(runs)} runs to {args.openlineage}")
+    if args.prov:
+        subject: Any = record_object(db, *args.record) if args.record else runs
+        document = export.to_prov(subject, depth=args.depth)
+        path = export.write_prov(document, args.prov, format=args.prov_format)
+        print(f"wrote PROV ({len(document.records)} records) to {path}")
+    return 0
+
+
+# -- verify, kernel config, demo, postgres ---------------------------------------------------
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .lineage.verify import verify
+
+    links = verify(connect(args))
+    if not links:
+        print("OK: every run's event chain is intact.")
+        return 0
+    print(f"BROKEN {links[0]}")
+    if len(links) > 1:
+        print(f"... and {len(links) - 1} more broken chain(s)")
+    return 1
+
+
+def _cmd_kernel_config(args: argparse.Namespace) -> int:
+    from .ipython import kernel_config
+
+    action = (
+        kernel_config.install
+        if args.command == "install-kernel-config"
+        else (kernel_config.uninstall)
+    )
+    print(action(args.profile, ipython_dir=args.ipython_dir))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo_main
+
+    argv = list(args.demo_args)
+    if args.database:
+        argv = ["--database", args.database, *argv]
+    return int(demo_main(argv) or 0)
+
+
+def _cmd_setup_postgres(args: argparse.Namespace) -> int:
+    import importlib
+
+    postgres = importlib.import_module(f"{__package__}.security.postgres")
+    result = postgres.setup_postgres(args.admin_url)
+    if result is not None:
+        print(result)
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------------
+def _filters(parser: argparse.ArgumentParser, limit: int | None) -> None:
+    parser.add_argument("--user", help="only runs by this user handle")
+    parser.add_argument("--notebook", help="only runs of notebooks/scripts whose key contains this")
+    parser.add_argument("--status", choices=["started", "completed", "errored", "aborted"])
+    parser.add_argument(
+        "--limit", type=int, default=limit, help=f"at most N runs (default {limit})"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of ``lineage-nb`` with one subparser per command."""
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--database",
+        metavar="URL",
+        help=f"SQLAlchemy URL (default: ${URL_ENV} or {DEFAULT_URL})",
+    )
+    parser = _Parser(
+        prog=PROG, description="Record-level data lineage for Jupyter.", parents=[common]
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], text: str) -> Any:
+        command = sub.add_parser(name, help=text, description=text, parents=[common])
+        command.set_defaults(func=func)
+        return command
+
+    demo = add("demo", _cmd_demo, "create a demo database with tracked runs")
+    demo.add_argument("demo_args", nargs=argparse.REMAINDER, help="options passed to the demo")
+    runs = add("runs", _cmd_runs, "list recent runs, newest first")
+    _filters(runs, 20)
+    runs.add_argument("--uid", action="store_true", help="also show each run's uid")
+    show = add("show", _cmd_show, "show one record and its history")
+    show.add_argument("model", metavar="MODEL", help="model class name or table name")
+    show.add_argument("pk", metavar="PK", help="primary key (composite: comma separated)")
+    show.add_argument("--models", metavar="MODULE", help="import models from a module or .py file")
+    export = add("export", _cmd_export, "export runs as CSV, Parquet, OpenLineage or PROV")
+    export.add_argument("--run", action="append", metavar="ID", help="run id or uid (repeatable)")
+    _filters(export, None)
+    export.add_argument("--csv", metavar="FILE", help="write the --view table as CSV")
+    export.add_argument("--parquet", metavar="FILE", help="write the --view table as Parquet")
+    export.add_argument(
+        "--view",
+        metavar="VIEW",
+        help="runs, events, inputs or a table name (default: runs; events with --run)",
+    )
+    export.add_argument("--openlineage", metavar="FILE", help="write OpenLineage events (NDJSON)")
+    export.add_argument("--namespace", default="lineage_nb", help="OpenLineage job namespace")
+    export.add_argument("--prov", metavar="FILE", help="write a W3C PROV document")
+    export.add_argument(
+        "--prov-format",
+        choices=["json", "provn", "xml"],
+        help="PROV serialization (default: from the suffix, else json)",
+    )
+    export.add_argument(
+        "--record",
+        nargs=2,
+        metavar=("MODEL", "PK"),
+        help="PROV of one record's lineage instead of the runs",
+    )
+    export.add_argument("--depth", type=int, default=3, help="PROV lineage depth (default 3)")
+    export.add_argument(
+        "--models", metavar="MODULE", help="import models from a module or .py file"
+    )
+    export.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    add("verify", _cmd_verify, "check every run's event hash chain (exit 1 when broken)")
+    for name, text in (
+        ("install-kernel-config", "load lineage_nb in every IPython kernel"),
+        ("uninstall-kernel-config", "stop loading lineage_nb in every kernel"),
+    ):
+        config = add(name, _cmd_kernel_config, text)
+        config.add_argument("--profile", default="default", help="IPython profile")
+        config.add_argument("--ipython-dir", metavar="DIR", help="IPython directory")
+    postgres = add(
+        "setup-postgres",
+        _cmd_setup_postgres,
+        "create roles and grants for a shared PostgreSQL lineage database",
+    )
+    postgres.add_argument(
+        "--admin-url", required=True, metavar="URL", help="URL of a role allowed to create roles"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``lineage-nb`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    from . import db as db_module
+
+    parser = build_parser()
+    previous = db_module._default
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return int(args.func(args))
+    except SystemExit as exc:  # --help, or a subcommand that exits
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except LineageError as exc:
+        print(f"{PROG}: error: {first_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(
+            f"{PROG}: error: {type(exc).__name__}: {first_line(exc)} "
+            f"(set {DEBUG_ENV}=1 for a traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        opened = db_module._default
+        if opened is not None and opened is not previous:
+            opened.close()
+            db_module._default = previous

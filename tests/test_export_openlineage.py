@@ -1,0 +1,162 @@
+"""OpenLineage export: RunEvents built with openlineage-python, validated against the 2-0-2 model."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from export_data import Lineage, build_lineage
+from jsonschema import Draft202012Validator, FormatChecker
+from openlineage.client import OpenLineageClient
+from openlineage.client.event_v2 import RunEvent
+from openlineage.client.transport.file import FileConfig, FileTransport
+
+import lineage_nb as ln
+
+SCHEMA = json.loads(
+    (Path(__file__).parent / "fixtures" / "openlineage-2-0-2.schema.json").read_text()
+)
+FORMATS = FormatChecker()
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    """RFC 3339: a date, a 'T', a time and an offset."""
+    if not isinstance(value, str):
+        return True
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return "T" in value and parsed.tzinfo is not None
+
+
+@FORMATS.checks("uri")
+def _is_uri(value: object) -> bool:
+    """An absolute URI: it has a scheme."""
+    return not isinstance(value, str) or bool(urlparse(value).scheme)
+
+
+def schema_errors(event: dict[str, Any]) -> list[str]:
+    """Every violation of the RunEvent schema and of each facet's own schema (by _schemaURL)."""
+    messages = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in Draft202012Validator(SCHEMA, format_checker=FORMATS).iter_errors(event)
+    ]
+    for where, facet in _facets(event):
+        name = facet["_schemaURL"].split("#/$defs/")[-1].split(":")[-1]
+        if name not in SCHEMA["$defs"]:
+            messages.append(f"{where}: no schema for facet {facet['_schemaURL']}")
+            continue
+        sub = {"$ref": f"#/$defs/{name}", "$defs": SCHEMA["$defs"]}
+        validator = Draft202012Validator(sub, format_checker=FORMATS)
+        messages += [f"{where}: {e.message}" for e in validator.iter_errors(facet)]
+    return messages
+
+
+def _facets(event: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = [(f"run.{k}", v) for k, v in event["run"].get("facets", {}).items()]
+    found += [(f"job.{k}", v) for k, v in event["job"].get("facets", {}).items()]
+    for side, key in (("inputs", "inputFacets"), ("outputs", "outputFacets")):
+        for dataset in event.get(side, []):
+            for group in ("facets", key):
+                found += [(f"{side}.{k}", v) for k, v in dataset.get(group, {}).items()]
+    return found
+
+
+def as_dict(event: RunEvent) -> dict[str, Any]:
+    return json.loads(ln.export.to_json(event))  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def lineage(db: ln.Database, tmp_path: Path) -> Lineage:
+    return build_lineage(tmp_path)
+
+
+def test_openlineage_events_validate_against_schema(lineage: Lineage) -> None:
+    """Every event of every run, serialized to JSON, is a valid OpenLineage 2-0-2 RunEvent."""
+    events = [e for run in ln.runs() for e in ln.export.openlineage_events(run)]
+    assert len(events) == 6
+    for event in events:
+        data = as_dict(event)
+        assert data["schemaURL"].startswith("https://openlineage.io/spec/2-0-2/OpenLineage.json")
+        assert schema_errors(data) == []
+
+
+def test_openlineage_schema_check_rejects_broken_events(lineage: Lineage) -> None:
+    """The validation used above does fail on a bad run id, a missing producer or facet field."""
+    good = as_dict(ln.export.openlineage_events(lineage.analyse)[1])
+    bad_id = json.loads(json.dumps(good))
+    bad_id["run"]["runId"] = "run-2"
+    no_producer = {k: v for k, v in good.items() if k != "producer"}
+    bad_facet = json.loads(json.dumps(good))
+    del bad_facet["job"]["facets"]["sourceCode"]["sourceCode"]
+    bad_count = json.loads(json.dumps(good))
+    bad_count["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] = "three"
+    for broken in (bad_id, no_producer, bad_facet, bad_count):
+        assert schema_errors(broken) != []
+
+
+def test_openlineage_events_describe_the_run(lineage: Lineage) -> None:
+    """Job = transform key and version, run id = uid, datasets = tables with row counts."""
+    run = lineage.analyse
+    start, complete = (as_dict(e) for e in ln.export.openlineage_events(run))
+    assert (start["eventType"], complete["eventType"]) == ("START", "COMPLETE")
+    assert start["run"]["runId"] == complete["run"]["runId"] == run.uid
+    assert complete["job"]["name"] == run.transform.key
+    assert complete["job"]["namespace"] == "lineage_nb"
+    facets = complete["job"]["facets"]
+    assert facets["lineageNb"]["version"] == run.transform.version
+    assert facets["sourceCode"]["sourceCode"] == run.transform.source_code
+    assert facets["sourceCode"]["language"] == "python"
+    inputs = {
+        d["name"]: d["inputFacets"]["inputStatistics"]["rowCount"] for d in complete["inputs"]
+    }
+    outputs = {
+        d["name"]: d["outputFacets"]["outputStatistics"]["rowCount"] for d in complete["outputs"]
+    }
+    prefix = (
+        "" if ln.get_database().dialect == "sqlite" else f"{ln.get_database().url.database}.public."
+    )
+    assert inputs == {f"{prefix}sample": 2}
+    assert outputs == {f"{prefix}measurement": 3, f"{prefix}sample": 1}
+    assert start["outputs"] == []
+    assert start["eventTime"] < complete["eventTime"]
+    assert complete["run"]["facets"]["lineageNb"]["runNumber"] == run.id
+
+
+def test_openlineage_errored_run_ends_with_fail(lineage: Lineage) -> None:
+    """An errored run ends with FAIL and an errorMessage facet naming the cell."""
+    events = [as_dict(e) for e in ln.export.openlineage_events(lineage.broken)]
+    assert [e["eventType"] for e in events] == ["START", "FAIL"]
+    error = events[1]["run"]["facets"]["errorMessage"]
+    assert "3" in error["message"] and error["programmingLanguage"] == "python"
+    assert events[1]["run"]["facets"]["lineageNb"]["erroredCells"] == [3]
+
+
+def test_openlineage_open_run_has_only_start(run: ln.Run) -> None:
+    """A run still going has its START event only."""
+    events = ln.export.openlineage_events(run)
+    assert [as_dict(e)["eventType"] for e in events] == ["START"]
+    assert schema_errors(as_dict(events[0])) == []
+
+
+def test_write_events_writes_ndjson(lineage: Lineage, tmp_path: Path) -> None:
+    """write_events writes one JSON event per line, START before the end of each run."""
+    path = tmp_path / "events.ndjson"
+    count = ln.export.write_events(reversed(ln.runs()), path, progress_bar=False)
+    lines = path.read_text().splitlines()
+    assert count == len(lines) == 6
+    events = [json.loads(line) for line in lines]
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"] * 2 + ["START", "FAIL"]
+    assert all(schema_errors(e) == [] for e in events)
+
+
+def test_emit_sends_through_user_transport(lineage: Lineage, tmp_path: Path) -> None:
+    """emit() sends the events through an openlineage-python client the user configured."""
+    path = tmp_path / "emitted.ndjson"
+    client = OpenLineageClient(transport=FileTransport(FileConfig(str(path), append=True)))
+    assert ln.export.emit(lineage.ingest, client) == 2
+    emitted = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [e["run"]["runId"] for e in emitted] == [lineage.ingest.uid] * 2
