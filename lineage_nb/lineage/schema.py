@@ -156,10 +156,13 @@ class RecordEvent(LineageModel):
     """
 
     __tablename__ = "lineage_record_event"
-    __table_args__ = (Index("ix_lineage_record_event_record", "table", "pk", "id"),)
+    __table_args__ = (
+        Index("ix_lineage_record_event_record", "table", "pk", "id"),
+        Index("ix_lineage_record_event_run_id", "run_id", "id"),  # a run's events, newest last
+    )
 
     id: Mapped[int] = mapped_column(BigIntegerPK, primary_key=True)
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("lineage_run.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("lineage_run.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("lineage_user.id"))
     table: Mapped[str] = mapped_column(String(255))
     pk: Mapped[str] = mapped_column(String(255))

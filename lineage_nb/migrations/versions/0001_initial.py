@@ -92,7 +92,7 @@ def upgrade() -> None:
             ["user_id"], ["lineage_user.id"], name="fk_lineage_record_event_user_id_lineage_user"
         ),
     )
-    op.create_index("ix_lineage_record_event_run_id", "lineage_record_event", ["run_id"])
+    op.create_index("ix_lineage_record_event_run_id", "lineage_record_event", ["run_id", "id"])
     op.create_table(
         "lineage_run_input",
         sa.Column("id", BigIntegerPK, primary_key=True),
