@@ -93,7 +93,9 @@ def notebook_identity(path: str | os.PathLike[str]) -> SourceIdentity:
     file = Path(path)
     try:
         notebook = nbformat.read(str(file), as_version=4)  # type: ignore[no-untyped-call]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+    except (
+        OSError, ValueError, KeyError, TypeError, AttributeError, nbformat.ValidationError
+    ) as error:
         raise ConfigurationError(
             f"Cannot read the notebook {str(file)!r}: {error}.",
             value=str(file),

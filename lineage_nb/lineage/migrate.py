@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError
 
 from ..db import Database
 from ..errors import ConfigurationError
@@ -60,11 +60,16 @@ def upgrade_schema(db: Database, revision: str = "head") -> None:
             if db.dialect == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
             command.upgrade(_config(connection), revision)
-    except (OperationalError, ProgrammingError) as error:
+    except DBAPIError as error:  # unreachable, refused, read-only, or not a database at all
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        hint = (
+            "Check that the database server is running, the URL is right and the user may "
+            "create tables."
+        )
+        if "not a database" in reason or "malformed" in reason:
+            hint = "The file is corrupt or not a SQLite database: restore it or use another path."
         raise ConfigurationError(
             f"Cannot set up the lineage schema in {db!r}: {reason}",
             value=db.url.render_as_string(hide_password=True),
-            hint="Check that the database server is running, the URL is right and the user may "
-            "create tables.",
+            hint=hint,
         ) from error

@@ -69,13 +69,16 @@ def _restore(saved: _Snapshot) -> None:
 def _guarded(instances: Sequence[Any], restore: bool) -> Iterator[None]:
     """Translate database errors; on any failure put ``instances`` back as they were."""
     saved = _snapshot(instances) if restore else []
+    fresh = _fresh_snapshot(instances) if restore else []
     try:
         yield
     except (sa_exc.SQLAlchemyError, sa_exc.DBAPIError) as error:
         _restore(saved)
+        _fresh_restore(fresh)
         raise translate(error, instances) from error
     except BaseException:
         _restore(saved)
+        _fresh_restore(fresh)
         raise
 
 
@@ -143,7 +146,6 @@ def run_sync(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -> T:
             return fn(outer)
     started = time.monotonic()
     for attempt in range(RETRY_ATTEMPTS):
-        fresh = _fresh_snapshot(instances)
         try:
             with _guarded(instances, restore=True):
                 with get_database().session() as session, session.begin():
@@ -152,7 +154,6 @@ def run_sync(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -> T:
             cause = error.__cause__
             if cause is None or not is_retryable(cause):
                 raise
-            _fresh_restore(fresh)
             if attempt + 1 == RETRY_ATTEMPTS:
                 raise _gave_up(cause, RETRY_ATTEMPTS, started) from cause
             time.sleep(_delay(attempt))
@@ -172,7 +173,6 @@ async def run_async(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -
             return await outer.run_sync(fn)
     started = time.monotonic()
     for attempt in range(RETRY_ATTEMPTS):
-        fresh = _fresh_snapshot(instances)
         try:
             with _guarded(instances, restore=True):
                 async with get_database().async_session() as session, session.begin():
@@ -181,7 +181,6 @@ async def run_async(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -
             cause = error.__cause__
             if cause is None or not is_retryable(cause):
                 raise
-            _fresh_restore(fresh)
             if attempt + 1 == RETRY_ATTEMPTS:
                 raise _gave_up(cause, RETRY_ATTEMPTS, started) from cause
             await asyncio.sleep(_delay(attempt))
