@@ -21,7 +21,7 @@ from ..db import Database, connect, get_database
 from ..errors import ConfigurationError
 from ..lineage import context, runs
 from ..lineage.schema import Run
-from .notebook import NotebookLocation, find_notebook, identify
+from .notebook import NotebookLocation, find_notebook, identify, notebook_file
 
 __all__ = [
     "ExtensionState",
@@ -83,7 +83,7 @@ def track_notebook(
     Raises:
         ConfigurationError: ``notebook`` was given but is not a readable notebook.
     """
-    if notebook is not None and find_notebook({}, {}, explicit=notebook) is None:
+    if notebook is not None and notebook_file(notebook) is None:
         raise ConfigurationError(
             f"No notebook file at {str(notebook)!r}.",
             value=str(notebook),
@@ -109,7 +109,7 @@ def track_notebook(
     return run
 
 
-def _cell_count(shell: Any) -> int | None:
+def _cell_count(shell: Any, *, fallback: bool = True) -> int | None:
     """The execution count of the cell being run.
 
     IPython >= 9.8 increments ``shell.execution_count`` before ``pre_run_cell`` (older versions
@@ -126,6 +126,8 @@ def _cell_count(shell: Any) -> int | None:
             if isinstance(count, int):
                 return count
             break
+    if not fallback:
+        return None
     count = getattr(shell, "execution_count", None)
     return count if isinstance(count, int) else None
 
@@ -194,7 +196,7 @@ def load_ipython_extension(shell: Any) -> None:
         track_notebook(shell)
     except Exception as error:
         _say(f"not tracking this notebook: {_one_line(error)}", error=True)
-    context.set_cell(_cell_count(shell))  # the %load_ext cell itself
+    context.set_cell(_cell_count(shell, fallback=False))  # the %load_ext cell, if any
 
 
 def unload_ipython_extension(shell: Any) -> None:

@@ -18,7 +18,14 @@ from typing import Any
 
 from ..lineage.identity import SourceIdentity, notebook_identity
 
-__all__ = ["UNNAMED_KEY", "NotebookLocation", "find_notebook", "identify", "unnamed_identity"]
+__all__ = [
+    "UNNAMED_KEY",
+    "NotebookLocation",
+    "find_notebook",
+    "identify",
+    "notebook_file",
+    "unnamed_identity",
+]
 
 UNNAMED_KEY = "<unnamed notebook>"
 
@@ -46,6 +53,13 @@ def _existing(candidate: object, cwd: Path) -> Path | None:
         return path
     in_cwd = cwd / path.name  # a server-relative path seen from the notebook's own folder
     return in_cwd if in_cwd.is_file() else None
+
+
+def notebook_file(
+    path: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None
+) -> Path | None:
+    """``path`` as an existing ``.ipynb`` file (relative to ``cwd``), or None."""
+    return _existing(path, Path(cwd) if cwd is not None else Path.cwd())
 
 
 def find_notebook(
