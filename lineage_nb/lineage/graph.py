@@ -14,7 +14,6 @@ import networkx as nx
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from ..orm.frames import frame_from_rows
 from ..orm.session_scope import run_sync
 from .schema import RecordEvent, Run, RunInput, Transform, User
 from .stamping import record_key
@@ -37,13 +36,9 @@ RecordKey = tuple[str, str]
 
 
 def _frame(statement: Select[Any] | Any) -> pd.DataFrame:
-    def build(session: Session) -> pd.DataFrame:
-        result = session.execute(statement)
-        names = list(result.keys())
-        types = [c.type for c in statement.selected_columns]
-        return frame_from_rows(names, result.all(), types)
+    from ..views.frames import statement_frame
 
-    return run_sync(build)
+    return statement_frame(statement)
 
 
 def history(record: Any) -> list[RecordEvent]:

@@ -9,7 +9,6 @@ from sqlalchemy import Select, func, inspect, select
 from sqlalchemy.orm import Session
 
 from ..errors import MultipleFound, NotFound, ValidationError, short_repr
-from .frames import frame_from_rows
 from .session_scope import run_async, run_sync
 
 if TYPE_CHECKING:
@@ -139,9 +138,15 @@ class Query(Generic[T]):
         return self.first() is not None
 
     def df(self) -> pd.DataFrame:
-        """A pandas DataFrame of the matching rows' columns, from one query."""
-        keys, rows, kinds = run_sync(self._frame_rows)
-        return frame_from_rows(keys, rows, kinds)
+        """A pandas DataFrame of the matching rows' columns, from one query.
+
+        Dtypes follow the columns (nullable ``Int64``/``boolean``, UTC timestamps); each
+        many-to-one foreign key ``x_id`` is followed by an ``x`` column with the related
+        record's label (see :mod:`lineage_nb.views.frames`).
+        """
+        from ..views.frames import model_frame
+
+        return model_frame(self.model, self.statement)
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.all())
