@@ -6,13 +6,12 @@ Every error prints one line (``%lineage show: ...``) instead of a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..errors import ConfigurationError, NotFound
+from ..errors import ConfigurationError, LineageError, NotFound
 from ..lineage import context, runs
 from ..lineage.schema import LineageModel, Run
 
@@ -31,7 +30,8 @@ HELP = """\
   %lineage export csv|parquet PATH [--model MODEL | --run ID]
                                        a model's table or a run's events (default: this run)
   %lineage export openlineage|prov PATH [--run ID]
-                                       this run as OpenLineage events (JSON lines) or PROV-JSON
+                                       a run as OpenLineage events (JSON lines) or a PROV
+                                       document (.json PROV-JSON, .provn PROV-N, .xml)
   %lineage help                        this text
 """
 
@@ -165,16 +165,11 @@ def _export(args: argparse.Namespace) -> None:
         raise _UsageError(f"--model does not apply to {args.format} (it exports a run)")
     run = _run(args.run)
     if args.format == "openlineage":
-        from openlineage.client.serde import Serde
-
-        events = export.openlineage_events(run)
-        path.write_text("".join(Serde.to_json(e) + "\n" for e in events), encoding="utf-8")
-        print(f"wrote {len(events)} OpenLineage event(s) to {path}")
+        count = export.write_events([run], path)
+        print(f"wrote {count} OpenLineage event(s) of run {run.id} to {path}")
     else:
-        document = export.to_prov(run)
-        text = str(document.serialize(format="json"))
-        path.write_text(json.dumps(json.loads(text), indent=1), encoding="utf-8")
-        print(f"wrote PROV-JSON of run {run.id} to {path}")
+        written = export.write_prov(export.to_prov(run), path)
+        print(f"wrote the PROV document of run {run.id} to {written}")
 
 
 def lineage_magic(line: str) -> Any:
@@ -190,7 +185,7 @@ def lineage_magic(line: str) -> Any:
     except Exception as error:
         text = str(error).strip().splitlines()
         message = text[0] if text else type(error).__name__
-        if not isinstance(error, _UsageError | ConfigurationError | NotFound):
+        if not isinstance(error, _UsageError | LineageError):
             message = f"{type(error).__name__}: {message}"
         print(f"%{command}: {message}", file=sys.stderr)
         return None
