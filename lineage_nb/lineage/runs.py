@@ -10,7 +10,7 @@ import uuid
 import warnings
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,7 @@ __all__ = [
     "finish",
     "mark_dead_runs",
     "note_cell_error",
+    "server_handle",
     "track",
     "user_id_for",
 ]
@@ -46,9 +47,30 @@ def db_key(db: Database) -> str:
     return db.url.render_as_string(hide_password=False)
 
 
+_server_handles: dict[str, str | None] = {}
+
+
+def server_handle(db: Database) -> str | None:
+    """The login role when ``db`` was set up by ``setup-postgres`` (it then decides the user)."""
+    if db.dialect != "postgresql":
+        return None
+    key = db_key(db)
+    if key not in _server_handles:
+        with db.engine.connect() as connection:
+            secured = connection.execute(
+                text("SELECT to_regprocedure('lineage_nb_user_id()') IS NOT NULL")
+            ).scalar()
+            role = connection.execute(text("SELECT current_user")).scalar() if secured else None
+        _server_handles[key] = str(role) if role is not None else None
+    return _server_handles[key]
+
+
 def user_id_for(db: Database) -> int:
-    """The id of the current user (``track(user=...)``, ``LINEAGE_NB_USER`` or OS login), cached."""
-    handle = _active_handle.get(db_key(db)) or user_handle()
+    """The id of the current user (``track(user=...)``, ``LINEAGE_NB_USER`` or OS login), cached.
+
+    On a PostgreSQL database set up by ``setup-postgres`` it is always the login role's user.
+    """
+    handle = server_handle(db) or _active_handle.get(db_key(db)) or user_handle()
     cached = _users.get((db_key(db), handle))
     return cached if cached is not None else ensure_user(db, handle).id
 
@@ -57,7 +79,7 @@ def ensure_user(
     db: Database, handle: str | None = None, *, name: str | None = None, email: str | None = None
 ) -> User:
     """Get or create the :class:`User` with ``handle`` (default: the current user)."""
-    handle = handle or user_handle()
+    handle = server_handle(db) or handle or user_handle()
     for _attempt in range(3):
         with db.session() as session:
             user = session.execute(select(User).where(User.handle == handle)).scalar_one_or_none()
@@ -182,6 +204,15 @@ def track(
         )
     mark_dead_runs(db)
     handle = user or user_handle()
+    server = server_handle(db)
+    if server is not None and user is not None and user != server:
+        warnings.warn(
+            f"lineage_nb: this database takes the user from the login role {server!r}; "
+            f"track(user={user!r}) is ignored.",
+            LineageWarning,
+            stacklevel=2,
+        )
+    handle = server or handle
     user_id = ensure_user(db, handle).id
     _active_handle[db_key(db)] = handle
     if isinstance(transform, Transform):

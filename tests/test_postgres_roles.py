@@ -1,0 +1,193 @@
+"""PostgreSQL team backend: two real login roles; forged authorship and event edits are refused."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pg_server
+import psycopg
+import pytest
+from models import Project, Sample
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+import lineage_nb as ln
+from lineage_nb.errors import LineageError
+from lineage_nb.lineage.runs import LineageWarning
+from lineage_nb.lineage.verify import verify
+from lineage_nb.security import add_user, setup_postgres
+
+
+@dataclass
+class Team:
+    admin: str
+    group: str
+    alice: str
+    bob: str
+
+    def url(self, role: str) -> str:
+        return make_url(self.admin).set(username=role).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def team() -> Iterator[Team]:
+    """A fresh database set up by setup_postgres, with login roles alice_* and bob_*."""
+    admin = pg_server.fresh_database("roles")
+    suffix = uuid.uuid4().hex[:8]
+    team = Team(admin, f"lineage_users_{suffix}", f"alice_{suffix}", f"bob_{suffix}")
+    report = setup_postgres(admin, group=team.group)
+    assert report.group == team.group
+    add_user(admin, team.alice, name="Alice", group=team.group)
+    add_user(admin, team.bob, email="bob@example.org", group=team.group)
+    yield team
+    pg_server.drop_database(admin)
+    server = make_url(admin).set(database="postgres").render_as_string(hide_password=False)
+    with pg_server.connect(server) as conn:
+        for role in (team.alice, team.bob, team.group):
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def _raw(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    return pg_server.connect(url)
+
+
+def _user_id(conn: psycopg.Connection[tuple[object, ...]], handle: str) -> int:
+    row = conn.execute("SELECT id FROM lineage_user WHERE handle = %s", (handle,)).fetchone()
+    assert row is not None
+    return int(row[0])  # type: ignore[call-overload]
+
+
+def test_roles_created_by_comes_from_login(team: Team) -> None:
+    """Records, runs and events written by alice carry alice's user, set from her login role."""
+    db = ln.connect(team.url(team.alice))
+    with pytest.warns(LineageWarning, match="login role"):
+        run = ln.track(__file__, user="someone-else")
+    project = Project(name="alice's").save()
+    ln.finish()
+    with _raw(team.admin) as conn:
+        alice = _user_id(conn, team.alice)
+        assert conn.execute(
+            "SELECT created_by_id FROM project WHERE id = %s", (project.id,)
+        ).fetchone() == (alice,)
+        assert conn.execute(
+            "SELECT created_by_id, status FROM lineage_run WHERE id = %s", (run.id,)
+        ).fetchone() == (alice, "completed")
+        assert conn.execute(
+            "SELECT DISTINCT user_id FROM lineage_record_event WHERE run_id = %s", (run.id,)
+        ).fetchall() == [(alice,)]
+    assert project.created_by_id == alice
+    db.close()
+    assert verify(ln.connect(team.admin)) == []
+
+
+def test_roles_forged_created_by_is_refused(team: Team) -> None:
+    """Alice cannot stamp a record, a run or an event as bob: ORM or raw SQL, all refused."""
+    db = ln.connect(team.url(team.alice))
+    ln.track(__file__)
+    project = Project(name="p").save()
+    with _raw(team.admin) as conn:
+        bob = _user_id(conn, team.bob)
+    forged = Sample(name="forged", value=1.0, project_id=project.id, created_by_id=bob)
+    with pytest.raises(LineageError, match="nobody can write as someone else"):
+        forged.save()
+    assert Sample.filter(name="forged").count() == 0
+    ln.finish()
+    db.close()
+    with _raw(team.url(team.alice)) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="created_by_id"):
+            conn.execute(
+                "INSERT INTO project (name, created_by_id, created_at) VALUES (%s, %s, now())",
+                ("raw-forged", bob),
+            )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="user_id"):
+            conn.execute(
+                "INSERT INTO lineage_record_event (user_id, \"table\", pk, action, at) "
+                "VALUES (%s, %s, %s, %s, now())",
+                (bob, "project", "1", "insert"),
+            )
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="cannot change"):
+            conn.execute("UPDATE project SET created_by_id = %s WHERE id = %s", (bob, project.id))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO lineage_user (handle) VALUES (%s)", ("mallory",))
+    with _raw(team.admin) as conn:
+        assert conn.execute("SELECT count(*) FROM project").fetchone() == (1,)
+
+
+def test_roles_events_are_insert_only(team: Team) -> None:
+    """Bob can read alice's events but not edit, delete or truncate them, nor extend her run."""
+    db = ln.connect(team.url(team.alice))
+    alice_run = ln.track(__file__)
+    project = Project(name="p").save()
+    Sample(name="s", value=1.0, project_id=project.id).save()
+    ln.finish()
+    db.close()
+    with _raw(team.url(team.bob)) as conn:
+        count = conn.execute(
+            "SELECT count(*) FROM lineage_record_event WHERE run_id = %s", (alice_run.id,)
+        ).fetchone()
+        assert count == (2,)
+        for statement in (
+            "UPDATE lineage_record_event SET action = 'delete' WHERE run_id = %s",
+            "DELETE FROM lineage_record_event WHERE run_id = %s",
+            "DELETE FROM lineage_run_input WHERE run_id = %s",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+                conn.execute(statement, (alice_run.id,))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("TRUNCATE lineage_record_event")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="your own runs"):
+            conn.execute(
+                "INSERT INTO lineage_record_event (run_id, \"table\", pk, action, at) "
+                "VALUES (%s, %s, %s, %s, now())",
+                (alice_run.id, "project", str(project.id), "update"),
+            )
+        cursor = conn.execute(
+            "UPDATE lineage_run SET status = 'aborted' WHERE id = %s", (alice_run.id,)
+        )
+        assert cursor.rowcount == 0
+    with _raw(team.url(team.alice)) as conn:  # not even the author can rewrite history
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+            conn.execute("UPDATE lineage_record_event SET pk = 'x' WHERE run_id = %s",
+                         (alice_run.id,))
+    admin_db = ln.connect(team.admin)
+    assert verify(admin_db) == []
+    assert [r.status for r in ln.runs() if r.id == alice_run.id] == ["completed"]
+    admin_db.close()
+
+
+def test_roles_share_data_tables(team: Team) -> None:
+    """Bob reads alice's records and adds his own to her tables, stamped as bob."""
+    alice_db = ln.connect(team.url(team.alice))
+    ln.track(__file__)
+    project = Project(name="shared").save()
+    ln.finish()
+    alice_db.close()
+    bob_db = ln.connect(team.url(team.bob))
+    ln.track(__file__)
+    assert Project.get(project.id).name == "shared"
+    sample = Sample(name="bob's", value=2.0, project_id=project.id).save()
+    sample.update(value=3.0)
+    ln.finish()
+    bob_db.close()
+    with _raw(team.admin) as conn:
+        bob = _user_id(conn, team.bob)
+        assert conn.execute(
+            "SELECT created_by_id, updated_by_id, value FROM sample WHERE id = %s", (sample.id,)
+        ).fetchone() == (bob, bob, 3.0)
+        assert conn.execute(
+            "SELECT email FROM lineage_user WHERE handle = %s", (team.bob,)
+        ).fetchone() == ("bob@example.org",)
+
+
+def test_setup_postgres_is_idempotent(team: Team) -> None:
+    """Running setup again keeps data and protects tables created since."""
+    db = ln.connect(team.url(team.alice))
+    Project(name="kept").save()
+    db.close()
+    report = setup_postgres(team.admin, group=team.group)
+    assert "project" in report.protected_tables
+    db = ln.connect(team.url(team.alice))
+    assert [p.name for p in Project.filter().all()] == ["kept"]
+    db.close()
