@@ -14,10 +14,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from models import Sample  # noqa: E402
-from sqlalchemy import event  # noqa: E402
+from models import Sample
+from sqlalchemy import event
 
-import lineage_nb as ln  # noqa: E402
+import lineage_nb as ln
 
 
 def _say(payload: object) -> None:

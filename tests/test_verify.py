@@ -43,7 +43,7 @@ def test_verify_intact_chain(db: ln.Database, run: ln.Run) -> None:
     events = _events(db, run.id)
     assert len(events) == 11
     assert events[0].prev_hash is None
-    for before, after in zip(events, events[1:]):
+    for before, after in zip(events, events[1:], strict=False):
         assert after.prev_hash == before.hash
     assert verify(db) == []
     assert describe([]).startswith("OK")
