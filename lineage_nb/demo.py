@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--notebook", type=Path, default=QUICKSTART, help="notebook to run (default: quickstart)"
     )
+    parser.add_argument(
+        "--database", metavar="URL", default=None,
+        help="record into this database instead of a fresh SQLite file in --dir",
+    )
     parser.add_argument("--timeout", type=int, default=300, help="seconds allowed per cell")
     return parser
 
@@ -135,6 +139,14 @@ def print_lineage(database_url: str, out: Any = None) -> int:
                 })
         print("\nRecords: who wrote what, when, in which cell", file=out)
         print(_table(pd.DataFrame(rows)), file=out)
+        inputs = [
+            {"run": run.id, "record read": f"{row['table']} {row['pk']}",
+             "first read (UTC)": f"{row['at']:%H:%M:%S.%f}"[:-3]}
+            for run in reversed(runs)
+            for row in run.inputs_df().to_dict("records")
+        ]
+        print("\nInputs: records each run read", file=out)
+        print(_table(pd.DataFrame(inputs)), file=out)
         return len(rows)
     finally:
         db.close()
@@ -156,10 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="lineage_nb-demo-"))
     database = workdir / "lineage.db"
-    if database.exists():
-        database.unlink()
-    url = f"sqlite:///{database}"
-    print(f"demo: executing {notebook.name} headless in {workdir} against {url}", flush=True)
+    if args.database:
+        url = str(args.database)
+    else:
+        if database.exists():
+            database.unlink()
+        url = f"sqlite:///{database}"
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    print(f"demo: executing {notebook.name} headless in {workdir} against {shown}", flush=True)
     started = time.perf_counter()
     try:
         executed = execute_notebook(notebook, workdir, url, timeout=args.timeout)
@@ -169,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"demo: executed in {time.perf_counter() - started:.1f}s -> {executed}\n", flush=True)
     count = print_lineage(url)
-    print(f"\ndemo: {count} record event(s); database kept at {database}")
+    print(f"\ndemo: {count} record event(s) recorded in {database if not args.database else shown}")
     return 0 if count else 1
 
 

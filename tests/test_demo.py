@@ -1,0 +1,46 @@
+"""The README's demo: quickstart headless on a fresh SQLite file, lineage printed as tables."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from lineage_nb.demo import main
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_demo_prints_runs_notebook_and_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``demo`` executes the quickstart and prints runs, notebook version and per-record cells."""
+    assert main(["--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"against sqlite:///{tmp_path / 'lineage.db'}" in out
+    assert (tmp_path / "lineage.db").exists() and (tmp_path / "quickstart.executed.ipynb").exists()
+    sections = out.split("\n\n")
+    notebooks = next(s for s in sections if s.startswith("Notebooks and scripts"))
+    assert re.search(r"quickstart\.ipynb\s+1\s+notebook\s+[0-9a-f]{12}", notebooks)
+    runs = next(s for s in sections if s.startswith("Runs"))
+    assert re.search(r"\b1\s+quickstart\.ipynb\s+1\s+tester\s+completed\s+\d{4}-\d\d-\d\d ", runs)
+    records = next(s for s in sections if s.startswith("Records"))
+    rows = [line.split() for line in records.splitlines()[2:]]
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
+        ("project", "1", "insert", "tester"),
+        ("sample", "1", "insert", "tester"),
+        ("sample", "2", "insert", "tester"),
+        ("sample", "1", "update", "tester"),
+    ]
+    assert [r[5] for r in rows] == ["[3]", "[3]", "[3]", "[4]"]
+    assert "demo: 4 record event(s) recorded in" in out
+
+
+def test_demo_missing_notebook_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing notebook exits 2 with one line naming it, before any kernel starts."""
+    assert main(["--notebook", str(tmp_path / "nope.ipynb"), "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.ipynb not found" in err[0]
