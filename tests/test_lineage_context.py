@@ -18,7 +18,7 @@ def test_thread_writes_are_stamped(db: ln.Database, run: ln.Run) -> None:
         try:
             assert ln.context.current_run.get() is None  # a new thread starts with an empty context
             Project(name="from thread").save()
-        except BaseException as error:  # noqa: BLE001 - re-raised in the main thread
+        except BaseException as error:
             errors.append(error)
 
     thread = threading.Thread(target=work)

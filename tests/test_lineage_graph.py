@@ -93,7 +93,8 @@ def test_inputs_are_recorded_once_per_run(db: ln.Database, run: ln.Run) -> None:
     fetched.load_all()
     Project.get(project.id)
     frame = reader.inputs_df()
-    assert sorted(zip(frame["table"], frame["pk"])) == [("project", str(project.id)), ("sample", "1")]
+    read = sorted(zip(frame["table"], frame["pk"], strict=True))
+    assert read == [("project", str(project.id)), ("sample", "1")]
     own = Project(name="own").save()
     Project.get(own.id)
     assert len(reader.inputs_df()) == 2

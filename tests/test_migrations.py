@@ -12,7 +12,12 @@ import pytest
 from sqlalchemy import inspect, text
 
 import lineage_nb as ln
-from lineage_nb.lineage.migrate import VERSION_TABLE, current_revision, head_revision, upgrade_schema
+from lineage_nb.lineage.migrate import (
+    VERSION_TABLE,
+    current_revision,
+    head_revision,
+    upgrade_schema,
+)
 
 ROOT = Path(__file__).parent.parent
 

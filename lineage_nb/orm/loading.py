@@ -263,14 +263,15 @@ def bulk_create(session: Session, model: type, records: list[Any]) -> list[Any]:
         for start in range(0, len(indexes), size):
             chunk = indexes[start : start + size]
             params = [{columns[k]: rows[i][k] for k in shape} for i in chunk]
+            new_keys: list[tuple[Any, ...]]
             if rowid_keys is not None and rowid_keys not in shape:
-                keys = _insert_sqlite_rowids(session, table, params)
+                new_keys = list(_insert_sqlite_rowids(session, table, params))
             else:
                 returning = insert(table).returning(
                     *(c.expression for c in pk_columns), sort_by_parameter_order=True
                 )
-                keys = [tuple(r) for r in session.execute(returning, params).all()]
-            for i, pk in zip(chunk, keys, strict=True):
+                new_keys = [tuple(r) for r in session.execute(returning, params).all()]
+            for i, pk in zip(chunk, new_keys, strict=True):
                 for key, value in zip(pk_keys, pk, strict=True):
                     rows[i][key] = value
     signals.bulk_inserted.send(session, model=model, rows=rows)
