@@ -215,3 +215,16 @@ def test_closed_database_raises_configuration_error(db: ln.Database) -> None:
     with pytest.raises(ln.errors.ConfigurationError) as info:
         Project(name="late").save()
     assert "connect" in str(info.value)
+
+
+def test_other_copy_in_atomic_block(db: ln.Database) -> None:
+    """Saving a copy of a row already loaded in the same atomic() block writes the copy's values."""
+    outside = Project(name="before").save()
+    with ln.atomic():
+        inside = Project.get(outside.id)
+        inside.name = "inside"
+        inside.save()
+        outside.name = "outside"
+        outside.save()
+    assert Project.get(outside.id).name == "outside"
+    assert [e.action for e in outside.history()] == ["insert", "update", "update"]

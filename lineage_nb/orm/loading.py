@@ -357,6 +357,11 @@ def attach(session: Session, record: Any) -> None:
             if state.dict.get(key) != value:
                 setattr(record, key, value)
         set_committed_value(record, rel.key, related)
+    if state.key is not None:
+        loaded = session.identity_map.get(state.key)
+        if loaded is not None and loaded is not record:  # another copy of this row: ours wins
+            session.flush()
+            session.expunge(loaded)
     session._save_or_update_impl(state)  # private API: add without cascade (see docstring)
 
 
