@@ -20,7 +20,17 @@ from typing import Any
 
 __all__ = ["QUICKSTART", "execute_notebook", "main", "print_lineage"]
 
-QUICKSTART = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb"
+_PACKAGE = Path(__file__).resolve().parent
+#: The quickstart: shipped inside the package when built with it, else the source tree's copy.
+QUICKSTART = next(
+    (
+        p
+        for p in (_PACKAGE / "notebooks" / "quickstart.ipynb",
+                  _PACKAGE.parent / "notebooks" / "quickstart.ipynb")
+        if p.is_file()
+    ),
+    _PACKAGE.parent / "notebooks" / "quickstart.ipynb",
+)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -62,13 +62,15 @@ def test_extension_stamps_run_and_cell_everywhere(db_url: str, tmp_path: Path) -
             "print(Project.filter(name='button-frontend').count())"
         )
         assert cell_text(check, "stdout").strip() == "1", cell_text(check)
+        syntax = kernel.run("1 +")
+        assert cell_errors(syntax)[0].startswith("SyntaxError")
         assert json.loads(cell_text(after, "stdout")) == {"run": started["run"], "status": "started"}
     db = _read(db_url)
     try:
         run = _run_row(db, started["run"])
         assert (run.status, run.pid) == ("completed", started["pid"])
         assert run.finished_at is not None and run.finished_at >= run.started_at
-        assert run.errored_cells == [failing.execution_count]
+        assert run.errored_cells == [failing.execution_count, syntax.execution_count]
         assert (run.transform.key, run.transform.type, run.transform.version) == (
             "tracking.ipynb", "notebook", "1"
         )
@@ -131,6 +133,23 @@ def test_extension_run_ends_on_restart_kill_and_unload(db_url: str, tmp_path: Pa
         assert _events_by_name(db)["after-unload"] == (None, None, "insert")  # unhooked
     assert _run_row(db, third).finished_at == finished_at  # shutdown did not finish it again
     db.close()
+
+
+@pytest.mark.kernel
+def test_extension_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    """A database that cannot be reached: one line, no traceback, cells keep working."""
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
+    with NotebookKernel(tmp_path, url) as kernel:
+        load = kernel.run("%load_ext lineage_nb")
+        assert cell_errors(load) == []
+        lines = cell_text(load, "stderr").strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(
+            "lineage_nb: not tracking this notebook: "
+        ), lines
+        status = kernel.run("%lineage status\nprint(1 + 1)")
+        assert cell_errors(status) == []
+        assert "run      : none open" in cell_text(status, "stdout")
+        assert cell_text(status, "stdout").strip().endswith("2")
 
 
 def test_import_lineage_nb_does_not_import_ipython() -> None:

@@ -3,7 +3,9 @@
 The run is bound when the extension loads (in a synchronous cell, so the ``ContextVar`` reaches
 every later cell; see ipykernel issue 749) and is also the process-wide active run, which covers
 threads and widget callbacks that do not inherit the context. ``pre_run_cell`` records the cell's
-execution count, ``post_run_cell`` records cells that raised. Kernel shutdown and restart fire
+execution count, ``post_run_cell`` records cells that raised and clears the cell, so writes outside
+any cell (a widget callback fired by the browser, a thread still running after its cell) carry
+the run and no cell. Kernel shutdown and restart fire
 ``atexit`` (never ``unload_ipython_extension``), so the run is finished there as ``completed``;
 a killed kernel's run is marked ``aborted`` by the next ``track()`` on the same database.
 """
