@@ -33,6 +33,16 @@ __all__ = ["build_parser", "main"]
 
 PROG = "lineage-nb"
 DEBUG_ENV = "LINEAGE_NB_DEBUG"
+COMMANDS = (
+    "demo",
+    "runs",
+    "show",
+    "export",
+    "verify",
+    "install-kernel-config",
+    "uninstall-kernel-config",
+    "setup-postgres",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,11 +84,12 @@ def connect(args: argparse.Namespace, *, must_exist: bool = True) -> Database:
             )
     try:
         return db_module.connect(url, create=False)
-    except LineageError as exc:
-        raise UsageError(f"database {url!r}: {first_line(exc)}") from exc
-    except (SQLAlchemyError, OSError) as exc:
+    except (LineageError, SQLAlchemyError, OSError) as exc:
         shown = parsed.render_as_string(hide_password=True)
-        raise UsageError(f"cannot reach database {shown}: {first_line(exc)}") from exc
+        cause = exc.__cause__ if isinstance(exc, LineageError) else exc
+        if isinstance(cause, (SQLAlchemyError, OSError)):
+            raise UsageError(f"cannot reach database {shown}: {first_line(cause)}") from exc
+        raise UsageError(f"cannot use database {shown}: {first_line(exc)}") from exc
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -234,21 +245,49 @@ def _cmd_kernel_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
     from .demo import main as demo_main
 
-    argv = list(args.demo_args)
+    argv = ["--timeout", str(args.timeout)]
+    folder = args.dir
     if args.database:
-        argv = ["--database", args.database, *argv]
+        url = make_url(args.database)
+        path = Path(url.database or "")
+        if url.get_backend_name() != "sqlite" or path.name != "lineage.db":
+            raise UsageError(
+                "demo always writes a fresh DIR/lineage.db (SQLite); pass --dir DIR "
+                "(or --database sqlite:///DIR/lineage.db)"
+            )
+        if folder is not None and Path(folder).resolve() != path.parent.resolve():
+            raise UsageError("demo: --dir and --database name different folders")
+        folder = str(path.parent)
+    if folder is not None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        argv += ["--dir", str(folder)]
+    if args.notebook is not None:
+        argv += ["--notebook", args.notebook]
     return int(demo_main(argv) or 0)
 
 
 def _cmd_setup_postgres(args: argparse.Namespace) -> int:
     import importlib
 
+    from sqlalchemy.engine import make_url
+
+    from .errors import ConfigurationError
+
     postgres = importlib.import_module(f"{__package__}.security.postgres")
-    result = postgres.setup_postgres(args.admin_url)
-    if result is not None:
-        print(result)
+    database = make_url(args.database).database if args.database else None
+    try:
+        report = postgres.setup_postgres(args.admin_url, database=database, group=args.group)
+    except ConfigurationError as exc:
+        raise UsageError(f"setup-postgres: {first_line(exc)}") from exc
+    tables = ", ".join(report.protected_tables) or "none yet"
+    print(
+        f"set up {report.url}: lineage users are members of role {report.group!r}; "
+        f"protected tables: {tables}"
+    )
     return 0
 
 
@@ -280,8 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(func=func)
         return command
 
-    demo = add("demo", _cmd_demo, "create a demo database with tracked runs")
-    demo.add_argument("demo_args", nargs=argparse.REMAINDER, help="options passed to the demo")
+    demo = add("demo", _cmd_demo, "run the quickstart notebook headless and print its lineage")
+    demo.add_argument("--dir", metavar="DIR", help="folder for lineage.db and the outputs")
+    demo.add_argument("--notebook", metavar="PATH", help="notebook to run (default: quickstart)")
+    demo.add_argument("--timeout", type=int, default=300, help="seconds allowed per cell")
     runs = add("runs", _cmd_runs, "list recent runs, newest first")
     _filters(runs, 20)
     runs.add_argument("--uid", action="store_true", help="also show each run's uid")
@@ -304,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--prov", metavar="FILE", help="write a W3C PROV document")
     export.add_argument(
         "--prov-format",
-        choices=["json", "provn", "xml"],
+        choices=["json", "provn"],
         help="PROV serialization (default: from the suffix, else json)",
     )
     export.add_argument(
@@ -334,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     postgres.add_argument(
         "--admin-url", required=True, metavar="URL", help="URL of a role allowed to create roles"
     )
+    postgres.add_argument("--group", default="lineage_users", help="group role of lineage users")
     return parser
 
 
@@ -346,8 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(list(argv) if argv is not None else None)
         if args.command is None:
-            parser.print_help(sys.stderr)
-            return 2
+            raise UsageError(f"choose a command: {', '.join(COMMANDS)} (see {PROG} --help)")
         return int(args.func(args))
     except SystemExit as exc:  # --help, or a subcommand that exits
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

@@ -76,11 +76,17 @@ def _plain(value: Any) -> Any:
 
 
 def _flatten(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose object columns hold no dicts, lists or enums (JSON text / values instead)."""
+    """A copy whose columns hold no dicts, lists or enums: such columns become text (JSON for
+    nested values, the value for enums), with pandas' string dtype."""
     out = frame.copy()
     for name in out.columns:
-        if out[name].dtype == object:
-            out[name] = out[name].map(_plain, na_action="ignore").astype(object)
+        column = out[name]
+        if column.dtype != object:
+            continue
+        nested = column.map(lambda v: isinstance(v, (dict, list, tuple, enum.Enum)))
+        if nested.any():
+            plain = column.map(_plain, na_action="ignore")
+            out[name] = plain.astype("str").where(plain.notna(), None)
     return out
 
 

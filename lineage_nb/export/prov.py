@@ -28,7 +28,7 @@ __all__ = ["NAMESPACE_PREFIX", "NAMESPACE_URI", "prov_format", "to_prov", "write
 
 NAMESPACE_PREFIX = "ln"
 NAMESPACE_URI = "urn:lineage_nb:"
-_FORMATS = {".json": "json", ".provn": "provn", ".xml": "xml", ".provx": "xml", ".ttl": "rdf"}
+_FORMATS = {".json": "json", ".provn": "provn"}
 
 
 def _safe(text: str) -> str:
@@ -148,17 +148,18 @@ def to_prov(run_or_record: Any | Iterable[Any], *, depth: int = 3) -> ProvDocume
 def prov_format(path: str | Path, format: str | None = None) -> str:
     """The ``prov`` serializer name for ``path`` (by suffix) unless ``format`` is given."""
     if format is not None:
-        return {"prov-json": "json", "prov-n": "provn", "prov-xml": "xml"}.get(format, format)
+        return {"prov-json": "json", "prov-n": "provn"}.get(format, format)
     return _FORMATS.get(Path(path).suffix.lower(), "json")
 
 
 def write_prov(doc: ProvDocument, path: str | Path, *, format: str | None = None) -> Path:
-    """Write ``doc`` as PROV-JSON (``.json``), PROV-N (``.provn``) or PROV-XML (``.xml``).
+    """Write ``doc`` as PROV-JSON (``.json``) or PROV-N (``.provn``).
 
     Args:
         doc: the document (from :func:`to_prov`).
         path: the file to write.
-        format: ``json``, ``provn`` or ``xml``; default from the suffix (else JSON).
+        format: ``json`` or ``provn`` (other ``prov`` serializers such as ``xml`` and ``rdf``
+            need ``prov``'s extras); default from the suffix, else JSON.
 
     Returns:
         ``path`` as a ``Path``.
