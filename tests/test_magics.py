@@ -109,3 +109,37 @@ def test_lineage_magic_subcommands(db_url: str, tmp_path: Path) -> None:
     assert [e["eventType"] for e in ended] == ["START", "COMPLETE"]
     assert "entity" in json.loads((tmp_path / "run.json").read_text())
     assert (tmp_path / "events.parquet").stat().st_size > 0
+
+
+def test_load_ext_in_process_shell(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In an in-process IPython shell: cells are stamped, errors noted, unload completes the run."""
+    from IPython.testing.globalipapp import get_ipython
+    from models import Project
+    from sqlalchemy import select
+
+    monkeypatch.setenv("LINEAGE_NB_DATABASE_URL", db_url)
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "lineage_nb")
+    try:
+        run = ln.context.get_run()
+        assert run is not None and run.status == "started"
+        saved = shell.run_cell(
+            "from models import Project\nln_db = __import__('lineage_nb').get_database()\n"
+            "ln_db.create_all()\nProject(name='in-process').save()",
+            store_history=True,
+        )
+        assert saved.success
+        failed = shell.run_cell("raise RuntimeError('x')", store_history=True)
+        assert not failed.success
+        assert ln.context.get_cell() is None  # cleared after each cell
+    finally:
+        shell.run_line_magic("unload_ext", "lineage_nb")
+    db = ln.get_database()
+    with db.session() as session:
+        stored = session.execute(select(ln.Run).where(ln.Run.id == run.id)).unique().scalar_one()
+        event = session.execute(
+            select(ln.RecordEvent).where(ln.RecordEvent.table == Project.__tablename__)
+        ).scalar_one()
+    assert (stored.status, stored.errored_cells) == ("completed", [failed.execution_count])
+    assert (event.run_id, event.cell) == (run.id, saved.execution_count)
+    assert ln.context.get_run() is None
