@@ -323,3 +323,100 @@ def test_console_script_returns_exit_status(backend: str, tmp_path: Path) -> Non
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     ok = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "usage: lineage-nb" in ok.stdout
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_quickstart_database_exports_in_every_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`demo` builds the quickstart's database; `export` turns it into CSV, Parquet, OpenLineage
+    and PROV, each read back and checked by that format's own library."""
+    url = f"sqlite:///{tmp_path / 'lineage.db'}"
+    code, out, err = run_cli(capsys, "demo", "--database", url)
+    assert code == 0, err
+    files = {
+        name: tmp_path / name
+        for name in ("runs.csv", "sample.parquet", "events.ndjson", "lineage.json", "lineage.provn")
+    }
+    for argv in (
+        [
+            "--csv",
+            str(files["runs.csv"]),
+            "--openlineage",
+            str(files["events.ndjson"]),
+            "--prov",
+            str(files["lineage.json"]),
+        ],
+        [
+            "--view",
+            "sample",
+            "--parquet",
+            str(files["sample.parquet"]),
+            "--prov",
+            str(files["lineage.provn"]),
+        ],
+    ):
+        code, _out, err = run_cli(capsys, "export", "--database", url, *argv)
+        assert code == 0, err
+    runs = pd.read_csv(files["runs.csv"])
+    assert runs[["transform_key", "status", "events"]].values.tolist() == [
+        ["quickstart.ipynb", "completed", 4]
+    ]
+    samples = pq.read_table(files["sample.parquet"]).to_pandas()
+    assert samples["id"].tolist() == [1, 2]
+    events = [json.loads(line) for line in files["events.ndjson"].read_text().splitlines()]
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    assert all(schema_errors(e) == [] for e in events)
+    assert events[1]["job"]["name"] == "quickstart.ipynb"
+    assert events[1]["job"]["facets"]["jobType"]["jobType"] == "NOTEBOOK"
+    outputs = {
+        d["name"]: d["outputFacets"]["outputStatistics"]["rowCount"] for d in events[1]["outputs"]
+    }
+    assert outputs == {"project": 1, "sample": 2}
+    as_json = ProvDocument.deserialize(files["lineage.json"], format="json")
+    as_provn = ProvDocument.deserialize(files["lineage.provn"], format="provn")
+    assert as_json == as_provn  # one run: the runs' document is the samples' document
+    generated = {
+        tuple(str(v) for _k, v in g.formal_attributes if v is not None)
+        for g in as_json.get_records(ProvGeneration)
+    }
+    run_id = f"ln:run.{events[0]['run']['runId']}"
+    assert generated == {(f"ln:record.{t}", run_id) for t in ("project.1", "sample.1", "sample.2")}
+
+
+def test_demo_rejects_a_non_demo_database(capsys: pytest.CaptureFixture[str]) -> None:
+    """demo only writes DIR/lineage.db on SQLite; other --database values exit 2."""
+    code, _out, err = run_cli(capsys, "demo", "--database", "postgresql+psycopg://u@h/d")
+    assert code == 2 and "demo always writes a fresh DIR/lineage.db" in err
+
+
+@pytest.mark.sqlite_only
+def test_setup_postgres_sets_up_a_team_database(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """setup-postgres --admin-url URL creates the schema, group role and grants (exit 0)."""
+    import uuid
+
+    import pg_server
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    admin = pg_server.fresh_database("cli")
+    group = f"lineage_users_{uuid.uuid4().hex[:8]}"
+    try:
+        code, out, err = run_cli(capsys, "setup-postgres", "--admin-url", admin, "--group", group)
+        assert code == 0, err
+        assert out.startswith("set up ") and repr(group) in out
+        with pg_server.connect(admin) as conn:
+            assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (group,)).fetchone()
+            assert conn.execute("SELECT to_regclass('lineage_run')").fetchone() != (None,)
+    finally:
+        pg_server.drop_database(admin)
+        server = make_url(admin).set(database="postgres").render_as_string(hide_password=False)
+        with pg_server.connect(server) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(group)))
+    code, _out, err = run_cli(
+        capsys, "setup-postgres", "--admin-url", "postgresql+psycopg://nobody@127.0.0.1:1/x"
+    )
+    assert code == 2 and err.count("\n") == 1
