@@ -190,6 +190,8 @@ class LineagePicture:
         self.graph = _capped(readable(graph) if relabel else graph, max_nodes)
         self.title = title
         self.hidden = len(graph) - (len(self.graph) - (MORE in self.graph))
+        #: top-left corner of each drawn node, in SVG units (x grows left to right).
+        self.positions: dict[Any, tuple[float, float]] = {}
         self.svg = self._draw()
 
     def __repr__(self) -> str:
@@ -236,6 +238,7 @@ class LineagePicture:
                 pos[node] = (x + (width - size[node][0]) / 2, y)
                 y += size[node][1] + GAP_Y
             x += width + GAP_X
+        self.positions = pos
         legend_y = PAD + 30 + total_h + 24
         svg_w, svg_h = max(x - GAP_X + PAD, 520.0), legend_y + 24
         parts = [
