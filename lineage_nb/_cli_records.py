@@ -55,6 +55,11 @@ def import_models(spec: str | None) -> None:
     path = Path(spec)
     try:
         if path.suffix == ".py":
+            loaded = sys.modules.get(path.stem)
+            if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == (
+                path.resolve()
+            ):
+                return  # already imported (e.g. by the notebook or test session)
             sys.path.insert(0, str(path.resolve().parent))
             module_spec = importlib.util.spec_from_file_location(path.stem, path)
             if module_spec is None or module_spec.loader is None:

@@ -188,6 +188,53 @@ def test_show_without_models_uses_reflection(
     )
     assert result.returncode == 0, result.stderr
     assert "History (2 events):" in result.stdout and "value: 1.0 → 10.0" in result.stdout
+    models = Path(__file__).parent / "models.py"
+    with_models = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lineage_nb",
+            "show",
+            "Measurement",
+            str(lineage.measurements[0].id),
+            "--models",
+            str(models),
+            "--database",
+            url_of(db),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert with_models.returncode == 0, with_models.stderr
+    assert with_models.stdout.startswith(f"measurement {lineage.measurements[0].id}")
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lineage_nb",
+            "show",
+            "sample",
+            "1",
+            "--models",
+            "no_such_module",
+            "--database",
+            url_of(db),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.startswith(
+        "lineage-nb: error: cannot import models from 'no_such_module'"
+    )
 
 
 def test_export_writes_every_format(
