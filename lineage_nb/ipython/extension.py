@@ -119,7 +119,7 @@ def _cell_count(shell: Any, *, fallback: bool = True) -> int | None:
     filling in; fall back to ``shell.execution_count``.
     """
     frame = sys._getframe(1)
-    for _ in range(40):
+    for _ in range(100):
         if frame.f_back is None:
             break
         frame = frame.f_back
