@@ -60,7 +60,7 @@ class PagedTable(w.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             grid += [button, *row]
         self.grid = w.GridBox(grid, layout=w.Layout(
             grid_template_columns=f"auto repeat({len(shown)}, max-content)",
-            grid_gap="1px 2px", align_items="center", overflow_x="auto"))
+            grid_gap="1px 2px", align_items="center", overflow="auto"))
         toolbar = w.HBox([self.filter_box, self.prev_button, self.next_button, self.status])
         super().__init__([toolbar, self.error_box, self.grid], **kwargs)
         self.columns = shown

@@ -1,0 +1,262 @@
+"""ln.widgets.browse: paged table, filter, sort, detail pane; state asserted in Python."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import comm
+import ipywidgets
+import pytest
+from models import Measurement, Project, Sample
+from sqlalchemy import event, text
+
+import lineage_nb as ln
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+class DummyComm:
+    """A comm that records what the widget sends to the frontend."""
+
+    comm_id = "dummy"
+    kernel = "Truthy"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def on_msg(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def send(self, data: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> None:
+        self.messages.append(data or {})
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def dummy_comm(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every widget gets a DummyComm (no kernel needed)."""
+    monkeypatch.setattr(comm, "create_comm", lambda **kwargs: DummyComm())
+    monkeypatch.setattr(ipywidgets.Widget, "_repr_mimebundle_", lambda self, **kw: None)
+    yield
+
+
+@pytest.fixture
+def samples(db: ln.Database, run: ln.Run) -> list[Sample]:
+    """45 samples of project 'Alpha' (the 4th named with markup) and a measurement of the first."""
+    project = Project(name="Alpha").save()
+    records = Sample.bulk_create(
+        [Sample(name=XSS if i == 3 else f"s{i:02d}", value=float(i), project=project)
+         for i in range(45)]
+    )
+    Measurement(reading=1.5, sample_id=records[0].id).save()
+    return records
+
+
+def test_browse_first_page(samples: list[Sample]) -> None:
+    """The first page shows page_size rows with FK labels in place of the key columns."""
+    browser = ln.widgets.browse(Sample, page_size=10)
+    table = browser.table
+    assert (table.page, table.page_count, table.total) == (0, 5, 45)
+    assert table.pks == [str(s.id) for s in samples[:10]]
+    assert table.columns[:3] == ["id", "name", "value"]
+    assert "project" in table.columns and "project_id" not in table.columns
+    project_col = table.columns.index("project")
+    assert table.cells[0][project_col].value == "Alpha"
+    assert table.cells[3][1].value == XSS  # a Label shows it as text
+    assert table.status.value == "page 1 of 5 · 45 rows"
+    assert table.prev_button.disabled and not table.next_button.disabled
+
+
+def test_browse_pages(samples: list[Sample]) -> None:
+    """next/prev buttons move a page; the last page hides the unused rows."""
+    table = ln.widgets.browse(Sample, page_size=10).table
+    table.next_button.click()
+    assert table.page == 1 and table.pks[0] == str(samples[10].id)
+    table.go(99)
+    assert table.page == 4 and len(table.pks) == 5
+    assert table.row_buttons[5].layout.display == "none"
+    assert table.next_button.disabled
+    table.prev_button.click()
+    assert table.page == 3 and table.row_buttons[5].layout.display is None
+
+
+def test_browse_filter_and_sort(samples: list[Sample]) -> None:
+    """The filter box narrows rows (case-insensitive, % is literal); headers sort both ways."""
+    table = ln.widgets.browse(Sample, page_size=10).table
+    table.go(2)
+    table.filter_box.value = "S1"
+    assert table.page == 0 and table.total == 10
+    assert [c[1].value for c in table.cells[:2]] == ["s10", "s11"]
+    table.filter_text = "%"
+    assert table.total == 0 and table.pks == []
+    table.filter_text = ""
+    table.headers[table.columns.index("value")].click()
+    assert table.sort_column == "value" and table.pks[0] == str(samples[0].id)
+    assert table.headers[table.columns.index("value")].description == "value ▲"
+    table.headers[table.columns.index("value")].click()
+    assert table.sort_descending and table.pks[0] == str(samples[-1].id)
+    table.sort_by("project")  # a label column sorts by its foreign key
+    assert table.error == "" and len(table.pks) == 10
+
+
+def test_browse_selection_fills_detail(samples: list[Sample]) -> None:
+    """Selecting a row shows its fields, related records, history and lineage picture."""
+    browser = ln.widgets.browse(Sample, page_size=10)
+    browser.table.row_buttons[0].click()
+    first = samples[0]
+    detail = browser.detail
+    assert browser.table.selected == str(first.id)
+    assert browser.table.row_buttons[0].button_style == "info"
+    assert detail.title == f"Sample {first.id}: s00"
+    assert "created by tester in run" in detail.fields.value
+    assert "project: Project" in detail.related[0] and detail.related[0].endswith("Alpha")
+    assert any(label.startswith("measurements: Measurement") for label in detail.related)
+    assert "<td>insert</td>" in detail.history.value
+    assert detail.lineage.value.startswith("<svg") and f"Sample {first.id}" in detail.lineage.value
+    assert detail.error == "" and browser.error == ""
+
+
+def test_browse_escapes_markup_in_detail(samples: list[Sample]) -> None:
+    """A name holding markup is escaped in fields, history and picture."""
+    browser = ln.widgets.browse(Sample, page_size=10)
+    browser.table.select_row(3)
+    for html in (browser.detail.fields.value, browser.detail.history.value,
+                 browser.detail.lineage.value, browser.detail.header.value):
+        assert XSS not in html
+        assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_detail_related_navigation_and_back(samples: list[Sample]) -> None:
+    """Clicking a related record opens it in the detail pane; back returns."""
+    browser = ln.widgets.browse(Sample, page_size=10)
+    browser.table.select_row(0)
+    detail = browser.detail
+    detail.related_box.children[0].click()  # project: Project 1: Alpha
+    assert detail.title.endswith(": Alpha") and detail.title.startswith("Project")
+    assert detail.trail == [f"Sample {samples[0].id}: s00"]
+    assert sum(label.startswith("samples: ") for label in detail.related) == 20  # capped
+    assert "… and 25 more samples" in [getattr(c, "value", "") for c in detail.related_box.children]
+    run_button = next(b for b in detail.related_box.children
+                      if getattr(b, "description", "").startswith("run: "))
+    run_button.click()
+    assert detail.title.startswith("run ") and "wrote / read" in detail.fields.value
+    detail.back_button.click()
+    detail.back_button.click()
+    assert detail.title == f"Sample {samples[0].id}: s00" and detail.back_button.disabled
+
+
+def test_browse_errors_are_shown_not_raised(samples: list[Sample]) -> None:
+    """Failing callbacks put a readable, escaped message in the widget instead of a traceback."""
+    browser = ln.widgets.browse(Sample, page_size=10)
+    browser.table.sort_by("<nope>")
+    assert browser.table.error.startswith("ValidationError: Sample.<nope>: cannot sort")
+    assert "&lt;nope&gt;" in browser.table.error_box.value
+    browser.show_record("999999")
+    assert browser.error.startswith("NotFound:") and "999999" in browser.error
+    browser.table.sort_column = "name"
+    assert browser.table.error == "" and browser.table.error_box.value == ""
+
+
+def test_browse_frontend_state_drives_table(samples: list[Sample]) -> None:
+    """A frontend set_state of page updates the rows and sends the new state."""
+    table = ln.widgets.browse(Sample, page_size=10).table
+    table.comm.messages.clear()
+    table.set_state({"page": 2})
+    assert table.pks[0] == str(samples[20].id)
+    sent = [m["state"] for m in table.comm.messages if m.get("method") == "update"]
+    assert any("pks" in state for state in sent)
+
+
+def test_browse_query_source(samples: list[Sample]) -> None:
+    """browse() of a query pages through that query's rows only."""
+    table = ln.widgets.browse(Sample.filter(Sample.value >= 40), page_size=10).table
+    assert table.total == 5 and table.cells[0][1].value == "s40"
+
+
+def test_browse_rejects_other_sources(db: ln.Database) -> None:
+    """Browsing something that is neither a model nor a query names the value."""
+    with pytest.raises(ln.errors.ValidationError) as info:
+        ln.widgets.browse(42)
+    assert info.value.field == "source" and info.value.value == 42
+
+
+def test_browse_pages_with_count_and_limit_offset(samples: list[Sample], db: ln.Database) -> None:
+    """Each page costs a COUNT and one LIMIT/OFFSET SELECT, nothing per row."""
+    table = ln.widgets.browse(Sample, page_size=10).table
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()).upper())
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        table.go(3)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    selects = [s for s in seen if s.startswith("SELECT")]
+    assert len(selects) == 2, selects
+    assert "COUNT(" in selects[0]
+    assert "LIMIT" in selects[1] and "OFFSET" in selects[1]
+
+
+@pytest.mark.slow
+def test_browse_million_rows_costs_like_thousand(db: ln.Database) -> None:
+    """Opening a 1,000,000-row table takes about as long as a 1,000-row one."""
+    project = Project(name="p").save()
+    user_id = Project.get(project.id).created_by_id
+
+    def fill(n: int) -> None:
+        with db.engine.begin() as connection:
+            connection.execute(text("DELETE FROM sample"))
+            if db.dialect == "postgresql":
+                rows = "SELECT 's' || g, g, :p, :u, now() FROM generate_series(1, :n) AS g"
+            else:
+                rows = ("WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < :n) "
+                        "SELECT 's' || i, i, :p, :u, '2026-01-01 00:00:00' FROM g")
+            connection.execute(
+                text("INSERT INTO sample (name, value, project_id, created_by_id, created_at) " + rows),
+                {"n": n, "p": project.id, "u": user_id},
+            )
+
+    def open_time() -> float:
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            browser = ln.widgets.browse(Sample, page_size=20)
+            best = min(best, time.perf_counter() - started)
+            assert len(browser.table.pks) == 20
+        return best
+
+    fill(1_000)
+    small = open_time()
+    fill(1_000_000)
+    large = open_time()
+    assert large < 10 * small + 0.5, f"1k rows: {small:.3f}s, 1M rows: {large:.3f}s"
+
+
+def test_widgets_import_lazily() -> None:
+    """Importing lineage_nb and lineage_nb.widgets does not import ipywidgets."""
+    code = ("import sys, lineage_nb, lineage_nb.widgets; "
+            "assert 'ipywidgets' not in sys.modules, 'ipywidgets imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_browse_without_ipywidgets_says_what_to_install() -> None:
+    """Without ipywidgets, browse() raises ConfigurationError naming the extra to install."""
+    code = (
+        "import sys; sys.modules['ipywidgets'] = None\n"
+        "import lineage_nb as ln\n"
+        "try:\n    ln.widgets.browse(object)\nexcept ln.errors.ConfigurationError as e:\n"
+        "    print(e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert "pip install 'lineage_nb[jupyter]'" in done.stdout
