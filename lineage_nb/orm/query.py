@@ -53,6 +53,7 @@ class Query(Generic[T]):
         conditions = list(where)
         for name, value in equals.items():
             attribute = self._attribute(name)
+            _check_text(self.model, name, value)
             if isinstance(value, (list, tuple, set, frozenset)):
                 conditions.append(attribute.in_(list(value)))
             elif value is None:
@@ -167,3 +168,24 @@ class Query(Generic[T]):
     async def acount(self) -> int:
         """Async twin of :meth:`count`."""
         return await run_async(self._count)
+
+
+def _check_text(model: type, name: str, value: Any) -> None:
+    """Refuse filter text no database can hold (NUL, lone surrogates): it would match nothing."""
+    values = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
+    for item in values:
+        if not isinstance(item, str):
+            continue
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:
+            problem = "a lone surrogate that is not valid UTF-8"
+        else:
+            if "\x00" not in item:
+                continue
+            problem = "a NUL character (\\x00)"
+        raise ValidationError(
+            {name: [f"filter value {short_repr(item)} contains {problem}; no stored text can "
+                    "equal it. Fix the text's encoding."]},
+            model=model.__name__, value=item,
+        )

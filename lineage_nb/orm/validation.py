@@ -116,10 +116,36 @@ def _check_float(allow_nan: bool) -> Check:
     return check
 
 
-def _check_numeric(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
-        return f"expected a number, got {_type_name(value)}."
-    return None
+def _check_numeric(precision: int | None, scale: int | None, asdecimal: bool) -> Check:
+    def check(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
+            return f"expected a number, got {_type_name(value)}."
+        if isinstance(value, float) and asdecimal:
+            return (
+                f"float {value!r} would not read back equal from a Numeric column. "
+                f"Pass decimal.Decimal({str(value)!r}) or an int."
+            )
+        number = decimal.Decimal(value) if isinstance(value, int) else decimal.Decimal(str(value))
+        if not number.is_finite():
+            return f"{value} cannot be stored in a Numeric column. Use None for missing values."
+        exponent = number.as_tuple().exponent
+        places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+        if scale is not None and places > scale and number != round(number, scale):
+            return (
+                f"{value} has {places} decimal places, at most {scale} allowed. Round it, "
+                "e.g. round(value, " + str(scale) + ")."
+            )
+        if precision is not None:
+            digits = len(str(abs(int(number)))) if abs(number) >= 1 else 0
+            if digits > precision - (scale or 0):
+                return (
+                    f"{value} has {digits} digits before the decimal point, at most "
+                    f"{precision - (scale or 0)} allowed (Numeric({precision}, {scale})). "
+                    "Widen the column."
+                )
+        return None
+
+    return check
 
 
 def _check_instance(kinds: tuple[type, ...], label: str, exclude: tuple[type, ...] = ()) -> Check:
@@ -166,11 +192,37 @@ def _check_enum(column_type: types.Enum) -> Check:
     return check
 
 
+def _bad_json_text(value: Any) -> str | None:
+    """The first string (or key) in a JSON value that is not valid UTF-8 (lone surrogates)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value
+        return None
+    items: list[Any] = []
+    if isinstance(value, dict):
+        items = [k for k in value if isinstance(k, str)] + list(value.values())
+    elif isinstance(value, list):
+        items = value
+    for item in items:
+        bad = _bad_json_text(item)
+        if bad is not None:
+            return bad
+    return None
+
+
 def _check_json(value: Any) -> str | None:
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         return f"is not JSON-serializable ({exc}). Store lists, dicts, str, int, float, bool, None."
+    bad = _bad_json_text(value)
+    if bad is not None:
+        return (
+            f"contains text with a surrogate that is not valid UTF-8 (got {short_repr(bad)}). "
+            "Fix the text's encoding."
+        )
     return None
 
 
@@ -188,7 +240,7 @@ def _checker_for(column_type: types.TypeEngine[Any], dialect: str) -> Check | No
     if isinstance(impl, types.Float):
         return _check_float(allow_nan=dialect != "sqlite")
     if isinstance(impl, types.Numeric):
-        return _check_numeric
+        return _check_numeric(impl.precision, impl.scale, bool(impl.asdecimal))
     if isinstance(impl, types.DateTime):
         return _check_datetime(bool(impl.timezone))
     if isinstance(impl, types.Date):
