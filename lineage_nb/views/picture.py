@@ -243,7 +243,8 @@ class LineagePicture:
         svg_w, svg_h = max(x - GAP_X + PAD, 520.0), legend_y + 24
         parts = [
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{svg_w:.0f}" height="{svg_h:.0f}" '
-            f'viewBox="0 0 {svg_w:.0f} {svg_h:.0f}" font-family="system-ui, sans-serif" font-size="12">',
+            f'viewBox="0 0 {svg_w:.0f} {svg_h:.0f}" style="max-width:100%;height:auto" '
+            'font-family="system-ui, sans-serif" font-size="12">',
             '<defs><marker id="lnb-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
             'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#546e7a"/>'
             "</marker></defs>",

@@ -37,7 +37,10 @@ class Browser(w.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.error_box = w.HTML()
         self.table.observe(self._selected, names="selected")
         heading = w.HTML(f"<h3 style='margin:4px 0'>{html.escape(self.source.title)}</h3>")
-        body = w.HBox([self.table, self.detail], layout=w.Layout(align_items="flex-start"))
+        self.table.layout = w.Layout(flex="1 1 auto", min_width="0", max_width="60%")
+        self.detail.layout.flex = "1 1 40%"
+        body = w.HBox([self.table, self.detail],
+                      layout=w.Layout(align_items="flex-start", flex_flow="row wrap"))
         super().__init__([heading, self.error_box, body], **kwargs)
 
     def __repr__(self) -> str:

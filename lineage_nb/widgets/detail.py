@@ -17,6 +17,10 @@ __all__ = ["DetailPane"]
 
 MAX_RELATED = 20
 _HISTORY_COLUMNS = ["at", "action", "changes", "cell", "run", "user_handle"]
+_HISTORY_STYLE = (
+    "<style>.lnb-history{border-collapse:collapse;font-size:12px}.lnb-history th,"
+    ".lnb-history td{text-align:left;padding:1px 8px 1px 0;vertical-align:top}</style>"
+)
 
 
 def _title(obj: Any) -> str:
@@ -57,7 +61,7 @@ class DetailPane(w.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.back_button.on_click(lambda _: self.back())
         self.error_box = w.HTML()
         self.fields, self.history, self.lineage = w.HTML(), w.HTML(), w.HTML()
-        self.related_box = w.VBox()
+        self.related_box = w.VBox(layout=w.Layout(align_items="flex-start"))
         super().__init__([
             w.HBox([self.back_button, self.header]), self.error_box, self.fields,
             _section("Related records"), self.related_box, _section("History"), self.history,
@@ -122,7 +126,8 @@ class DetailPane(w.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         shown = frame[[c for c in _HISTORY_COLUMNS if c in frame.columns]].astype(object)
         shown = shown.where(shown.notna(), "—")
         shown["at"] = [f"{t:%Y-%m-%d %H:%M:%S}" for t in frame["at"]]
-        return str(shown.to_html(index=False, escape=True, border=0))
+        table = shown.to_html(index=False, escape=True, border=0, classes="lnb-history")
+        return _HISTORY_STYLE + str(table)
 
     # -- navigation ----------------------------------------------------------------------------
     @reporting
