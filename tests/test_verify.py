@@ -192,3 +192,25 @@ def test_verify_rolled_back_savepoint_keeps_chain(db: ln.Database, run: ln.Run) 
     names = [e.changes["name"][1] for e in _events(db, run.id) if e.table == "sample"]
     assert names == ["kept", "after", "last"]
     assert verify(db) == []
+
+
+def _forked_writer(project_id: int, worker: int) -> None:
+    ln.get_database().engine.dispose(close=False)  # never share the parent's connections
+    for index in range(30):
+        Sample(name=f"f{worker}-{index}", value=index, project_id=project_id).save()
+
+
+def test_verify_forked_processes_in_one_run(db: ln.Database, run: ln.Run) -> None:
+    """Forked worker processes writing into the parent's run still build one unbroken chain."""
+    import multiprocessing
+
+    project = Project(name="forked").save()
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_forked_writer, args=(project.id, w)) for w in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    assert len(_events(db, run.id)) == 1 + 3 * 30
+    assert verify(db) == []
