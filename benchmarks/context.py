@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import SQLITE_PRAGMAS, Backend, Counter, Result
+from harness import SQLITE_PRAGMAS, Backend, Case, Counter, Result, run_cases
 from models import Base, Project, SAProject, ormar_models
 from sqlalchemy import Engine, delete, event, insert, text
 from sqlalchemy.engine import make_url
@@ -60,6 +60,41 @@ class Ctx:
     ormar: Ormar | None = None
     ormar_error: str = ""
     results: list[Result] = field(default_factory=list)
+    pending: list[tuple[int, Case]] = field(default_factory=list)
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+
+    def case(
+        self,
+        result: Result,
+        repeats: int,
+        body: Callable[[], Any],
+        *,
+        setup: Callable[[], Any] | None = None,
+        counter: Counter | None = None,
+        warmup: Callable[[], Any] | None = None,
+    ) -> Result:
+        """Register a case of the current operation; :meth:`run_pending` times them interleaved.
+
+        The Database that is the default now is made the default again before each repeat.
+        """
+        database = db_module._default
+        lineage = database is not self.off
+
+        def before() -> None:
+            self.use(lineage)
+
+        self.pending.append((repeats, Case(result, body, setup, counter, warmup, before)))
+        return result
+
+    def run_pending(self) -> None:
+        """Time the registered cases round-robin, grouped by their number of repeats."""
+        groups: dict[int, list[Case]] = {}
+        for repeats, case in self.pending:
+            groups.setdefault(repeats, []).append(case)
+        self.pending.clear()
+        for repeats, cases in groups.items():
+            run_cases(cases, repeats)
+        self.use(True)
 
     @property
     def sa_session(self) -> sessionmaker[Session]:
@@ -208,6 +243,8 @@ def _open_ormar(ctx: Ctx) -> None:
 
 def close_context(ctx: Ctx) -> None:
     """Finish the run, disconnect everything (the backend itself is dropped by the caller)."""
+    for closer in ctx.closers:
+        closer()
     try:
         ln.finish("completed")
     except Exception:

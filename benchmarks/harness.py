@@ -85,6 +85,59 @@ class Counter:
         yield self
 
 
+@dataclass
+class Case:
+    """One system's way of doing an operation: ``body`` is timed, ``setup`` is not."""
+
+    result: Result
+    body: Callable[[], Any]
+    setup: Callable[[], Any] | None = None
+    counter: Counter | None = None
+    warmup: Callable[[], Any] | None = None
+    before: Callable[[], Any] | None = None  # e.g. make this case's Database the default
+
+
+def run_cases(cases: list[Case], repeats: int) -> None:
+    """Warm every case up, then time them round-robin (repeat 1 of each, repeat 2 of each...).
+
+    Interleaving spreads the machine's noise (other processes on 2 cores) over all systems
+    instead of letting it land on whichever ran during a busy stretch. A case that raises is
+    recorded as not measurable and dropped from later rounds.
+    """
+    live = list(cases)
+    for case in list(live):
+        if case.warmup is not None and not _step(case, case.warmup, timed=False):
+            live.remove(case)
+    for _ in range(repeats):
+        for case in list(live):
+            if not _step(case, case.body, timed=True):
+                live.remove(case)
+
+
+def _step(case: Case, body: Callable[[], Any], timed: bool) -> bool:
+    result = case.result
+    try:
+        if case.before is not None:
+            case.before()
+        if case.setup is not None:
+            case.setup()
+        gc.collect()
+        if case.counter is not None:
+            case.counter.count = 0
+        started = time.perf_counter()
+        body()
+        elapsed = time.perf_counter() - started
+        if timed:
+            result.times.append(elapsed)
+            if case.counter is not None:
+                result.statements = case.counter.count
+    except Exception as error:  # a baseline that cannot do the work is a result too
+        result.error = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+        result.times.clear()
+        return False
+    return True
+
+
 def measure(
     result: Result,
     repeats: int,
@@ -94,25 +147,8 @@ def measure(
     counter: Counter | None = None,
     warmup: Callable[[], Any] | None = None,
 ) -> Result:
-    """Time ``body`` ``repeats`` times (``setup`` untimed before each); record errors, not raise."""
-    try:
-        if warmup is not None:
-            if setup is not None:
-                setup()
-            warmup()
-        for _ in range(repeats):
-            if setup is not None:
-                setup()
-            gc.collect()
-            if counter is not None:
-                counter.count = 0
-            started = time.perf_counter()
-            body()
-            result.times.append(time.perf_counter() - started)
-            if counter is not None:
-                result.statements = counter.count
-    except Exception as error:  # a baseline that cannot do the work is a result too
-        result.error = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+    """Time one case on its own (see :func:`run_cases` for several, interleaved)."""
+    run_cases([Case(result, body, setup, counter, warmup)], repeats)
     return result
 
 

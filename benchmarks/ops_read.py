@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 from context import OURS, OURS_OFF, TRANSFORM, Ctx
-from harness import Result, measure
+from harness import Result
 from models import Project, Sample, SAProject, SASample
 from sqlalchemy import Float, String, select, text
 from sqlalchemy.orm import Mapped, mapped_column, selectinload
@@ -39,7 +39,7 @@ def load_all(ctx: Ctx) -> None:
             assert len(project.samples) == n
 
         note = f"new run per repeat: records {n + 1:,} run inputs" if lineage else ""
-        measure(ctx.add(Result(op, OURS if lineage else OURS_OFF, n, reference=ref, target=1.2,
+        ctx.case(ctx.add(Result(op, OURS if lineage else OURS_OFF, n, reference=ref, target=1.2,
                                target_text=target, note=note)),
                 ctx.repeats, body, setup=setup,
                 counter=ctx.count_on if lineage else ctx.count_off)
@@ -56,7 +56,7 @@ def load_all(ctx: Ctx) -> None:
             project = session.execute(statement).scalar_one()
             assert len(project.samples) == n
 
-    measure(ctx.add(Result(op, ref, n, reference=ref)), ctx.repeats, selectin,
+    ctx.case(ctx.add(Result(op, ref, n, reference=ref)), ctx.repeats, selectin,
             counter=ctx.count_sa)
 
     result = ctx.add(Result(op, "ormar load_all", n, reference=ref))
@@ -75,7 +75,7 @@ def load_all(ctx: Ctx) -> None:
         await holder_o[0].load_all()
         assert len(holder_o[0].samples) == n
 
-    measure(result, ctx.repeats, lambda: ctx.aio(ormar_load()), setup=ormar_setup,
+    ctx.case(result, ctx.repeats, lambda: ctx.aio(ormar_load()), setup=ormar_setup,
             counter=o.counter)
 
 
@@ -97,7 +97,7 @@ def history(ctx: Ctx) -> None:
         events = record.history()
         assert len(events) == 3
 
-    measure(ctx.add(Result(op, OURS, 1, reference=ref, target=3.0, target_text="≤ 3×")),
+    ctx.case(ctx.add(Result(op, OURS, 1, reference=ref, target=3.0, target_text="≤ 3×")),
             ctx.fast_repeats, ours, counter=ctx.count_on, warmup=ours)
 
     spid = ctx.project("sa", "history")
@@ -109,7 +109,7 @@ def history(ctx: Ctx) -> None:
         with ctx.sa_session() as session:
             session.execute(select(SASample).where(SASample.id == key)).scalar_one()
 
-    measure(ctx.add(Result(op, ref, 1, reference=ref, note="SQLAlchemy ORM, new session")),
+    ctx.case(ctx.add(Result(op, ref, 1, reference=ref, note="SQLAlchemy ORM, new session")),
             ctx.fast_repeats, by_pk, counter=ctx.count_sa, warmup=by_pk)
 
 
@@ -154,7 +154,7 @@ def dataframe(ctx: Ctx) -> None:
             frame = Sample.filter(project_id=pid).df()
             assert len(frame) == n
 
-        measure(ctx.add(Result(op, f"lineage_nb Model.filter(...).df(){'' if lineage else ', lineage off'}",
+        ctx.case(ctx.add(Result(op, f"lineage_nb Model.filter(...).df(){'' if lineage else ', lineage off'}",
                                n, reference=ref, target=1.3, target_text="≤ 1.3×")),
                 ctx.repeats, ours, counter=ctx.count_on if lineage else ctx.count_off)
     ctx.use(True)
@@ -164,7 +164,7 @@ def dataframe(ctx: Ctx) -> None:
             frame = pd.read_sql(statement, conn)
         assert len(frame) == n
 
-    measure(ctx.add(Result(op, ref, n, reference=ref, note="same SELECT, same engine")),
+    ctx.case(ctx.add(Result(op, ref, n, reference=ref, note="same SELECT, same engine")),
             ctx.repeats, read_sql, counter=ctx.count_on)
 
 
@@ -208,7 +208,7 @@ def browse(ctx: Ctx) -> None:
             open_browser(model)
 
         target = (2.0, "≤ 2×") if model is BrowseBig else (None, "")
-        measure(ctx.add(Result(op, f"browse() on {count:,} rows", count, reference=ref,
+        ctx.case(ctx.add(Result(op, f"browse() on {count:,} rows", count, reference=ref,
                                target=target[0], target_text=target[1])),
                 ctx.repeats, body, counter=ctx.count_on, warmup=body)
 

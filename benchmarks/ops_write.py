@@ -33,7 +33,7 @@ def single_insert(ctx: Ctx) -> None:
                 Sample(name=f"s{i}", value=float(i), project_id=pid, **extra).save()
 
         name = OURS if lineage else OURS_OFF
-        measure(ctx.add(Result(op, name, n, reference=ref, target=1.3, target_text=target)),
+        ctx.case(ctx.add(Result(op, name, n, reference=ref, target=1.3, target_text=target)),
                 ctx.repeats, body, setup=ctx.clear("ours", pid),
                 counter=ctx.count_on if lineage else ctx.count_off, warmup=lambda: body(20))
 
@@ -52,8 +52,8 @@ def single_insert(ctx: Ctx) -> None:
             conn.commit()
         raw.statements = n
 
-    measure(ctx.add(raw), ctx.repeats, dbapi, setup=ctx.clear("sa", pid))
-    conn.close()
+    ctx.case(ctx.add(raw), ctx.repeats, dbapi, setup=ctx.clear("sa", pid))
+    ctx.closers.append(conn.close)
 
     def orm() -> None:
         with ctx.sa_session() as session:
@@ -61,7 +61,7 @@ def single_insert(ctx: Ctx) -> None:
                 session.add(SASample(name=f"s{i}", value=float(i), project_id=pid))
                 session.commit()
 
-    measure(ctx.add(Result(op, "SQLAlchemy ORM", n, reference=ref, note="expire_on_commit=False")),
+    ctx.case(ctx.add(Result(op, "SQLAlchemy ORM", n, reference=ref, note="expire_on_commit=False")),
             ctx.repeats, orm, setup=ctx.clear("sa", pid), counter=ctx.count_sa)
     _ormar(ctx, op, n, ref, lambda o, p: _ormar_single(o, p, n))
 
@@ -80,7 +80,7 @@ def _ormar(ctx: Ctx, op: str, rows: int, ref: str, make: Callable[[Any, Any], An
         return
     o = ctx.ormar
     project = ctx.aio(o.OProject(name=op[:90]).save())
-    measure(result, repeats or ctx.repeats, lambda: ctx.aio(make(o, project)),
+    ctx.case(result, repeats or ctx.repeats, lambda: ctx.aio(make(o, project)),
             setup=ctx.clear("ormar", project.id), counter=o.counter)
 
 
@@ -107,10 +107,10 @@ def bulk_insert(ctx: Ctx) -> None:
             Sample.bulk_create([{"name": f"s{i}", "value": float(i), "project_id": pid, **extra}
                                 for i in range(n)])
 
-        measure(ctx.add(Result(op, f"lineage_nb bulk_create(instances){suffix}", n, reference=ref,
+        ctx.case(ctx.add(Result(op, f"lineage_nb bulk_create(instances){suffix}", n, reference=ref,
                                target=0.5, target_text="≤ 0.5× ORM add_all")),
                 ctx.repeats, instances, setup=ctx.clear("ours", pid), counter=counter)
-        measure(ctx.add(Result(op, f"lineage_nb bulk_create(dicts){suffix}", n,
+        ctx.case(ctx.add(Result(op, f"lineage_nb bulk_create(dicts){suffix}", n,
                                reference="SQLAlchemy Core insert", target=3.0,
                                target_text="≤ 3× SQLAlchemy Core")),
                 ctx.repeats, dicts, setup=ctx.clear("ours", pid), counter=counter)
@@ -126,15 +126,15 @@ def bulk_insert(ctx: Ctx) -> None:
         conn.commit()
         raw.statements = 1
 
-    measure(ctx.add(raw), ctx.repeats, dbapi, setup=ctx.clear("sa", pid))
-    conn.close()
+    ctx.case(ctx.add(raw), ctx.repeats, dbapi, setup=ctx.clear("sa", pid))
+    ctx.closers.append(conn.close)
 
     def core() -> None:
         rows = [{"name": f"s{i}", "value": float(i), "project_id": pid} for i in range(n)]
         with ctx.sa.begin() as connection:
             connection.execute(insert(SASample), rows)
 
-    measure(ctx.add(Result(op, "SQLAlchemy Core insert", n, reference=ref, note="executemany")),
+    ctx.case(ctx.add(Result(op, "SQLAlchemy Core insert", n, reference=ref, note="executemany")),
             ctx.repeats, core, setup=ctx.clear("sa", pid), counter=ctx.count_sa)
 
     def orm() -> None:
@@ -143,7 +143,7 @@ def bulk_insert(ctx: Ctx) -> None:
                              for i in range(n)])
             session.commit()
 
-    measure(ctx.add(Result(op, ref, n, reference=ref, note="expire_on_commit=False")),
+    ctx.case(ctx.add(Result(op, ref, n, reference=ref, note="expire_on_commit=False")),
             ctx.repeats, orm, setup=ctx.clear("sa", pid), counter=ctx.count_sa)
 
     async def ormar_bulk(o: Any, project: Any) -> None:
@@ -172,7 +172,7 @@ def updates(ctx: Ctx) -> None:
             for record in records:
                 record.update(value=record.value + 1.0)
 
-        measure(ctx.add(Result(op, OURS if lineage else OURS_OFF, n, reference=ref, target=1.3,
+        ctx.case(ctx.add(Result(op, OURS if lineage else OURS_OFF, n, reference=ref, target=1.3,
                                target_text=target)),
                 ctx.repeats, body, counter=ctx.count_on if lineage else ctx.count_off)
     ctx.use(True)
@@ -190,10 +190,10 @@ def updates(ctx: Ctx) -> None:
                 session.commit()
 
         name = "SQLAlchemy ORM" if not expire else "SQLAlchemy ORM, expire_on_commit=True"
-        measure(ctx.add(Result(op, name, n, reference=ref,
+        ctx.case(ctx.add(Result(op, name, n, reference=ref,
                                note=f"expire_on_commit={expire}, one session")),
                 ctx.repeats, orm, counter=ctx.count_sa)
-        session.close()
+        ctx.closers.append(session.close)
 
     result = ctx.add(Result(op, "ormar", n, reference=ref))
     if ctx.ormar is None:
@@ -208,7 +208,7 @@ def updates(ctx: Ctx) -> None:
         for row in rows:
             await row.update(value=row.value + 1.0)
 
-    measure(result, ctx.repeats, lambda: ctx.aio(ormar_update()), counter=o.counter)
+    ctx.case(result, ctx.repeats, lambda: ctx.aio(ormar_update()), counter=o.counter)
 
 
 # -- peak memory of a bulk insert ---------------------------------------------------------------

@@ -57,6 +57,7 @@ def run_backend(name: str, quick: bool, only: list[str]) -> tuple[str, str]:
             op_started = time.perf_counter()
             try:
                 OPERATIONS[op](ctx)
+                ctx.run_pending()
             except Exception:
                 traceback.print_exc()
                 print(f"[bench] {name} {op}: failed (see traceback); continuing", file=sys.stderr)
