@@ -1,15 +1,20 @@
 """The widget browser and lineage picture in a real headless Chromium (Playwright).
 
-The page is a static ``ipywidgets.embed`` export whose widget JavaScript
+Two pages: a live voila server running a notebook that shows ``ln.widgets.browse`` (clicks go
+through the kernel and back), and a static ``ipywidgets.embed`` export whose widget JavaScript
 (``@jupyter-widgets/html-manager``'s ``dist/embed.js``) is installed from the npm registry into a
-cache directory at setup time; every non-local request is blocked and asserted absent.
+cache directory at setup time. Every non-local request is blocked and asserted absent.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 HTML_MANAGER = "@jupyter-widgets/html-manager@1.0.15"
 XSS = "<img src=x onerror=alert(1)>"
+LOCAL = ("file://", "data:", "about:", "blob:", "http://127.0.0.1:", "ws://127.0.0.1:")
+TESTS = Path(__file__).resolve().parent
 
 
 def npm_cache() -> Path:
@@ -78,7 +85,7 @@ class Page:
 
     def _route(self, route: Any) -> None:
         url = route.request.url
-        if url.startswith(("file://", "data:", "about:")):
+        if url.startswith(LOCAL):
             route.continue_()
         else:
             self.blocked.append(url)
@@ -172,4 +179,118 @@ def test_lineage_picture_in_browser(
     svg.screenshot(path=str(shots / "lineage.png"), timeout=30_000)
     assert (shots / "lineage.png").stat().st_size > 5_000
     assert tab.evaluate("document.querySelectorAll('img, script').length") == 0
+    assert page.dialogs == []
+
+
+# -- live: voila serving a notebook -------------------------------------------------------------
+NOTEBOOK_CODE = """\
+import lineage_nb as ln
+from models import Sample
+
+ln.connect()
+ln.widgets.browse(Sample, page_size=10)
+"""
+
+
+def _voila_template(root: Path) -> None:
+    """Voila's ``lab`` template minus its two CDN stylesheet links, as template ``lnb``."""
+    import voila
+
+    share = Path(sys.prefix) / "share" / "jupyter" / "voila" / "templates" / "lab"
+    source = (share / "index.html.j2").read_text(encoding="utf-8")
+    kept = "\n".join(line for line in source.splitlines() if "cdn.jsdelivr.net" not in line)
+    target = root / "voila" / "templates" / "lnb"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "index.html.j2").write_text(kept, encoding="utf-8")
+    (target / "conf.json").write_text('{"base_template": "lab"}', encoding="utf-8")
+    assert voila.__version__
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def voila_url(samples: list[Sample], db_url: str, tmp_path: Path) -> Iterator[str]:
+    """A voila server on 127.0.0.1 showing the browser of the test database's samples."""
+    try:
+        import nbformat
+        import voila  # noqa: F401
+    except ImportError as error:
+        pytest.fail(f"browser tests need voila (pip install voila): {error}")
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(NOTEBOOK_CODE)]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    nbformat.write(notebook, tmp_path / "browse.ipynb")
+    _voila_template(tmp_path / "jupyter")
+    port = _free_port()
+    env = {**os.environ, "LINEAGE_NB_DATABASE_URL": db_url, "PYTHONPATH": str(TESTS),
+           "JUPYTER_PATH": str(tmp_path / "jupyter")}
+    log = (tmp_path / "voila.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "voila", "browse.ipynb", "--no-browser", f"--port={port}",
+         "--Voila.ip=127.0.0.1", "--template=lnb"],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("voila did not start:\n" + (tmp_path / "voila.log").read_text())
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def test_live_browser_round_trip(
+    voila_url: str, samples: list[Sample], page: Page, shots: Path
+) -> None:
+    """Clicking a row, next page and the filter go through the kernel and update the view."""
+    tab = page.page
+    tab.goto(voila_url, timeout=60_000)
+    tab.wait_for_selector(".widget-gridbox", timeout=90_000)
+    grid = tab.locator(".widget-gridbox")
+    assert grid.get_by_text("s00", exact=True).is_visible()
+    assert tab.get_by_text("Select a row to see the record.").is_visible()
+
+    grid.get_by_role("button", name=str(samples[2].id), exact=True).click()
+    tab.get_by_text(f"Sample {samples[2].id}: s02", exact=True).first.wait_for(timeout=30_000)
+    lineage = tab.locator("svg").filter(has_text=f"Lineage of Sample {samples[2].id}")
+    lineage.wait_for(timeout=30_000)
+    tab.locator("table.lnb-history").get_by_text("insert").wait_for(timeout=30_000)
+    tab.get_by_role("button", name="project: Project").first.wait_for(timeout=30_000)
+
+    grid.get_by_role("button", name=str(samples[3].id), exact=True).click()
+    header = tab.get_by_text(f"Sample {samples[3].id}: {XSS}", exact=True).first
+    header.wait_for(timeout=30_000)
+    tab.locator("svg").filter(has_text=f"Lineage of Sample {samples[3].id}").wait_for(timeout=30_000)
+    tab.screenshot(path=str(shots / "voila-browser.png"), full_page=True, timeout=30_000)
+
+    tab.get_by_role("button", name="next ▶").click()
+    tab.get_by_text("page 2 of 2 · 12 rows").wait_for(timeout=30_000)
+    grid.get_by_text("s11", exact=True).wait_for(timeout=30_000)
+
+    tab.get_by_placeholder("filter (text or id)…").fill("S1")
+    tab.get_by_placeholder("filter (text or id)…").press("Enter")
+    tab.get_by_text("page 1 of 1 · 2 rows").wait_for(timeout=30_000)
+    grid.get_by_text("s10", exact=True).wait_for(timeout=30_000)
+    grid.get_by_text("s00", exact=True).wait_for(state="hidden", timeout=30_000)
+
+    assert (shots / "voila-browser.png").stat().st_size > 20_000
+    assert tab.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
     assert page.dialogs == []

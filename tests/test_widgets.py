@@ -84,6 +84,8 @@ def test_browse_pages(samples: list[Sample]) -> None:
     table.go(99)
     assert table.page == 4 and len(table.pks) == 5
     assert table.row_buttons[5].layout.display == "none"
+    assert all(cell.layout.display == "none" for cell in table.cells[5])
+    assert all(cell.layout.display is None for cell in table.cells[4])  # each cell its own layout
     assert table.next_button.disabled
     table.prev_button.click()
     assert table.page == 3 and table.row_buttons[5].layout.display is None

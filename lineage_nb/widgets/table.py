@@ -13,7 +13,9 @@ from ._util import cell_text, error_html, reporting
 
 __all__ = ["PagedTable"]
 
-_CELL = w.Layout(overflow="hidden", margin="0 6px 0 0", max_width="180px")
+def _cell_layout() -> w.Layout:
+    """A layout of its own for every cell (rows are hidden one by one)."""
+    return w.Layout(overflow="hidden", margin="0 6px 0 0", max_width="180px")
 
 
 class PagedTable(w.VBox):  # type: ignore[misc]  # ipywidgets is untyped
@@ -54,8 +56,8 @@ class PagedTable(w.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.error_box = w.HTML()
         self.headers = [self._header(c) for c in shown]
         self.row_buttons = [self._row_button(i) for i in range(page_size)]
-        self.cells = [[w.Label(layout=_CELL) for _ in shown] for _ in range(page_size)]
-        grid: list[w.Widget] = [w.Label("", layout=_CELL), *self.headers]
+        self.cells = [[w.Label(layout=_cell_layout()) for _ in shown] for _ in range(page_size)]
+        grid: list[w.Widget] = [w.Label("", layout=_cell_layout()), *self.headers]
         for button, row in zip(self.row_buttons, self.cells, strict=True):
             grid += [button, *row]
         self.grid = w.GridBox(grid, layout=w.Layout(
