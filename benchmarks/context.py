@@ -28,8 +28,8 @@ FULL = {
     "df": 100_000, "browse_big": 1_000_000, "browse_small": 1_000, "memory": 100_000,
 }
 QUICK = {
-    "single": 200, "bulk": 5_000, "update": 200, "load": 2_000, "history": 50_000,
-    "df": 20_000, "browse_big": 50_000, "browse_small": 1_000, "memory": 10_000,
+    "single": 100, "bulk": 2_000, "update": 100, "load": 1_000, "history": 20_000,
+    "df": 10_000, "browse_big": 20_000, "browse_small": 1_000, "memory": 5_000,
 }
 
 
@@ -211,7 +211,7 @@ def open_context(backend: Backend, quick: bool) -> Ctx:
     counters[2].watch(sa)
     ctx = Ctx(
         backend=backend, quick=quick, sizes=QUICK if quick else FULL,
-        repeats=3 if quick else 5, fast_repeats=11 if quick else 31,
+        repeats=3 if quick else 5, fast_repeats=7 if quick else 31,
         on=on, off=off, count_on=counters[0], count_off=counters[1], sa=sa, count_sa=counters[2],
         loop=asyncio.new_event_loop(),
     )

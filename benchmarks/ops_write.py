@@ -79,9 +79,18 @@ def _ormar(ctx: Ctx, op: str, rows: int, ref: str, make: Callable[[Any, Any], An
         result.error = ctx.ormar_error
         return
     o = ctx.ormar
-    project = ctx.aio(o.OProject(name=op[:90]).save())
-    ctx.case(result, repeats or ctx.repeats, lambda: ctx.aio(make(o, project)),
-            setup=ctx.clear("ormar", project.id), counter=o.counter)
+    pid = ctx.aio(o.OProject(name=op[:90]).save()).id
+    holder: list[Any] = []
+    clear = ctx.clear("ormar", pid)
+
+    def setup() -> None:
+        # a fresh Project object each repeat: ormar keeps every child created with it in its
+        # reverse relation, and that list (from earlier repeats) slows the next ones down
+        clear()
+        holder[:] = [ctx.aio(o.OProject.objects.get(id=pid))]
+
+    ctx.case(result, repeats or ctx.repeats, lambda: ctx.aio(make(o, holder[0])),
+             setup=setup, counter=o.counter)
 
 
 # -- bulk inserts, one transaction --------------------------------------------------------------
