@@ -116,6 +116,23 @@ def _check_float(allow_nan: bool) -> Check:
     return check
 
 
+def _digits(number: decimal.Decimal) -> tuple[int, int]:
+    """(decimal places, digits before the point) of a finite Decimal, trailing zeros ignored.
+
+    Exact for any size (no arithmetic in the 28-digit decimal context).
+    """
+    _sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    kept = list(digits)
+    while exponent < 0 and len(kept) > 1 and kept[-1] == 0:
+        kept.pop()
+        exponent += 1
+    if not any(kept):
+        return 0, 0
+    places = -exponent if exponent < 0 else 0
+    return places, max(0, len(kept) + exponent)
+
+
 def _check_numeric(precision: int | None, scale: int | None, asdecimal: bool) -> Check:
     def check(value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
@@ -128,21 +145,18 @@ def _check_numeric(precision: int | None, scale: int | None, asdecimal: bool) ->
         number = decimal.Decimal(value) if isinstance(value, int) else decimal.Decimal(str(value))
         if not number.is_finite():
             return f"{value} cannot be stored in a Numeric column. Use None for missing values."
-        exponent = number.as_tuple().exponent
-        places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-        if scale is not None and places > scale and number != round(number, scale):
+        places, whole = _digits(number)
+        if scale is not None and places > scale:
             return (
                 f"{value} has {places} decimal places, at most {scale} allowed. Round it, "
-                "e.g. round(value, " + str(scale) + ")."
+                f"e.g. round(value, {scale})."
             )
-        if precision is not None:
-            digits = len(str(abs(int(number)))) if abs(number) >= 1 else 0
-            if digits > precision - (scale or 0):
-                return (
-                    f"{value} has {digits} digits before the decimal point, at most "
-                    f"{precision - (scale or 0)} allowed (Numeric({precision}, {scale})). "
-                    "Widen the column."
-                )
+        if precision is not None and whole > precision - (scale or 0):
+            return (
+                f"{value} has {whole} digits before the decimal point, at most "
+                f"{precision - (scale or 0)} allowed (Numeric({precision}, {scale})). "
+                "Widen the column."
+            )
         return None
 
     return check
