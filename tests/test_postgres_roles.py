@@ -90,8 +90,10 @@ def test_roles_forged_created_by_is_refused(team: Team) -> None:
     with _raw(team.admin) as conn:
         bob = _user_id(conn, team.bob)
     forged = Sample(name="forged", value=1.0, project_id=project.id, created_by_id=bob)
-    with pytest.raises(LineageError, match="nobody can write as someone else"):
+    with pytest.raises(LineageError, match="nobody can write as someone else") as info:
         forged.save()
+    assert "refused this for your login role" in str(info.value)
+    assert "Nothing was written" in str(info.value)
     assert Sample.filter(name="forged").count() == 0
     ln.finish()
     db.close()

@@ -67,6 +67,14 @@ def translate(error: BaseException, instances: Sequence[Any] = ()) -> LineageErr
         )
     if (operational := _operational(error, message)) is not None:
         return operational
+    if getattr(getattr(error, "orig", None), "sqlstate", None) == "42501":  # PG: not allowed
+        refused = type(instances[0]).__name__ if instances else None
+        return LineageError(
+            f"The database refused this for your login role: {message.splitlines()[0]}",
+            model=refused,
+            hint="Nothing was written. Lineage is insert-only and authorship comes from the "
+            "login (lineage-nb setup-postgres); ask the administrator if you need more.",
+        )
     if isinstance(error, sa_exc.ResourceClosedError) or "closed" in message.lower():
         return ConfigurationError(
             f"The database connection is closed ({message.splitlines()[0]}).",
