@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 from context import OURS, OURS_OFF, TRANSFORM, Ctx
 from harness import Result
 from models import Project, Sample, SAProject, SASample
-from sqlalchemy import Float, String, select, text
+from sqlalchemy import Float, Select, String, event, select, text
 from sqlalchemy.orm import Mapped, mapped_column, selectinload
 
 import lineage_nb as ln
@@ -144,8 +145,7 @@ def dataframe(ctx: Ctx) -> None:
     ctx.use(True)
     pid = ctx.project("ours", "df")
     ctx.fill("ours", pid, n)
-    columns = [getattr(Sample, attr.key) for attr in Sample.__mapper__.column_attrs]
-    statement = select(*columns).where(Sample.project_id == pid)
+    statement = _statement_of(ctx, lambda: Sample.filter(project_id=pid).df())
 
     for lineage in (True, False):
         ctx.use(lineage)
@@ -164,8 +164,26 @@ def dataframe(ctx: Ctx) -> None:
             frame = pd.read_sql(statement, conn)
         assert len(frame) == n
 
-    ctx.case(ctx.add(Result(op, ref, n, reference=ref, note="same SELECT, same engine")),
+    ctx.case(ctx.add(Result(op, ref, n, reference=ref,
+                            note="the SELECT df() sends (with its FK-label joins), same engine")),
             ctx.repeats, read_sql, counter=ctx.count_on)
+
+
+def _statement_of(ctx: Ctx, call: Callable[[], Any]) -> Any:
+    """The one SELECT statement object ``call`` executes (captured with an engine event)."""
+    seen: list[Any] = []
+
+    def capture(_conn: Any, clause: Any, *_args: Any) -> None:
+        seen.append(clause)
+
+    event.listen(ctx.on.engine, "before_execute", capture)
+    try:
+        call()
+    finally:
+        event.remove(ctx.on.engine, "before_execute", capture)
+    selects = [c for c in seen if isinstance(c, Select)]
+    assert len(selects) == 1, f"df() ran {len(selects)} SELECTs"
+    return selects[0]
 
 
 # -- the widget browser -------------------------------------------------------------------------

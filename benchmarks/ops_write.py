@@ -227,7 +227,7 @@ def memory(ctx: Ctx) -> None:
     n = ctx.sizes["memory"]
     op = f"peak memory, bulk insert ×{n:,} (tracemalloc)"
     ref = "SQLAlchemy ORM add_all"
-    repeats = 1 if ctx.quick else 3
+    repeats = 1  # a tracemalloc peak barely varies between runs; one 100k run is slow enough
 
     def peak(fn: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
