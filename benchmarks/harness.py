@@ -6,7 +6,6 @@ import gc
 import os
 import platform
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
@@ -244,14 +243,6 @@ def machine() -> str:
         versions.append(f"ormar {ormar.__version__}")
     except ImportError:
         versions.append("ormar not installed")
-    try:
-        server = subprocess.run(
-            ["psql", "--version"], capture_output=True, text=True, timeout=5, check=False
-        ).stdout.strip()
-        if server:
-            versions.append(server)
-    except (OSError, subprocess.SubprocessError):
-        pass
     return (
         f"{cpu}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()}; "
         + ", ".join(versions)

@@ -39,7 +39,7 @@ def load_all(ctx: Ctx) -> None:
             project = holder[0].load_all()
             assert len(project.samples) == n
 
-        note = f"new run per repeat: records {n + 1:,} run inputs" if lineage else ""
+        note = f"new run per repeat: records the {n:,} samples as run inputs" if lineage else ""
         ctx.case(ctx.add(Result(op, OURS if lineage else OURS_OFF, n, reference=ref, target=1.2,
                                target_text=target, note=note)),
                 ctx.repeats, body, setup=setup,

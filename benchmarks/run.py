@@ -52,6 +52,7 @@ def run_backend(name: str, quick: bool, only: list[str]) -> tuple[str, str]:
     except Exception as error:
         return name, f"_not measured: cannot create a {name} database ({error})_"
     ctx = open_context(backend, quick)
+    server = _server_version(ctx)
     try:
         for op in only:
             op_started = time.perf_counter()
@@ -65,8 +66,14 @@ def run_backend(name: str, quick: bool, only: list[str]) -> tuple[str, str]:
     finally:
         close_context(ctx)
         backend.cleanup()
-    title = f"{name} ({SETTINGS[name]}); {time.perf_counter() - started:.0f}s"
+    title = f"{name} {server} ({SETTINGS[name]}); whole section {time.perf_counter() - started:.0f}s"
     return title, table(ctx.results, name)
+
+
+def _server_version(ctx: Ctx) -> str:
+    query = "SHOW server_version" if ctx.backend.name == "postgresql" else "SELECT sqlite_version()"
+    with ctx.sa.connect() as conn:
+        return str(conn.exec_driver_sql(query).scalar())
 
 
 def main(argv: list[str] | None = None) -> int:
