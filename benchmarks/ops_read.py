@@ -11,7 +11,7 @@ from context import OURS, OURS_OFF, TRANSFORM, Ctx
 from harness import Result
 from models import Project, Sample, SAProject, SASample
 from sqlalchemy import Float, Select, String, event, select, text
-from sqlalchemy.orm import Mapped, mapped_column, selectinload
+from sqlalchemy.orm import Mapped, Session, mapped_column, selectinload
 
 import lineage_nb as ln
 
@@ -59,6 +59,23 @@ def load_all(ctx: Ctx) -> None:
 
     ctx.case(ctx.add(Result(op, ref, n, reference=ref)), ctx.repeats, selectin,
             counter=ctx.count_sa)
+
+    ctx.use(False)
+    own = ctx.project("ours", "load-sa")
+    ctx.fill("ours", own, n)
+
+    def selectin_same_model() -> None:
+        with Session(ctx.off.engine, expire_on_commit=False) as session:  # plain, untracked
+            statement = select(Project).where(Project.id == own).options(
+                selectinload(Project.samples)
+            )
+            project = session.execute(statement).scalar_one()
+            assert len(project.samples) == n
+
+    ctx.case(ctx.add(Result(op, "SQLAlchemy selectinload, lineage_nb's tables", n, reference=ref,
+                            note="+3 TracksRun columns per row, no lineage")),
+             ctx.repeats, selectin_same_model, counter=ctx.count_off)
+    ctx.use(True)
 
     result = ctx.add(Result(op, "ormar load_all", n, reference=ref))
     if ctx.ormar is None:
@@ -115,7 +132,10 @@ def history(ctx: Ctx) -> None:
 
 
 def _fill_events(ctx: Ctx, n: int) -> None:
-    """Add ``n`` filler events for other records of the same table, in SQL (untimed)."""
+    """Add ``n`` filler events for other records of the same table, in SQL (untimed).
+
+    They have no run (as writes outside ``ln.track``), so the open run's hash chain stays whole.
+    """
     existing = ctx.on.engine.connect()
     with existing, existing.begin():
         if ctx.backend.name == "sqlite":
@@ -127,7 +147,7 @@ def _fill_events(ctx: Ctx, n: int) -> None:
         existing.execute(text(
             f"{generator}INSERT INTO lineage_record_event "  # noqa: S608 - constant SQL
             '(run_id, user_id, "table", pk, action, changes, cell, at, hash, prev_hash) '
-            "SELECT e.run_id, e.user_id, e.\"table\", CAST(1000000000 + x AS VARCHAR(20)), "
+            "SELECT CAST(NULL AS INTEGER), e.user_id, e.\"table\", CAST(1000000000 + x AS VARCHAR(20)), "
             "e.action, e.changes, e.cell, e.at, NULL, NULL "
             f"FROM {source}, (SELECT * FROM lineage_record_event ORDER BY id LIMIT 1) AS e"
         ), {"n": n})
