@@ -16,7 +16,7 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from .schema import RecordEvent
@@ -28,9 +28,20 @@ ADVISORY_LOCK_CLASS = 0x6C6E  # "ln"
 
 
 def _timestamp(value: Any) -> str:
+    global _last_stamp
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+        last = _last_stamp  # one read: threads may replace it meanwhile
+        if value is last[0]:  # a flush or bulk insert stamps every event with one time
+            return last[1]
+        text = value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+        _last_stamp = (value, text)
+        return text
     return str(value)
+
+
+_last_stamp: tuple[Any, str] = (None, "")
+#: One encoder for every hash (``json.dumps`` with options builds a new one per call).
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
 
 
 def event_hash(row: dict[str, Any], prev_hash: str | None) -> str:
@@ -46,21 +57,26 @@ def event_hash(row: dict[str, Any], prev_hash: str | None) -> str:
         row.get("cell"),
         _timestamp(row.get("at")),
     ]
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    text = _encode(content)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+#: Built once (bound parameters): constructing them per write cost as much as running them.
+_LAST_HASH = (
+    select(RecordEvent.hash)
+    .where(RecordEvent.run_id == bindparam("run_id"))
+    .order_by(RecordEvent.id.desc())
+    .limit(1)
+)
+_RUN_LOCK = select(func.pg_advisory_xact_lock(ADVISORY_LOCK_CLASS, bindparam("run_id")))
 
 
 def last_hash(session: Session, run_id: int) -> str | None:
     """The hash of run ``run_id``'s newest event, read after serializing the run's writers."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        connection.execute(select(func.pg_advisory_xact_lock(ADVISORY_LOCK_CLASS, run_id)))
-    return connection.execute(
-        select(RecordEvent.hash)
-        .where(RecordEvent.run_id == run_id)
-        .order_by(RecordEvent.id.desc())
-        .limit(1)
-    ).scalar()
+        connection.execute(_RUN_LOCK, {"run_id": run_id})
+    return connection.execute(_LAST_HASH, {"run_id": run_id}).scalar()
 
 
 def link(session: Session, db_key: str, rows: list[dict[str, Any]]) -> None:

@@ -41,6 +41,9 @@ _AUTO_COLUMNS = frozenset(
 
 _EVENTS: Table = RecordEvent.__table__  # type: ignore[assignment]
 _INPUTS: Table = RunInput.__table__  # type: ignore[assignment]
+#: Events of a bulk insert are chained and written this many at a time.
+EVENT_BATCH = 5_000
+_INSERT_EVENTS = insert(_EVENTS)  # built once: statement construction is per-write overhead
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ def record_key(obj: Any) -> tuple[str, str]:
     mapper = inspect(type(obj))
     values = mapper.primary_key_from_instance(obj)
     return mapper.local_table.name, ",".join(str(v) for v in values)
+
+
+#: Exact types ``json_safe`` returns unchanged (a fast path for bulk inserts).
+_PLAIN = frozenset({str, int, bool})
 
 
 def json_safe(value: Any) -> Any:
@@ -190,7 +197,7 @@ def write_events(session: Session, stamp: _Stamp, rows: list[dict[str, Any]]) ->
     if not rows:
         return
     chain.link(session, stamp.db_key, rows)
-    session.connection().execute(insert(_EVENTS), rows)
+    session.connection().execute(_INSERT_EVENTS, rows)
     if stamp.run is not None:
         outputs: set[tuple[str, str]] = getattr(stamp.run, "_ln_outputs", set())
         outputs.update((r["table"], r["pk"]) for r in rows if r["action"] == "insert")
@@ -246,11 +253,17 @@ def _bulk_events(session: Session, *, model: type, rows: list[dict[str, Any]]) -
     table = cast(Table, mapper.local_table).name
     pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
     run_id = stamp.run.id if stamp.run is not None else None
-    events = []
+    events: list[dict[str, Any]] = []
+    single_pk = pk_keys[0] if len(pk_keys) == 1 else None
     for row in rows:
-        pk = ",".join(str(row[k]) for k in pk_keys)
+        if len(events) == EVENT_BATCH:  # write as we go: peak memory stays one batch of events
+            write_events(session, stamp, events)
+            events = []
+        pk = str(row[single_pk]) if single_pk else ",".join(str(row[k]) for k in pk_keys)
         changes = {
-            k: [None, json_safe(v)] for k, v in row.items() if v is not None and k not in _AUTO_COLUMNS
+            k: [None, v if type(v) in _PLAIN else json_safe(v)]
+            for k, v in row.items()
+            if v is not None and k not in _AUTO_COLUMNS
         }
         events.append({
             "run_id": run_id, "user_id": stamp.user_id, "table": table, "pk": pk,
@@ -280,6 +293,7 @@ def _record_inputs(session: Session, *, records: list[Any]) -> None:
     seen: set[tuple[str, str]] = getattr(run, "_ln_inputs", set())
     written: set[tuple[str, str]] = getattr(run, "_ln_outputs", set())
     fresh = []
+    now = utcnow()  # one read, one moment
     for record in records:
         if not _tracked(record):
             continue
@@ -287,7 +301,7 @@ def _record_inputs(session: Session, *, records: list[Any]) -> None:
         if key in seen or key in written:
             continue
         seen.add(key)
-        fresh.append({"run_id": run.id, "table": key[0], "pk": key[1], "at": utcnow()})
+        fresh.append({"run_id": run.id, "table": key[0], "pk": key[1], "at": now})
     if not fresh:
         return
     dialect_insert = sqlite_insert if db.dialect == "sqlite" else pg_insert

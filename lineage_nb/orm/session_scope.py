@@ -94,12 +94,16 @@ _MISSING = object()
 def _fresh_snapshot(instances: Sequence[Any]) -> _Fresh:
     """Column values of not-yet-stored instances (a failed insert leaves keys and stamps on them)."""
     saved: _Fresh = []
+    keys_of: dict[Any, list[str]] = {}  # per mapper: bulk_create passes thousands of one model
     for obj in instances:
         state = inspect(obj, raiseerr=False)
         if state is None or state.key is not None:
             continue
-        keys = [attr.key for attr in state.mapper.column_attrs]
-        saved.append((obj, {k: state.dict.get(k, _MISSING) for k in keys}))
+        keys = keys_of.get(state.mapper)
+        if keys is None:
+            keys = keys_of[state.mapper] = [attr.key for attr in state.mapper.column_attrs]
+        values = state.dict
+        saved.append((obj, {k: values.get(k, _MISSING) for k in keys}))
     return saved
 
 
