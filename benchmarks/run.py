@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -70,6 +71,19 @@ def run_backend(name: str, quick: bool, only: list[str]) -> tuple[str, str]:
     return title, table(ctx.results, name)
 
 
+def _revision() -> str:
+    """The git commit the run measured (``+ local changes`` when the tree was dirty)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                              capture_output=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "lineage_nb"], cwd=root,
+                               text=True, capture_output=True, check=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "an unknown commit"
+    return f"`{head}`" + (" + local changes in lineage_nb/" if dirty.strip() else "")
+
+
 def _server_version(ctx: Ctx) -> str:
     query = "SHOW server_version" if ctx.backend.name == "postgresql" else "SELECT sqlite_version()"
     with ctx.sa.connect() as conn:
@@ -99,8 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         header = (
             "# Benchmark results\n\n"
             f"Produced by `python benchmarks/run.py{' --quick' if args.quick else ''}` ({mode} run) "
-            f"on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.\n\n"
+            f"on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, code at {_revision()}.\n\n"
             f"Machine: {machine()}.\n\n"
+            "Columns: **median** wall time of the repeats (5 full / 3 quick; 31 / 7 for the "
+            "one-row history lookups; memory rows: one tracemalloc peak), **spread** ± half of "
+            "(max − min) / median, **statements** sent to the driver in one repeat, **ratio** "
+            "to the system named in it, **verdict** against the issue's target (lineage_nb rows "
+            "only). Repeats of all systems of an operation are interleaved. Method, what was "
+            "optimized and why the missed targets are missed: see the notes below the tables.\n\n"
         )
         notes = Path(__file__).with_name("NOTES.md")
         footer = f"\n{notes.read_text()}" if notes.exists() else ""
