@@ -59,9 +59,13 @@ def embed_js() -> Path:
     return script
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser).
+
+    Module scope: Playwright's sync API keeps an event loop running in this thread while it is
+    open, which would break every later asyncio test.
+    """
     if not Path(CHROMIUM).exists():
         pytest.fail(f"browser tests need {CHROMIUM}: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
