@@ -10,14 +10,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import models  # noqa: F401  (registers the test models on ln.Model.metadata)
 import pytest
 from pg_server import drop_database, fresh_database
 
 import lineage_nb as ln
 from lineage_nb import db as db_module
 from lineage_nb.lineage import context
-
-import models  # noqa: F401  (registers the test models on ln.Model.metadata)
 
 BACKENDS = ["sqlite", "postgresql"]
 
