@@ -81,3 +81,4 @@ def test_wheel_ships_migrations(backend: str, tmp_path: Path) -> None:
     assert "lineage_nb/migrations/script.py.mako" in names
     assert "lineage_nb/migrations/versions/0001_initial.py" in names
     assert "lineage_nb/py.typed" in names
+    assert "lineage_nb/notebooks/quickstart.ipynb" in names  # for `lineage-nb demo` when installed
