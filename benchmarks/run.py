@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LINEAGE_NB_USER", "bench")
     warnings.simplefilter("ignore")  # e.g. track() finishing the previous run: expected here
 
+    revision = _revision()  # the code measured: taken before the run, not when it ends
     sections = []
     for name in args.backend or ["sqlite", "postgresql"]:
         title, body = run_backend(name, args.quick, args.only)
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         header = (
             "# Benchmark results\n\n"
             f"Produced by `python benchmarks/run.py{' --quick' if args.quick else ''}` ({mode} run) "
-            f"on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, code at {_revision()}.\n\n"
+            f"on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, code at {revision}.\n\n"
             f"Machine: {machine()}.\n\n"
             "Columns: **median** wall time of the repeats (5 full / 3 quick; 31 / 7 for the "
             "one-row history lookups; memory rows: one tracemalloc peak), **spread** ± half of "
