@@ -168,11 +168,14 @@ def test_sqlite_locked_gives_up_clearly(
 
 def test_deadlock_is_retried(db: ln.Database, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two units of work locking rows in opposite order: the one the backend aborts is rerun."""
-    if backend == "sqlite":
+    barrier_timeout = 2.0
+    if backend == "sqlite":  # one writer at a time: the second waits, retries, then goes through
         monkeypatch.setattr(db_module, "SQLITE_BUSY_TIMEOUT_MS", 50)
+        monkeypatch.setattr(session_scope, "RETRY_ATTEMPTS", 30)
         db.engine.dispose()
+        barrier_timeout = 0.3
     a, b = Project(name="a").save(), Project(name="b").save()
-    both_locked = threading.Barrier(2, timeout=2)
+    both_locked = threading.Barrier(2, timeout=barrier_timeout)
     attempts: dict[str, int] = {"ab": 0, "ba": 0}
     errors: list[BaseException] = []
 
