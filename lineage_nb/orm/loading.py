@@ -229,27 +229,28 @@ def bulk_create(session: Session, model: type, records: list[Any]) -> list[Any]:
     keys = [attr.key for attr in mapper.column_attrs]
     pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
     many_to_one = [rel for rel in mapper.relationships if not rel.uselist]
+    known = frozenset(keys)
     rows: list[dict[str, Any]] = []
     for index, item in enumerate(records):
-        if isinstance(item, dict):
-            unknown = set(item) - set(keys)
+        if isinstance(item, dict):  # validated as plain values: no model instance is built
+            unknown = item.keys() - known
             if unknown:
                 name = sorted(unknown)[0]
                 raise ValidationError(
                     {name: [f"unknown field in record #{index}. Known fields: {', '.join(keys)}."]},
                     model=model.__name__, value=item[name],
                 )
-            instance = model(**item)
+            validation.clean_values(model, item, dialect=dialect, hint=f"(record #{index})")
+            rows.append({k: v for k, v in item.items() if v is not None or k not in pk_keys})
         elif isinstance(item, model):
-            instance = item
+            validation.clean_fields(item, dialect=dialect)
+            rows.append(_row_of(item, keys, many_to_one, pk_keys))
         else:
             raise ValidationError(
                 {"records": [f"record #{index} is a {type(item).__name__}, expected "
                              f"{model.__name__} or dict."]},
                 model=model.__name__, value=item,
             )
-        validation.clean_fields(instance, dialect=dialect)
-        rows.append(_row_of(instance, keys, many_to_one, pk_keys))
     signals.bulk_insert.send(session, model=model, rows=rows)
     pk_columns = [getattr(model, k) for k in pk_keys]
     by_shape: dict[tuple[str, ...], list[int]] = {}

@@ -12,7 +12,7 @@ import decimal
 import json
 import math
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from ..errors import ValidationError, short_repr
 
-__all__ = ["clean_fields", "validate_constraints", "validate_unique"]
+__all__ = ["clean_fields", "clean_values", "validate_constraints", "validate_unique"]
 
 Check = Callable[[Any], "str | None"]
 
@@ -302,10 +302,18 @@ def _related_set(instance: Any, column: Column[Any]) -> bool:
     return False
 
 
-def clean_fields(
-    instance: Any, exclude: Iterable[str] | None = None, *, dialect: str = "sqlite"
+def clean_values(
+    model: type,
+    values: Mapping[str, Any],
+    *,
+    dialect: str = "sqlite",
+    exclude: Iterable[str] | None = None,
+    is_related_set: Callable[[Column[Any]], bool] | None = None,
+    hint: str | None = None,
 ) -> None:
-    """Check every field's value against its column; raise one error listing all bad fields.
+    """Check column values of ``model`` (a record's dict, or a plain dict for ``bulk_create``).
+
+    ``is_related_set(column)`` says whether a set many-to-one relation will fill a NULL column.
 
     Raises:
         ValidationError: ``error_dict`` maps each bad field to messages naming the value.
@@ -313,13 +321,12 @@ def clean_fields(
     skip = set(exclude or ())
     errors: dict[str, list[str]] = {}
     first_value: Any = None
-    values = inspect(instance).dict
-    for spec in field_specs(type(instance), dialect):
+    for spec in field_specs(model, dialect):
         if spec.key in skip:
             continue
         value = values.get(spec.key)
         if value is None:
-            if spec.required and not _related_set(instance, spec.column):
+            if spec.required and not (is_related_set and is_related_set(spec.column)):
                 errors[spec.key] = ["This field cannot be null. Give it a value."]
             continue
         if spec.check is not None:
@@ -329,7 +336,24 @@ def clean_fields(
                     first_value = value
                 errors[spec.key] = [message]
     if errors:
-        raise ValidationError(errors, model=type(instance).__name__, value=first_value)
+        raise ValidationError(errors, model=model.__name__, value=first_value, hint=hint)
+
+
+def clean_fields(
+    instance: Any, exclude: Iterable[str] | None = None, *, dialect: str = "sqlite"
+) -> None:
+    """Check every field's value against its column; raise one error listing all bad fields.
+
+    Raises:
+        ValidationError: ``error_dict`` maps each bad field to messages naming the value.
+    """
+    clean_values(
+        type(instance),
+        inspect(instance).dict,
+        dialect=dialect,
+        exclude=exclude,
+        is_related_set=lambda column: _related_set(instance, column),
+    )
 
 
 def _pk_clause(instance: Any) -> Any:
