@@ -131,8 +131,7 @@ def history_frame(table_name: str, pk: str) -> Any:
     from sqlalchemy import select
 
     from .lineage.schema import RecordEvent, Run, Transform, User
-    from .orm.frames import frame_from_rows
-    from .orm.session_scope import run_sync
+    from .views.frames import statement_frame
 
     statement = (
         select(
@@ -153,13 +152,7 @@ def history_frame(table_name: str, pk: str) -> Any:
         .order_by(RecordEvent.id)
     )
 
-    def build(session: Any) -> Any:
-        result = session.execute(statement)
-        return frame_from_rows(
-            list(result.keys()), result.all(), [c.type for c in statement.selected_columns]
-        )
-
-    return run_sync(build)
+    return statement_frame(statement)
 
 
 def changes_text(changes: Any) -> str:

@@ -172,7 +172,7 @@ def _view_frame(db: Database, args: argparse.Namespace, runs: list[Any]) -> Any:
     from sqlalchemy import MetaData, Table, select
 
     from .lineage.graph import runs_df
-    from .orm.frames import frame_from_rows
+    from .views.frames import typed_frame
 
     view = args.view or ("events" if args.run else "runs")
     run_ids = [r.id for r in runs]
@@ -186,7 +186,7 @@ def _view_frame(db: Database, args: argparse.Namespace, runs: list[Any]) -> Any:
         statement = statement.where(table.c.run_id.in_(run_ids)).order_by(table.c.id)
     with db.engine.connect() as connection:
         result = connection.execute(statement)
-        return frame_from_rows(list(result.keys()), result.all(), [c.type for c in table.columns])
+        return typed_frame(list(result.keys()), result.all(), list(table.columns))
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import Select, func, inspect, select
@@ -108,14 +108,6 @@ class Query(Generic[T]):
     def _count(self, session: Session) -> int:
         counted = select(func.count()).select_from(self.statement.order_by(None).subquery())
         return int(session.execute(counted).scalar_one())
-
-    def _frame_rows(self, session: Session) -> tuple[list[str], Sequence[Any], list[Any]]:
-        mapper = inspect(self.model)
-        keys = [attr.key for attr in mapper.column_attrs]
-        columns = [getattr(self.model, k) for k in keys]
-        statement = self.statement.with_only_columns(*columns)
-        rows = session.execute(statement).all()
-        return keys, rows, [attr.columns[0].type for attr in mapper.column_attrs]
 
     def all(self) -> list[T]:
         """Every matching record."""
