@@ -16,12 +16,16 @@ class Model(ViewableRecord, TrackedRecord, _OrmModel):
 
     Examples:
         >>> import lineage_nb as ln
-        >>> from sqlalchemy import String
-        >>> from sqlalchemy.orm import Mapped, mapped_column
-        >>> class Project(ln.Model, ln.TracksRun):
-        ...     __tablename__ = "doctest_project"
-        ...     id: Mapped[int] = mapped_column(primary_key=True)
-        ...     name: Mapped[str] = mapped_column(String(100), unique=True)
+        >>> from sqlalchemy import Integer, String
+        >>> from sqlalchemy.orm import mapped_column
+        >>> class Plot(ln.Model, ln.TracksRun):
+        ...     __tablename__ = "doctest_plot"
+        ...     id = mapped_column(Integer, primary_key=True)
+        ...     name = mapped_column(String(100), unique=True, nullable=False)
+        >>> sorted(Plot.__table__.c.keys())
+        ['created_at', 'created_by_id', 'id', 'name', 'run_id']
+        >>> hasattr(Plot, "history") and hasattr(Plot, "view_lineage")
+        True
     """
 
     __abstract__ = True

@@ -5,12 +5,12 @@ Each method is written once as ``_do_x(session)`` and run by ``x()`` on a sync s
 
 Examples:
     >>> import lineage_nb as ln
-    >>> from sqlalchemy import String
-    >>> from sqlalchemy.orm import Mapped, mapped_column
+    >>> from sqlalchemy import Integer, String
+    >>> from sqlalchemy.orm import mapped_column
     >>> class Note(ln.Model):
     ...     __tablename__ = "doctest_note"
-    ...     id: Mapped[int] = mapped_column(primary_key=True)
-    ...     text: Mapped[str] = mapped_column(String(20))
+    ...     id = mapped_column(Integer, primary_key=True)
+    ...     text = mapped_column(String(20), nullable=False)
     >>> _ = ln.connect("sqlite://")
     >>> note = Note(text="hello").save()
     >>> Note.get(note.id).text
