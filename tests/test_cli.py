@@ -167,70 +167,21 @@ def test_show_without_models_uses_reflection(
     lineage: Lineage, db: ln.Database, tmp_path: Path
 ) -> None:
     """`python -m lineage_nb show sample 2` works from a shell where the models are unknown."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lineage_nb",
-            "show",
-            "sample",
-            str(lineage.samples[1].id),
-            "--database",
-            url_of(db),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    def shell(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        return subprocess.run(
+            [sys.executable, "-m", "lineage_nb", *args, "--database", url_of(db)],
+            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False,
+        )
+
+    result = shell("show", "sample", str(lineage.samples[1].id))
     assert result.returncode == 0, result.stderr
     assert "History (2 events):" in result.stdout and "value: 1.0 → 10.0" in result.stdout
     models = Path(__file__).parent / "models.py"
-    with_models = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lineage_nb",
-            "show",
-            "Measurement",
-            str(lineage.measurements[0].id),
-            "--models",
-            str(models),
-            "--database",
-            url_of(db),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    with_models = shell("show", "Measurement", str(lineage.measurements[0].id), "--models", str(models))
     assert with_models.returncode == 0, with_models.stderr
     assert with_models.stdout.startswith(f"measurement {lineage.measurements[0].id}")
-    missing = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lineage_nb",
-            "show",
-            "sample",
-            "1",
-            "--models",
-            "no_such_module",
-            "--database",
-            url_of(db),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    missing = shell("show", "sample", "1", "--models", "no_such_module")
     assert missing.returncode == 2
     assert missing.stderr.startswith(
         "lineage-nb: error: cannot import models from 'no_such_module'"
