@@ -18,7 +18,6 @@ __all__ = [
     "current_run",
     "get_cell",
     "get_run",
-    "is_bound",
     "set_cell",
     "set_run",
     "unbind",
@@ -60,11 +59,6 @@ def unbind(run: Run) -> None:
         current_run.set(None)
     if _process_run is run:
         _process_run = None
-
-
-def is_bound(run: Run) -> bool:
-    """True when ``run`` is bound to this context or is the process-wide active run."""
-    return current_run.get() is run or _process_run is run
 
 
 def get_cell() -> int | None:
