@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import comm
@@ -15,6 +16,7 @@ from models import Measurement, Project, Sample
 from sqlalchemy import event, text
 
 import lineage_nb as ln
+from lineage_nb.widgets import _source
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -47,6 +49,42 @@ def dummy_comm(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(comm, "create_comm", lambda **kwargs: DummyComm())
     monkeypatch.setattr(ipywidgets.Widget, "_repr_mimebundle_", lambda self, **kw: None)
     yield
+
+
+def fill_samples(db: ln.Database, project: Project, count: int, *, first: int = 1) -> None:
+    """Insert samples ``s<first>``… (value = the number) with one ``INSERT ... SELECT``."""
+    user_id = Project.get(project.id).created_by_id
+    if db.dialect == "postgresql":
+        rows = ("SELECT 's' || g, g, :p, :u, now() "
+                "FROM generate_series(CAST(:first AS INTEGER), CAST(:last AS INTEGER)) AS g")
+    else:
+        rows = ("WITH RECURSIVE g(i) AS (SELECT :first UNION ALL SELECT i + 1 FROM g "
+                "WHERE i < :last) SELECT 's' || i, i, :p, :u, '2026-01-01 00:00:00' FROM g")
+    with db.engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO sample (name, value, project_id, created_by_id, created_at) " + rows),
+            {"first": first, "last": first + count - 1, "p": project.id, "u": user_id},
+        )
+
+
+@contextmanager
+def statements(db: ln.Database) -> Iterator[list[tuple[str, Any]]]:
+    """Record the (upper-cased SQL, parameters) of every statement sent while inside."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        seen.append((" ".join(statement.split()).upper(), parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def counts(seen: list[tuple[str, Any]]) -> list[str]:
+    """The recorded statements that count rows."""
+    return [sql for sql, _ in seen if "COUNT(" in sql]
 
 
 @pytest.fixture
@@ -192,42 +230,126 @@ def test_browse_rejects_other_sources(db: ln.Database) -> None:
 
 
 def test_browse_pages_with_count_and_limit_offset(samples: list[Sample], db: ln.Database) -> None:
-    """Each page costs a COUNT and one LIMIT/OFFSET SELECT, nothing per row."""
+    """Each page costs a COUNT and one LIMIT/OFFSET SELECT, nothing per row.
+
+    (PostgreSQL first reads the table's size estimate; 45 rows are too few to use it.)
+    """
     table = ln.widgets.browse(Sample, page_size=10).table
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(" ".join(statement.split()).upper())
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
+    with statements(db) as seen:
         table.go(3)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-    selects = [s for s in seen if s.startswith("SELECT")]
+    selects = [sql for sql, _ in seen if sql.startswith("SELECT") and "PG_CLASS" not in sql]
     assert len(selects) == 2, selects
     assert "COUNT(" in selects[0]
     assert "LIMIT" in selects[1] and "OFFSET" in selects[1]
+
+
+@pytest.fixture
+def big(db: ln.Database, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """3,000 analyzed samples, with the estimate threshold lowered to 1,000 rows."""
+    monkeypatch.setattr(_source, "ESTIMATE_ABOVE", 1_000)
+    project = Project(name="big").save()
+    fill_samples(db, project, 3_000)
+    with db.engine.begin() as connection:
+        connection.execute(text("ANALYZE sample"))
+    return project
+
+
+def test_browse_big_table_shows_estimate_without_count(db: ln.Database, big: Project) -> None:
+    """An unfiltered big PostgreSQL table shows the planner's estimate; SQLite counts."""
+    with statements(db) as seen:
+        table = ln.widgets.browse(Sample, page_size=20).table
+    assert len(table.pks) == 20 and table.cells[0][1].value == "s1"
+    assert not table.next_button.disabled and table.prev_button.disabled
+    if db.dialect == "sqlite":
+        assert len(counts(seen)) == 1 and not table.estimated
+        assert table.status.value == "page 1 of 150 · 3,000 rows"
+        return
+    assert counts(seen) == [], counts(seen)
+    [(sql, parameters)] = [(sql, p) for sql, p in seen if "PG_CLASS" in sql]
+    assert "AS REGCLASS" in sql and "SAMPLE" not in sql and parameters == {"name": "sample"}
+    assert table.estimated and (table.page_count, table.total) == (150, 3_000)
+    assert table.status.value == "page 1 of about 150 · about 3,000 rows"
+    with statements(db) as seen:
+        table.next_button.click()
+    assert counts(seen) == [] and table.page == 1 and table.estimated
+    assert table.cells[0][1].value == "s21"
+
+
+def test_browse_estimate_is_corrected_by_the_pages_seen(db: ln.Database, big: Project) -> None:
+    """A stale estimate: a full page with more rows adds pages; the real end is exact."""
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL's planner estimate")
+    fill_samples(db, big, 3_000, first=3_001)  # not analyzed: the estimate stays 3,000
+    table = ln.widgets.browse(Sample, page_size=20).table
+    table.go(table.page_count - 1)
+    assert (table.page, table.page_count, table.estimated) == (149, 151, True)
+    assert not table.next_button.disabled
+    table.next_button.click()
+    assert table.page == 150 and table.cells[0][1].value == "s3001"
+    table.set_state({"page": 299})  # the last page is full and nothing follows: exact
+    assert (table.page_count, table.total, table.estimated) == (300, 6_000, False)
+    assert table.status.value == "page 300 of 300 · 6,000 rows" and table.next_button.disabled
+
+    with db.engine.begin() as connection:  # the estimate stays 3,000 over 2,000 rows
+        connection.execute(text("DELETE FROM sample WHERE value > :last"), {"last": 2_000})
+    table = ln.widgets.browse(Sample, page_size=20).table
+    assert (table.page_count, table.estimated) == (150, True)
+    with statements(db) as seen:
+        table.go(149)  # past the end: counted, then the last page
+    assert len(counts(seen)) == 1
+    assert (table.page, table.page_count, table.total, table.estimated) == (99, 100, 2_000, False)
+    assert table.cells[19][1].value == "s2000" and table.next_button.disabled
+    assert table.status.value == "page 100 of 100 · 2,000 rows"
+
+
+def test_browse_filtered_big_table_counts_exactly(db: ln.Database, big: Project) -> None:
+    """Filter text, or a query with conditions, counts its rows exactly."""
+    table = ln.widgets.browse(Sample, page_size=20).table
+    with statements(db) as seen:
+        table.filter_text = "s29"  # s29, s290–s299, s2900–s2999
+    assert len(counts(seen)) == 1 and not table.estimated
+    assert table.status.value == "page 1 of 6 · 111 rows"
+    table.filter_text = ""
+    assert table.estimated == (db.dialect == "postgresql") and table.total == 3_000
+    with statements(db) as seen:
+        query_table = ln.widgets.browse(Sample.filter(Sample.value > 1_000), page_size=20).table
+    assert len(counts(seen)) == 1 and not query_table.estimated
+    assert query_table.status.value == "page 1 of 100 · 2,000 rows"
+
+
+def test_browse_small_or_unanalyzed_table_counts_exactly(
+    db: ln.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never analyzed (reltuples -1) or estimated at most the threshold: an exact COUNT."""
+    monkeypatch.setattr(_source, "ESTIMATE_ABOVE", 1_000)
+    project = Project(name="small").save()
+    if db.dialect == "postgresql":
+        with db.engine.begin() as connection:
+            connection.execute(text("ALTER TABLE sample SET (autovacuum_enabled = false)"))
+    fill_samples(db, project, 3_000)
+    with statements(db) as seen:
+        table = ln.widgets.browse(Sample, page_size=20).table
+    assert len(counts(seen)) == 1 and not table.estimated and table.total == 3_000
+    with db.engine.begin() as connection:
+        connection.execute(text("DELETE FROM sample WHERE value > :last"), {"last": 900})
+        connection.execute(text("ANALYZE sample"))
+    with statements(db) as seen:
+        table = ln.widgets.browse(Sample, page_size=20).table
+    assert len(counts(seen)) == 1 and not table.estimated
+    assert table.status.value == "page 1 of 45 · 900 rows"
 
 
 @pytest.mark.slow
 def test_browse_million_rows_costs_like_thousand(db: ln.Database) -> None:
     """Opening a 1,000,000-row table takes about as long as a 1,000-row one."""
     project = Project(name="p").save()
-    user_id = Project.get(project.id).created_by_id
 
     def fill(n: int) -> None:
         with db.engine.begin() as connection:
             connection.execute(text("DELETE FROM sample"))
-            if db.dialect == "postgresql":
-                rows = "SELECT 's' || g, g, :p, :u, now() FROM generate_series(1, :n) AS g"
-            else:
-                rows = ("WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < :n) "
-                        "SELECT 's' || i, i, :p, :u, '2026-01-01 00:00:00' FROM g")
-            connection.execute(
-                text("INSERT INTO sample (name, value, project_id, created_by_id, created_at) " + rows),
-                {"n": n, "p": project.id, "u": user_id},
-            )
+        fill_samples(db, project, n)
+        with db.engine.begin() as connection:  # as autovacuum would: the planner's estimate
+            connection.execute(text("ANALYZE sample"))
 
     def open_time() -> float:
         best = float("inf")

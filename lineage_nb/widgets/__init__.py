@@ -20,7 +20,8 @@ def browse(source: Any, *, page_size: int = 20) -> Browser:
 
     Args:
         source: a model class such as ``Sample``, or a query such as ``Sample.filter(...)``.
-        page_size: rows per page; each page is one ``LIMIT``/``OFFSET`` query plus a ``COUNT``.
+        page_size: rows per page; each page is one ``LIMIT``/``OFFSET`` query plus a ``COUNT``
+            (on PostgreSQL, an unfiltered big table shows the planner's estimate instead).
 
     Returns:
         The :class:`~lineage_nb.widgets.browser.Browser` widget; display it in a notebook.

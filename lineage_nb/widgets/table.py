@@ -19,9 +19,10 @@ def _cell_layout() -> w.Layout:
 
 
 class PagedTable(w.VBox):  # type: ignore[misc]  # ipywidgets is untyped
-    """A server-side paged table: each page costs one COUNT and one LIMIT/OFFSET query.
+    """A server-side paged table: each page costs a row count and one LIMIT/OFFSET query.
 
-    State lives in traits: ``page`` (0-based), ``page_count``, ``total``, ``filter_text``,
+    State lives in traits: ``page`` (0-based), ``page_count``, ``total``, ``estimated`` (the
+    two counts are PostgreSQL's estimate of a big table, shown as "about"), ``filter_text``,
     ``sort_column``, ``sort_descending``, ``selected`` (primary key of the chosen row, as text),
     ``columns``, ``pks`` (the page's keys) and ``error``.
     """
@@ -29,6 +30,7 @@ class PagedTable(w.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     page = Int(0).tag(sync=True)
     page_count = Int(1).tag(sync=True)
     total = Int(0).tag(sync=True)
+    estimated = Bool(False).tag(sync=True)
     filter_text = Unicode("").tag(sync=True)
     sort_column = Unicode("").tag(sync=True)
     sort_descending = Bool(False).tag(sync=True)
@@ -125,6 +127,7 @@ class PagedTable(w.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._loading = True
         try:
             self.page, self.page_count, self.total = page.number, page.count, page.total
+            self.estimated = page.estimated
         finally:
             self._loading = False
         self.pks = [str(v) for v in frame[self.source.pk_name]] if len(frame) else []
@@ -138,7 +141,10 @@ class PagedTable(w.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         for name, header in zip(self.columns, self.headers, strict=True):
             arrow = (" ▼" if self.sort_descending else " ▲") if name == self.sort_column else ""
             header.description = name + arrow
-        self.status.value = f"page {page.number + 1} of {page.count} · {page.total:,} rows"
+        about = "about " if page.estimated else ""
+        self.status.value = (
+            f"page {page.number + 1} of {about}{page.count} · {about}{page.total:,} rows"
+        )
         self.prev_button.disabled = page.number == 0
         self.next_button.disabled = page.number >= page.count - 1
         self._highlight()
