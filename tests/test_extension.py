@@ -62,6 +62,20 @@ def test_extension_stamps_run_and_cell_everywhere(db_url: str, tmp_path: Path) -
             "print(Project.filter(name='button-frontend').count())"
         )
         assert cell_text(check, "stdout").strip() == "1", cell_text(check)
+        watcher = _read(db_url)  # a record this run did not write, so it can be an input
+        outside = Project(name="outside").save()
+        read = kernel.run(f"print(Project.get({outside.id}).name)")
+        assert cell_text(read, "stdout").strip() == "outside", cell_text(read)
+        try:  # the cell's inputs are stored when the cell ends
+            with watcher.engine.connect() as connection:
+                stored = connection.execute(
+                    select(ln.RunInput.table, ln.RunInput.pk).where(
+                        ln.RunInput.run_id == started["run"]
+                    )
+                ).all()
+        finally:
+            watcher.close()
+        assert [tuple(row) for row in stored] == [("project", str(outside.id))]
         syntax = kernel.run("1 +")
         assert cell_errors(syntax)[0].startswith("SyntaxError")
         assert json.loads(cell_text(after, "stdout")) == {"run": started["run"], "status": "started"}
@@ -85,6 +99,7 @@ def test_extension_stamps_run_and_cell_everywhere(db_url: str, tmp_path: Path) -
             "button-in-cell": (rid, buttons.execution_count, "insert"),
             "button-frontend": (rid, None, "insert"),
             "after-error": (rid, after.execution_count, "insert"),
+            "outside": (None, None, "insert"),  # written by this test, outside the run
         }
         assert [c.execution_count for c in cells] == list(range(1, 9))
     finally:

@@ -41,6 +41,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from ..db import get_database
+from ..lineage.inputs import write_pending
 from ..lineage.schema import RecordEvent, Run, RunInput
 from ..orm.session_scope import run_sync
 from ._progress import progress
@@ -126,6 +127,7 @@ def _dataset_name(url: URL, table: str) -> str:
 
 
 def _counts(session: Session, run_id: int) -> tuple[dict[str, int], dict[str, int]]:
+    write_pending(session)  # inputs this process noted and has not written yet
     written = session.execute(
         select(RecordEvent.table, func.count(func.distinct(RecordEvent.pk)))
         .where(RecordEvent.run_id == run_id)

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..db import Database, connect, get_database
 from ..errors import ConfigurationError
-from ..lineage import context, runs
+from ..lineage import context, inputs, runs
 from ..lineage.schema import Run
 from .notebook import NotebookLocation, find_notebook, identify, notebook_file
 
@@ -150,6 +150,11 @@ def _post_run_cell(result: Any) -> None:
             runs.note_cell_error(getattr(result, "execution_count", None))
     except Exception as error:  # never break the user's next cell
         _say(f"could not record the failed cell: {_one_line(error)}", error=True)
+    try:
+        if _state.db is not None:
+            inputs.write_now(_state.db)  # the records this cell read, once per cell
+    except Exception as error:
+        _say(f"could not record the cell's inputs: {_one_line(error)}", error=True)
     finally:
         context.set_cell(None)
 

@@ -15,6 +15,7 @@ from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from ..orm.session_scope import run_sync
+from .inputs import write_pending
 from .schema import RecordEvent, Run, RunInput, Transform, User
 from .stamping import record_key
 
@@ -93,6 +94,7 @@ def run_records_df(run: Run) -> pd.DataFrame:
 
 def run_inputs_df(run: Run) -> pd.DataFrame:
     """Every record ``run`` read, with when it was first read."""
+    run_sync(write_pending)  # inputs noted in this process and not written yet
     statement = select(RunInput.table, RunInput.pk, RunInput.at).where(RunInput.run_id == run.id)
     return _frame(statement.order_by(RunInput.id))
 
@@ -236,6 +238,7 @@ def record_lineage(record: Any, depth: int = 3) -> nx.DiGraph:
     key = record_key(record)
 
     def build(session: Session) -> nx.DiGraph:
+        write_pending(session)
         graph = nx.DiGraph()
         node = _record_node(graph, key, focus=True)
         graph.nodes[node]["label"] = f"{type(record).__name__} {key[1]}"
@@ -249,6 +252,7 @@ def run_lineage(run: Run, depth: int = 3) -> nx.DiGraph:
     """The lineage graph around ``run``: its transform, user, outputs, inputs and upstream."""
 
     def build(session: Session) -> nx.DiGraph:
+        write_pending(session)
         graph = nx.DiGraph()
         _add_runs(graph, session, [run.id])
         graph.nodes[("run", run.id)]["focus"] = True

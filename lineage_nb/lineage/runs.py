@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..db import Database, get_database
 from ..errors import ValidationError
-from . import context
+from . import context, inputs
 from .identity import SourceIdentity, environment, script_identity, user_handle
 from .schema import RUN_STATUSES, RecordEvent, Run, Transform, User
 from .types import utcnow
@@ -231,8 +231,6 @@ def track(
                 raise
     run._ln_db = db  # type: ignore[attr-defined]
     run._ln_thread = threading.get_ident()  # type: ignore[attr-defined]
-    run._ln_outputs = set()  # type: ignore[attr-defined]
-    run._ln_inputs = set()  # type: ignore[attr-defined]
     context.set_run(run)
     return run
 
@@ -291,6 +289,7 @@ def finish(status: str = "completed", *, run: Run | None = None) -> Run | None:
     db: Database = getattr(run, "_ln_db", None) or get_database()
     now = utcnow()
     with db.session() as session, session.begin():
+        inputs.write_in_session(session, run)  # what it read and has not written yet
         session.execute(
             update(Run).where(Run.id == run.id).values(
                 status=status, finished_at=now, last_seen_at=now, errored_cells=run.errored_cells

@@ -18,17 +18,16 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, event, insert, inspect
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapper, Session, UOWTransaction
+from sqlalchemy.orm.attributes import instance_state
 
 from ..db import Database, LineageSession
 from ..errors import ValidationError
 from ..orm import signals
 from ..orm.model import Model
-from . import chain, context
+from . import chain, context, inputs
 from .runs import db_key, user_id_for
-from .schema import RecordEvent, Run, RunInput
+from .schema import RecordEvent, Run
 from .types import utcnow
 
 __all__ = ["json_safe", "record_key"]
@@ -40,7 +39,6 @@ _AUTO_COLUMNS = frozenset(
 
 
 _EVENTS: Table = RecordEvent.__table__  # type: ignore[assignment]
-_INPUTS: Table = RunInput.__table__  # type: ignore[assignment]
 #: Events of a bulk insert are chained and written this many at a time.
 EVENT_BATCH = 5_000
 _INSERT_EVENTS = insert(_EVENTS)  # built once: statement construction is per-write overhead
@@ -196,11 +194,14 @@ def write_events(session: Session, stamp: _Stamp, rows: list[dict[str, Any]]) ->
     """Chain and insert event ``rows`` with one executemany on the session's connection."""
     if not rows:
         return
+    if stamp.run is not None:
+        inputs.write_in_session(session, stamp.run)
     chain.link(session, stamp.db_key, rows)
     session.connection().execute(_INSERT_EVENTS, rows)
     if stamp.run is not None:
-        outputs: set[tuple[str, str]] = getattr(stamp.run, "_ln_outputs", set())
-        outputs.update((r["table"], r["pk"]) for r in rows if r["action"] == "insert")
+        pending = inputs.pending_for(stamp.run)
+        with pending.lock:
+            pending.outputs.update((r["table"], r["pk"]) for r in rows if r["action"] == "insert")
 
 
 @event.listens_for(LineageSession, "after_flush")
@@ -290,23 +291,28 @@ def _record_inputs(session: Session, *, records: list[Any]) -> None:
     run = _stamp_run(db)
     if run is None:
         return
-    seen: set[tuple[str, str]] = getattr(run, "_ln_inputs", set())
-    written: set[tuple[str, str]] = getattr(run, "_ln_outputs", set())
-    fresh = []
-    now = utcnow()  # one read, one moment
+    if inputs.note_read(run, _loaded_keys(records), utcnow()) >= inputs.MAX_PENDING:
+        inputs.write_in_session(session, run)
+
+
+def _loaded_keys(records: list[Any]) -> list[tuple[str, str]]:
+    """:func:`record_key` of tracked records just read, from their identity keys (~1 µs each)."""
+    tables: dict[type, str | None] = {}
+    keys = []
     for record in records:
-        if not _tracked(record):
+        cls = type(record)
+        if cls not in tables:
+            tables[cls] = inspect(cls).local_table.name if issubclass(cls, Model) else None
+        table = tables[cls]
+        if table is None:
             continue
-        key = record_key(record)
-        if key in seen or key in written:
+        identity = instance_state(record).key
+        if identity is None:
+            keys.append(record_key(record))
             continue
-        seen.add(key)
-        fresh.append({"run_id": run.id, "table": key[0], "pk": key[1], "at": now})
-    if not fresh:
-        return
-    dialect_insert = sqlite_insert if db.dialect == "sqlite" else pg_insert
-    statement = dialect_insert(_INPUTS).on_conflict_do_nothing()
-    session.connection().execute(statement, fresh)
+        values = identity[1]
+        keys.append((table, str(values[0]) if len(values) == 1 else ",".join(map(str, values))))
+    return keys
 
 
 def _stamp_run(db: Database) -> Run | None:

@@ -167,6 +167,7 @@ def _loaded(obj: Any, name: str) -> Any:
 
 
 def _run_counts(run_id: int) -> tuple[int, int] | None:
+    from ..lineage.inputs import write_pending
     from ..lineage.schema import RecordEvent, RunInput
     from ..orm.session_scope import run_sync
 
@@ -174,8 +175,12 @@ def _run_counts(run_id: int) -> tuple[int, int] | None:
         select(func.count(RecordEvent.id)).where(RecordEvent.run_id == run_id).scalar_subquery(),
         select(func.count(RunInput.id)).where(RunInput.run_id == run_id).scalar_subquery(),
     )
+    def counts(session: Session) -> Any:
+        write_pending(session)  # inputs this process noted and has not written yet
+        return session.execute(statement).one()
+
     try:
-        row = run_sync(lambda s: s.execute(statement).one())
+        row = run_sync(counts)
     except Exception:  # a display must not raise; the counts are simply left out
         return None
     return int(row[0]), int(row[1])
