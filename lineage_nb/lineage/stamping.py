@@ -295,6 +295,11 @@ def _record_inputs(session: Session, *, records: list[Any]) -> None:
         inputs.write_in_session(session, run)
 
 
+def _table_name(cls: type) -> str:
+    """The table name :func:`record_key` uses for records of mapped class ``cls``."""
+    return cast(Table, inspect(cls).local_table).name
+
+
 def _loaded_keys(records: list[Any]) -> list[tuple[str, str]]:
     """:func:`record_key` of tracked records just read, from their identity keys (~1 µs each)."""
     tables: dict[type, str | None] = {}
@@ -302,7 +307,7 @@ def _loaded_keys(records: list[Any]) -> list[tuple[str, str]]:
     for record in records:
         cls = type(record)
         if cls not in tables:
-            tables[cls] = inspect(cls).local_table.name if issubclass(cls, Model) else None
+            tables[cls] = _table_name(cls) if issubclass(cls, Model) else None
         table = tables[cls]
         if table is None:
             continue
