@@ -82,3 +82,37 @@ def test_wheel_ships_migrations(backend: str, tmp_path: Path) -> None:
     assert "lineage_nb/migrations/versions/0001_initial.py" in names
     assert "lineage_nb/py.typed" in names
     assert "lineage_nb/notebooks/quickstart.ipynb" in names  # for `lineage-nb demo` when installed
+
+
+def test_upgrade_to_chain_head_takes_each_runs_newest_hash(db_url: str) -> None:
+    """0003 fills ``lineage_run.chain_head`` from each run's newest event (None: no events)."""
+    old = ln.Database(db_url)
+    upgrade_schema(old, "0002")
+    stamp = dt.datetime(2026, 1, 2, 3, 4, 5)
+    at = stamp if old.dialect == "sqlite" else stamp.replace(tzinfo=dt.timezone.utc)
+    with old.engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO lineage_user (id, handle, created_at) VALUES (1, 'old', :at)"),
+            {"at": at},
+        )
+        connection.execute(
+            text("INSERT INTO lineage_transform (id, key, version, type, source_hash, created_at) "
+                 "VALUES (1, 'old.py', '1', 'script', 'abc', :at)"), {"at": at})
+        for run_id in (1, 2):
+            connection.execute(
+                text("INSERT INTO lineage_run (id, uid, transform_id, status, started_at, "
+                     "created_by_id) VALUES (:id, :uid, 1, 'completed', :at, 1)"),
+                {"id": run_id, "uid": f"u-{run_id}", "at": at},
+            )
+        for event_id, hash_ in ((1, "a" * 64), (2, "b" * 64)):
+            connection.execute(
+                text('INSERT INTO lineage_record_event (id, run_id, user_id, "table", pk, action, '
+                     "at, hash) VALUES (:id, 1, 1, 'sample', '7', 'insert', :at, :hash)"),
+                {"id": event_id, "at": at, "hash": hash_},
+            )
+    old.close()
+    db = ln.connect(db_url)
+    try:
+        assert (ln.Run.get(1).chain_head, ln.Run.get(2).chain_head) == ("b" * 64, None)
+    finally:
+        db.close()

@@ -47,6 +47,32 @@ def test_verify_intact_chain(db: ln.Database, run: ln.Run) -> None:
         assert after.prev_hash == before.hash
     assert verify(db) == []
     assert describe([]).startswith("OK")
+    with db.engine.connect() as connection:
+        head = connection.execute(
+            select(ln.Run.chain_head).where(ln.Run.id == run.id)
+        ).scalar_one()
+    assert head == events[-1].hash
+
+
+def test_verify_catches_deleted_last_events(db: ln.Database, run: ln.Run) -> None:
+    """Deleting a run's newest events leaves a chain shorter than the run's stored head."""
+    _write_some(run)
+    events = _events(db, run.id)
+    with db.engine.begin() as connection:
+        connection.execute(
+            text("DELETE FROM lineage_record_event WHERE id >= :id AND run_id = :run"),
+            {"id": events[-2].id, "run": run.id},
+        )
+    broken = verify(db)
+    assert [(b.run_id, b.event_id) for b in broken] == [(run.id, events[-3].id)]
+    assert "events after it were deleted" in broken[0].message
+    with db.engine.begin() as connection:
+        connection.execute(
+            text("DELETE FROM lineage_record_event WHERE run_id = :run"), {"run": run.id}
+        )
+    broken = verify(db)
+    assert [(b.run_id, b.event_id) for b in broken] == [(run.id, None)]
+    assert "all its events were deleted" in str(broken[0])
 
 
 def test_verify_catches_edited_event(db: ln.Database, run: ln.Run) -> None:

@@ -1,12 +1,23 @@
-"""The per-run hash chain of record events (tamper evidence).
+"""The per-run hash chain of record events (tamper evidence), and writing events into it.
 
-Each event stores ``hash = sha256(prev_hash + content)`` where ``prev_hash`` is the hash of the
-run's previous event (by id). The previous hash is read inside the writing transaction, after
-the database has serialized the run's writers: on SQLite the transaction already holds the
-database's write lock (the record rows were written first); on PostgreSQL a transaction-level
-advisory lock on the run is taken first. Threads, asyncio tasks and separate processes writing
-into one run therefore still build one unbroken chain, and a rolled-back transaction leaves no
-trace in it.
+Each event stores ``hash = sha256(canonical JSON of [prev_hash, run, user, table, pk, action,
+changes, cell, at])`` where ``prev_hash`` is the hash of the run's previous event; the run's row
+keeps the newest hash as ``chain_head``. The head is read and advanced inside the writing
+transaction, after the database has serialized the run's writers, so threads, asyncio tasks and
+separate processes writing into one run build one unbroken chain, and a rolled-back transaction
+leaves no trace in it:
+
+- SQLite: one ``INSERT … SELECT`` per event reads the head from the run's row and hashes in SQL
+  (``lineage_nb_sha256``, registered on every connection); a trigger advances the head. The
+  database's single write lock serializes writers.
+- PostgreSQL, one event: one statement locks the run's row (``FOR NO KEY UPDATE``), advances the head
+  (hashing with the built-in ``sha256``) and inserts the event.
+- PostgreSQL, several events: lock and read the head, chain the events in Python, insert them
+  with one executemany, store the new head.
+
+The hashed text is ``"[" + json(prev_hash) + tail`` where :func:`event_tail` is the rest of the
+JSON list, rendered in Python, so SQL and :func:`event_hash` (used by ``verify``) agree byte for
+byte.
 """
 
 from __future__ import annotations
@@ -16,15 +27,16 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
+from ..errors import OperationalError
+from .driver import DriverInsert
 from .schema import RecordEvent
 
-__all__ = ["event_hash", "last_hash", "link"]
+__all__ = ["event_hash", "event_tail", "insert_events"]
 
-#: First key of the PostgreSQL advisory lock ``(class, run id)`` that serializes a run's writers.
-ADVISORY_LOCK_CLASS = 0x6C6E  # "ln"
+#: Event columns in the order rows are given to :func:`insert_events`.
+COLUMNS = ("run_id", "user_id", "table", "pk", "action", "changes", "cell", "at")
 
 
 def _timestamp(value: Any) -> str:
@@ -44,10 +56,9 @@ _last_stamp: tuple[Any, str] = (None, "")
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
 
 
-def event_hash(row: dict[str, Any], prev_hash: str | None) -> str:
-    """The hash of one event's content chained to ``prev_hash``."""
+def event_tail(row: dict[str, Any]) -> str:
+    """The hashed text of an event after its ``prev_hash``: ``,`` + the rest of the JSON list."""
     content = [
-        prev_hash,
         row.get("run_id"),
         row.get("user_id"),
         row.get("table"),
@@ -57,40 +68,102 @@ def event_hash(row: dict[str, Any], prev_hash: str | None) -> str:
         row.get("cell"),
         _timestamp(row.get("at")),
     ]
-    text = _encode(content)
+    return "," + _encode(content)[1:]
+
+
+def _chain_hash(prev_hash: str | None, tail: str) -> str:
+    text = "[" + _encode(prev_hash) + tail
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-#: Built once (bound parameters): constructing them per write cost as much as running them.
-_LAST_HASH = (
-    select(RecordEvent.hash)
-    .where(RecordEvent.run_id == bindparam("run_id"))
-    .order_by(RecordEvent.id.desc())
-    .limit(1)
+def event_hash(row: dict[str, Any], prev_hash: str | None) -> str:
+    """The hash of one event's content chained to ``prev_hash``."""
+    return _chain_hash(prev_hash, event_tail(row))
+
+
+#: ``'"' || head || '"'`` is ``json(head)`` for a hex digest; SQL NULL is JSON ``null``.
+_SQLITE_CHAINED = """INSERT INTO lineage_record_event
+    (run_id, user_id, "table", pk, action, changes, cell, at, prev_hash, hash)
+SELECT r.id, ?, ?, ?, ?, ?, ?, ?, r.chain_head,
+    lineage_nb_sha256('[' || COALESCE('"' || r.chain_head || '"', 'null') || ?)
+FROM lineage_run AS r WHERE r.id = ?"""
+
+_PG_CHAINED_ONE = """WITH prev AS (
+    SELECT chain_head FROM lineage_run WHERE id = %(run_id)s FOR NO KEY UPDATE
+), step AS (
+    UPDATE lineage_run AS r SET chain_head = encode(sha256(convert_to(
+        '[' || COALESCE('"' || prev.chain_head || '"', 'null') || CAST(%(tail)s AS TEXT),
+        'UTF8')), 'hex')
+    FROM prev WHERE r.id = %(run_id)s
+    RETURNING prev.chain_head AS prev_hash, r.chain_head AS hash
 )
-_RUN_LOCK = select(func.pg_advisory_xact_lock(ADVISORY_LOCK_CLASS, bindparam("run_id")))
+INSERT INTO lineage_record_event
+    (run_id, user_id, "table", pk, action, changes, cell, at, prev_hash, hash)
+SELECT CAST(%(run_id)s AS INTEGER), CAST(%(user_id)s AS INTEGER), CAST(%(table)s AS VARCHAR),
+    CAST(%(pk)s AS VARCHAR), CAST(%(action)s AS VARCHAR), CAST(%(changes)s AS JSON),
+    CAST(%(cell)s AS INTEGER), CAST(%(at)s AS TIMESTAMP WITH TIME ZONE), step.prev_hash, step.hash
+FROM step"""
+
+_PG_LOCK_HEAD = "SELECT chain_head FROM lineage_run WHERE id = %(run_id)s FOR NO KEY UPDATE"
+_PG_STORE_HEAD = "UPDATE lineage_run SET chain_head = %(head)s WHERE id = %(run_id)s"
+
+_PLAIN = DriverInsert(
+    RecordEvent.__table__,  # type: ignore[arg-type]
+    COLUMNS + ("prev_hash", "hash"),
+)
 
 
-def last_hash(session: Session, run_id: int) -> str | None:
-    """The hash of run ``run_id``'s newest event, read after serializing the run's writers."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.execute(_RUN_LOCK, {"run_id": run_id})
-    return connection.execute(_LAST_HASH, {"run_id": run_id}).scalar()
-
-
-def link(session: Session, db_key: str, rows: list[dict[str, Any]]) -> None:
-    """Fill ``prev_hash`` and ``hash`` of event ``rows`` (in order), per run.
-
-    ``db_key`` is kept for callers; the chain state lives in the database only.
-    """
-    previous: dict[int, str | None] = {}
+def insert_events(connection: Connection, run_id: int | None, rows: list[dict[str, Any]]) -> None:
+    """Chain event ``rows`` of run ``run_id`` (None: no run, no chain) and insert them, in order."""
+    if not rows:
+        return
+    dialect = connection.dialect
+    stamps: dict[int, Any] = {}  # the events of one flush or bulk insert share one time
+    ats = []
     for row in rows:
-        run_id = row.get("run_id")
-        if run_id is None:
-            row["prev_hash"], row["hash"] = None, event_hash(row, None)
-            continue
-        if run_id not in previous:
-            previous[run_id] = last_hash(session, run_id)
-        row["prev_hash"] = previous[run_id]
-        row["hash"] = previous[run_id] = event_hash(row, previous[run_id])
+        at = stamps.get(id(row["at"]))
+        if at is None:
+            at = stamps[id(row["at"])] = _PLAIN.process(dialect, "at", row["at"])
+        ats.append(at)
+    changes = [_encode(row["changes"]) if row["changes"] is not None else None for row in rows]
+    tails = [event_tail(row) for row in rows]
+    if run_id is not None and dialect.name == "sqlite":
+        params = [
+            (r["user_id"], r["table"], r["pk"], r["action"], c, r["cell"], at, tail, run_id)
+            for r, c, at, tail in zip(rows, changes, ats, tails, strict=True)
+        ]
+        result = connection.exec_driver_sql(_SQLITE_CHAINED, params[0] if len(params) == 1 else params)
+        _check_written(result.rowcount, len(rows), run_id)
+        return
+    if run_id is not None and len(rows) == 1:
+        row = rows[0]
+        result = connection.exec_driver_sql(_PG_CHAINED_ONE, {
+            "run_id": run_id, "user_id": row["user_id"], "table": row["table"], "pk": row["pk"],
+            "action": row["action"], "changes": changes[0], "cell": row["cell"], "at": ats[0],
+            "tail": tails[0],
+        })
+        _check_written(result.rowcount, 1, run_id)
+        return
+    head: str | None = None
+    if run_id is not None:
+        head = connection.exec_driver_sql(_PG_LOCK_HEAD, {"run_id": run_id}).scalar()
+    values = []
+    for row, change, at, tail in zip(rows, changes, ats, tails, strict=True):
+        new = _chain_hash(head, tail)
+        values.append((
+            row["run_id"], row["user_id"], row["table"], row["pk"], row["action"], change,
+            row["cell"], at, head, new,
+        ))
+        if run_id is not None:
+            head = new
+    _PLAIN.execute(connection, values)
+    if run_id is not None:
+        connection.exec_driver_sql(_PG_STORE_HEAD, {"head": head, "run_id": run_id})
+
+
+def _check_written(count: int, expected: int, run_id: int) -> None:
+    if count != expected:
+        raise OperationalError(
+            f"Wrote {count} of {expected} record events: run {run_id} is not in lineage_run.",
+            hint="Start a new run with ln.track(); the current one was deleted.",
+        )

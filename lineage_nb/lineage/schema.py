@@ -109,6 +109,8 @@ class Run(LineageModel):
     host: Mapped[str | None] = mapped_column(String(255))
     pid: Mapped[int | None] = mapped_column(Integer)
     errored_cells: Mapped[list[int] | None] = mapped_column(JSON)
+    #: The hash of the run's newest record event (see :mod:`lineage_nb.lineage.chain`).
+    chain_head: Mapped[str | None] = mapped_column(String(64))
 
     transform: Mapped[Transform] = relationship(lazy="joined", innerjoin=True)
     created_by: Mapped[User] = relationship(lazy="joined", innerjoin=True)

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, event, insert, inspect
+from sqlalchemy import Table, event, inspect
 from sqlalchemy.orm import Mapper, Session, UOWTransaction
 from sqlalchemy.orm.attributes import instance_state
 
@@ -27,7 +27,7 @@ from ..orm import signals
 from ..orm.model import Model
 from . import chain, context, inputs
 from .runs import db_key, user_id_for
-from .schema import RecordEvent, Run
+from .schema import Run
 from .types import utcnow
 
 __all__ = ["json_safe", "record_key"]
@@ -38,10 +38,8 @@ _AUTO_COLUMNS = frozenset(
 )
 
 
-_EVENTS: Table = RecordEvent.__table__  # type: ignore[assignment]
 #: Events of a bulk insert are chained and written this many at a time.
 EVENT_BATCH = 5_000
-_INSERT_EVENTS = insert(_EVENTS)  # built once: statement construction is per-write overhead
 
 
 @dataclass(frozen=True)
@@ -196,8 +194,7 @@ def write_events(session: Session, stamp: _Stamp, rows: list[dict[str, Any]]) ->
         return
     if stamp.run is not None:
         inputs.write_in_session(session, stamp.run)
-    chain.link(session, stamp.db_key, rows)
-    session.connection().execute(_INSERT_EVENTS, rows)
+    chain.insert_events(session.connection(), stamp.run.id if stamp.run else None, rows)
     if stamp.run is not None:
         pending = inputs.pending_for(stamp.run)
         with pending.lock:
