@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import weakref
-from typing import Any
 
 from sqlalchemy import Connection, event
 from sqlalchemy.orm import Session
@@ -29,8 +28,10 @@ from .schema import Run, RunInput
 
 __all__ = [
     "MAX_PENDING",
+    "SEPARATOR",
     "PendingInputs",
     "note_read",
+    "note_written",
     "pending_for",
     "write",
     "write_in_session",
@@ -51,25 +52,37 @@ _create_lock = threading.Lock()
 _waiting: weakref.WeakSet[Run] = weakref.WeakSet()
 
 
+#: Joins table and primary key in a note: one ``str`` per record read, which (unlike a tuple)
+#: the garbage collector does not track, so noting 10,000 records adds no GC work.
+SEPARATOR = "\x1f"
+
+_Batch = list[tuple[dt.datetime, list[str]]]
+
+
 class PendingInputs:
-    """One run's inputs: what it has noted already and what still waits to be written."""
+    """One run's inputs: what it has noted already and what still waits to be written.
+
+    Records are noted as ``f"{table}{SEPARATOR}{pk}"``.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.seen: set[tuple[str, str]] = set()
-        self.outputs: set[tuple[str, str]] = set()
-        self.waiting: list[tuple[str, str, dt.datetime]] = []
+        self.seen: set[str] = set()
+        self.outputs: set[str] = set()
+        self.waiting: _Batch = []  # (when read, notes read then)
+        self.count = 0
 
-    def take(self) -> list[tuple[str, str, dt.datetime]]:
+    def take(self) -> _Batch:
         """Remove and return the waiting notes (the caller writes them or gives them back)."""
         with self.lock:
-            batch, self.waiting = self.waiting, []
+            batch, self.waiting, self.count = self.waiting, [], 0
         return batch
 
-    def give_back(self, batch: list[tuple[str, str, dt.datetime]]) -> None:
+    def give_back(self, batch: _Batch) -> None:
         """Put notes taken by :meth:`take` back (their transaction did not commit)."""
         with self.lock:
             self.waiting[:0] = batch
+            self.count += sum(len(notes) for _at, notes in batch)
 
 
 def pending_for(run: Run) -> PendingInputs:
@@ -84,38 +97,42 @@ def pending_for(run: Run) -> PendingInputs:
     return found
 
 
-def note_read(run: Run, keys: list[tuple[str, str]], at: dt.datetime) -> int:
-    """Note ``keys`` (``(table, pk)``) as read by ``run`` at ``at``; returns how many now wait.
+def note_read(run: Run, notes: list[str], at: dt.datetime) -> int:
+    """Note records (``f"{table}{SEPARATOR}{pk}"``) as read by ``run`` at ``at``.
 
     Records the run wrote itself are not its inputs (else ``lineage()`` would loop run → record
-    → run), and each record is noted once per run.
+    → run), and each record is noted once per run. Returns how many notes now wait.
     """
     pending = pending_for(run)
     with pending.lock:
-        seen, outputs, waiting = pending.seen, pending.outputs, pending.waiting
-        for key in keys:
-            if key in seen or key in outputs:
-                continue
-            seen.add(key)
-            waiting.append((key[0], key[1], at))
-        count = len(waiting)
+        seen, outputs = pending.seen, pending.outputs
+        fresh = [note for note in notes if note not in seen and note not in outputs]
+        if fresh:
+            seen.update(fresh)
+            pending.waiting.append((at, fresh))
+            pending.count += len(fresh)
+        count = pending.count
     if count:
         _waiting.add(run)
     return count
 
 
-def write(connection: Connection, run: Run, batch: list[tuple[str, str, dt.datetime]]) -> None:
+def note_written(run: Run, notes: list[str]) -> None:
+    """Note records ``run`` inserted: they are its outputs, never its inputs."""
+    pending = pending_for(run)
+    with pending.lock:
+        pending.outputs.update(notes)
+
+
+def write(connection: Connection, run: Run, batch: _Batch) -> None:
     """Insert ``batch`` of ``run``'s notes on ``connection`` (one executemany, duplicates ignored)."""
-    if not batch:
-        return
     dialect = connection.dialect
-    stamps: dict[dt.datetime, Any] = {}  # notes of one read share one timestamp
     rows = []
-    for table, pk, at in batch:
-        stamp = stamps.get(at)
-        if stamp is None:
-            stamp = stamps[at] = _INSERT.process(dialect, "at", at)
-        rows.append((run.id, table, pk, stamp))
+    for at, notes in batch:
+        stamp = _INSERT.process(dialect, "at", at)
+        for note in notes:
+            table, pk = note.split(SEPARATOR, 1)
+            rows.append((run.id, table, pk, stamp))
     _INSERT.execute(connection, rows)
 
 

@@ -196,9 +196,9 @@ def write_events(session: Session, stamp: _Stamp, rows: list[dict[str, Any]]) ->
         inputs.write_in_session(session, stamp.run)
     chain.insert_events(session.connection(), stamp.run.id if stamp.run else None, rows)
     if stamp.run is not None:
-        pending = inputs.pending_for(stamp.run)
-        with pending.lock:
-            pending.outputs.update((r["table"], r["pk"]) for r in rows if r["action"] == "insert")
+        sep = inputs.SEPARATOR
+        inserted = [f"{r['table']}{sep}{r['pk']}" for r in rows if r["action"] == "insert"]
+        inputs.note_written(stamp.run, inserted)
 
 
 @event.listens_for(LineageSession, "after_flush")
@@ -297,24 +297,28 @@ def _table_name(cls: type) -> str:
     return cast(Table, inspect(cls).local_table).name
 
 
-def _loaded_keys(records: list[Any]) -> list[tuple[str, str]]:
-    """:func:`record_key` of tracked records just read, from their identity keys (~1 µs each)."""
-    tables: dict[type, str | None] = {}
-    keys = []
+def _loaded_keys(records: list[Any]) -> list[str]:
+    """Notes (``table`` + ``inputs.SEPARATOR`` + ``pk``) of the tracked records just read.
+
+    Taken from the identity keys (~1 µs a record), and built as strings: no GC-tracked objects.
+    """
+    prefixes: dict[type, str | None] = {}
+    notes = []
     for record in records:
         cls = type(record)
-        if cls not in tables:
-            tables[cls] = _table_name(cls) if issubclass(cls, Model) else None
-        table = tables[cls]
-        if table is None:
+        if cls not in prefixes:
+            tracked = issubclass(cls, Model)
+            prefixes[cls] = _table_name(cls) + inputs.SEPARATOR if tracked else None
+        prefix = prefixes[cls]
+        if prefix is None:
             continue
         identity = instance_state(record).key
         if identity is None:
-            keys.append(record_key(record))
+            notes.append(inputs.SEPARATOR.join(record_key(record)))
             continue
         values = identity[1]
-        keys.append((table, str(values[0]) if len(values) == 1 else ",".join(map(str, values))))
-    return keys
+        notes.append(prefix + (str(values[0]) if len(values) == 1 else ",".join(map(str, values))))
+    return notes
 
 
 def _stamp_run(db: Database) -> Run | None:

@@ -36,6 +36,29 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         value = value.astimezone(dt.timezone.utc)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        """On SQLite, parse the stored UTC text straight to an aware datetime (one C call a row).
+
+        Reading timestamps is on every row of every frame and ``load_all``; the generic path
+        (SQLAlchemy's parser, then :meth:`process_result_value`) costs several times as much.
+        """
+        generic = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite":
+            return generic
+        parse = dt.datetime.fromisoformat
+
+        def process(value: Any) -> dt.datetime | None:
+            if value is None:
+                return None
+            if isinstance(value, str) and len(value) == 26:  # "YYYY-MM-DD HH:MM:SS.ffffff"
+                try:
+                    return parse(value + "+00:00")
+                except ValueError:
+                    pass
+            return generic(value) if generic is not None else value
+
+        return process
+
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
