@@ -14,7 +14,6 @@ Examples:
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -86,12 +85,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
-    # hashes the record events' chain in SQL (lineage_nb.lineage.chain)
-    dbapi_connection.create_function("lineage_nb_sha256", 1, _sha256_hex, deterministic=True)
-
-
-def _sha256_hex(text: str | None) -> str | None:
-    return None if text is None else hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Database:

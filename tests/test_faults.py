@@ -113,22 +113,22 @@ def test_exception_while_writing_events_rolls_back(
     """A failure half-way through the events of a bulk_create rolls back every row of it."""
     project = Project(name="p").save()
     before = _counts(db)
-    real = chain.event_tail
+    real = chain._chain_hash
     calls = 0
 
-    def flaky(row: dict[str, Any]) -> str:
+    def flaky(prev: str | None, tail: str) -> str:
         nonlocal calls
         calls += 1
         if calls == 300:
             raise Injected("injected while chaining events")
-        return real(row)
+        return real(prev, tail)
 
-    monkeypatch.setattr(chain, "event_tail", flaky)
+    monkeypatch.setattr(chain, "_chain_hash", flaky)
     rows = [{"name": f"n{i}", "value": float(i), "project_id": project.id} for i in range(1000)]
     with pytest.raises(Injected):
         Sample.bulk_create(rows)
     assert _counts(db) == before
-    monkeypatch.setattr(chain, "event_tail", real)
+    monkeypatch.setattr(chain, "_chain_hash", real)
     Sample.bulk_create([dict(r) for r in rows])
     assert _counts(db) == (before[0] + 1000, before[1] + 1000)
     assert verify(db) == []

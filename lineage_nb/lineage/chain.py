@@ -7,12 +7,10 @@ transaction, after the database has serialized the run's writers, so threads, as
 separate processes writing into one run build one unbroken chain, and a rolled-back transaction
 leaves no trace in it:
 
-- SQLite: one ``INSERT … SELECT`` per event reads the head from the run's row and hashes in SQL
-  (``lineage_nb_sha256``, registered on every connection); a trigger advances the head. The
-  database's single write lock serializes writers.
-- PostgreSQL, one event: one statement locks the run's row (``FOR NO KEY UPDATE``), advances the head
-  (hashing with the built-in ``sha256``) and inserts the event.
-- PostgreSQL, several events: lock and read the head, chain the events in Python, insert them
+- PostgreSQL, one event: one statement locks the run's row (``FOR NO KEY UPDATE``), advances
+  the head (hashing with the built-in ``sha256``) and inserts the event.
+- Otherwise: read the head (on PostgreSQL locking the run's row; SQLite's single write lock is
+  already held, the rows having been written first), chain the events in Python, insert them
   with one executemany, store the new head.
 
 The hashed text is ``"[" + json(prev_hash) + tail`` where :func:`event_tail` is the rest of the
@@ -71,6 +69,26 @@ def event_tail(row: dict[str, Any]) -> str:
     return "," + _encode(content)[1:]
 
 
+def _tails(rows: list[dict[str, Any]], changes: list[str | None]) -> list[str]:
+    """:func:`event_tail` of each row, reusing its ``changes`` JSON and the parts rows share.
+
+    The events of one write differ only in ``pk`` and ``changes``: the rest is rendered once.
+    """
+    shared: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+    tails = []
+    for row, change in zip(rows, changes, strict=True):
+        key = (row["run_id"], row["user_id"], row["table"], row["action"], row["cell"], id(row["at"]))
+        parts = shared.get(key)
+        if parts is None:
+            parts = shared[key] = (
+                "," + _encode([row["run_id"], row["user_id"], row["table"]])[1:-1] + ",",
+                "," + _encode(row["action"]) + ",",
+                "," + _encode([row["cell"], _timestamp(row["at"])])[1:],
+            )
+        tails.append(parts[0] + _encode(row["pk"]) + parts[1] + (change or "null") + parts[2])
+    return tails
+
+
 def _chain_hash(prev_hash: str | None, tail: str) -> str:
     text = "[" + _encode(prev_hash) + tail
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -82,12 +100,6 @@ def event_hash(row: dict[str, Any], prev_hash: str | None) -> str:
 
 
 #: ``'"' || head || '"'`` is ``json(head)`` for a hex digest; SQL NULL is JSON ``null``.
-_SQLITE_CHAINED = """INSERT INTO lineage_record_event
-    (run_id, user_id, "table", pk, action, changes, cell, at, prev_hash, hash)
-SELECT r.id, ?, ?, ?, ?, ?, ?, ?, r.chain_head,
-    lineage_nb_sha256('[' || COALESCE('"' || r.chain_head || '"', 'null') || ?)
-FROM lineage_run AS r WHERE r.id = ?"""
-
 _PG_CHAINED_ONE = """WITH prev AS (
     SELECT chain_head FROM lineage_run WHERE id = %(run_id)s FOR NO KEY UPDATE
 ), step AS (
@@ -104,8 +116,17 @@ SELECT CAST(%(run_id)s AS INTEGER), CAST(%(user_id)s AS INTEGER), CAST(%(table)s
     CAST(%(cell)s AS INTEGER), CAST(%(at)s AS TIMESTAMP WITH TIME ZONE), step.prev_hash, step.hash
 FROM step"""
 
-_PG_LOCK_HEAD = "SELECT chain_head FROM lineage_run WHERE id = %(run_id)s FOR NO KEY UPDATE"
-_PG_STORE_HEAD = "UPDATE lineage_run SET chain_head = %(head)s WHERE id = %(run_id)s"
+#: (read the head, store the head) per dialect; positional parameters (run id) and (head, run id).
+_HEAD_SQL = {
+    "sqlite": (
+        "SELECT chain_head FROM lineage_run WHERE id = ?",
+        "UPDATE lineage_run SET chain_head = ? WHERE id = ?",
+    ),
+    "postgresql": (
+        "SELECT chain_head FROM lineage_run WHERE id = %s FOR NO KEY UPDATE",
+        "UPDATE lineage_run SET chain_head = %s WHERE id = %s",
+    ),
+}
 
 _PLAIN = DriverInsert(
     RecordEvent.__table__,  # type: ignore[arg-type]
@@ -126,16 +147,8 @@ def insert_events(connection: Connection, run_id: int | None, rows: list[dict[st
             at = stamps[id(row["at"])] = _PLAIN.process(dialect, "at", row["at"])
         ats.append(at)
     changes = [_encode(row["changes"]) if row["changes"] is not None else None for row in rows]
-    tails = [event_tail(row) for row in rows]
-    if run_id is not None and dialect.name == "sqlite":
-        params = [
-            (r["user_id"], r["table"], r["pk"], r["action"], c, r["cell"], at, tail, run_id)
-            for r, c, at, tail in zip(rows, changes, ats, tails, strict=True)
-        ]
-        result = connection.exec_driver_sql(_SQLITE_CHAINED, params[0] if len(params) == 1 else params)
-        _check_written(result.rowcount, len(rows), run_id)
-        return
-    if run_id is not None and len(rows) == 1:
+    tails = _tails(rows, changes)
+    if run_id is not None and len(rows) == 1 and dialect.name == "postgresql":
         row = rows[0]
         result = connection.exec_driver_sql(_PG_CHAINED_ONE, {
             "run_id": run_id, "user_id": row["user_id"], "table": row["table"], "pk": row["pk"],
@@ -145,8 +158,9 @@ def insert_events(connection: Connection, run_id: int | None, rows: list[dict[st
         _check_written(result.rowcount, 1, run_id)
         return
     head: str | None = None
+    read_head, store_head = _HEAD_SQL[dialect.name]
     if run_id is not None:
-        head = connection.exec_driver_sql(_PG_LOCK_HEAD, {"run_id": run_id}).scalar()
+        head = connection.exec_driver_sql(read_head, (run_id,)).scalar()
     values = []
     for row, change, at, tail in zip(rows, changes, ats, tails, strict=True):
         new = _chain_hash(head, tail)
@@ -158,7 +172,8 @@ def insert_events(connection: Connection, run_id: int | None, rows: list[dict[st
             head = new
     _PLAIN.execute(connection, values)
     if run_id is not None:
-        connection.exec_driver_sql(_PG_STORE_HEAD, {"head": head, "run_id": run_id})
+        result = connection.exec_driver_sql(store_head, (head, run_id))
+        _check_written(result.rowcount, 1, run_id)
 
 
 def _check_written(count: int, expected: int, run_id: int) -> None:

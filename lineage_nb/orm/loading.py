@@ -20,7 +20,7 @@ from sqlalchemy.orm import (
     selectinload,
     subqueryload,
 )
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.strategy_options import _AbstractLoad
 
 from ..errors import NotFound, ValidationError
@@ -228,7 +228,7 @@ def bulk_create(session: Session, model: type, records: list[Any]) -> list[Any]:
     dialect = session_database(session).dialect
     keys = [attr.key for attr in mapper.column_attrs]
     pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
-    many_to_one = [rel for rel in mapper.relationships if not rel.uselist]
+    many_to_one = _many_to_one_keys(mapper)
     known = frozenset(keys)
     rows: list[dict[str, Any]] = []
     for index, item in enumerate(records):
@@ -281,7 +281,7 @@ def bulk_create(session: Session, model: type, records: list[Any]) -> list[Any]:
             item.update({k: row[k] for k in pk_keys})
         else:
             item._fill_unset()
-            inspect(item).dict.update(row)
+            instance_state(item).dict.update(row)
             make_transient_to_detached(item)
     return records
 
@@ -307,19 +307,31 @@ def _insert_sqlite_rowids(session: Session, table: Table, params: list[dict[str,
     return [(key,) for key in range(last - len(params) + 1, last + 1)]
 
 
+_ManyToOne = list[tuple[str, list[tuple[str, Any]]]]
+
+
+def _many_to_one_keys(mapper: Mapper[Any]) -> _ManyToOne:
+    """``(relationship key, [(local column key, remote column), ...])`` of each many-to-one."""
+    return [
+        (rel.key, [(mapper.get_property_by_column(local).key, remote)
+                   for local, remote in rel.local_remote_pairs])
+        for rel in mapper.relationships
+        if not rel.uselist
+    ]
+
+
 def _row_of(
-    instance: Any, keys: list[str], many_to_one: list[RelationshipProperty[Any]], pk_keys: list[str]
+    instance: Any, keys: list[str], many_to_one: _ManyToOne, pk_keys: list[str]
 ) -> dict[str, Any]:
     """Column values of an instance for a Core insert; FKs filled from related stored records."""
-    values = inspect(instance).dict
+    values = instance_state(instance).dict
     row = {k: values[k] for k in keys if k in values and not (k in pk_keys and values[k] is None)}
-    for rel in many_to_one:
-        related = values.get(rel.key)
+    for rel_key, pairs in many_to_one:
+        related = values.get(rel_key)
         if related is None:
             continue
         related_mapper = inspect(type(related))
-        for local, remote in rel.local_remote_pairs:
-            local_key = inspect(type(instance)).get_property_by_column(local).key
+        for local_key, remote in pairs:
             row[local_key] = getattr(related, related_mapper.get_property_by_column(remote).key)
     return row
 

@@ -31,7 +31,7 @@ from sqlalchemy.orm import (
     make_transient,
     make_transient_to_detached,
 )
-from sqlalchemy.orm.attributes import flag_modified, set_committed_value
+from sqlalchemy.orm.attributes import flag_modified, instance_state, set_committed_value
 from typing_extensions import Self
 
 from ..errors import IntegrityError, ModelPersistenceError, NotFound, ValidationError, short_repr
@@ -45,6 +45,31 @@ if TYPE_CHECKING:
 __all__ = ["ActiveRecord", "Model"]
 
 
+def _attribute_keys(model: type) -> frozenset[str]:
+    """Names of ``model``'s mapped attributes (worked out once per model, used per instance)."""
+    cached: frozenset[str] | None = model.__dict__.get("_ln_attribute_keys")
+    if cached is None:
+        cached = frozenset(inspect(model).attrs.keys())
+        type.__setattr__(model, "_ln_attribute_keys", cached)
+    return cached
+
+
+def _no_default_keys(model: type) -> list[str]:
+    """Keys of ``model``'s non-key columns without a default (worked out once per model)."""
+    cached: list[str] | None = model.__dict__.get("_ln_no_default_keys")
+    if cached is None:
+        mapper: Mapper[Any] = inspect(model)
+        cached = [
+            attr.key
+            for attr in mapper.column_attrs
+            if not attr.columns[0].primary_key
+            and attr.columns[0].default is None
+            and attr.columns[0].server_default is None
+        ]
+        type.__setattr__(model, "_ln_no_default_keys", cached)
+    return cached
+
+
 class ActiveRecord:
     """The active-record methods shared by user models and lineage_nb's own tables."""
 
@@ -52,9 +77,9 @@ class ActiveRecord:
     __lineage_internal__: ClassVar[bool] = False
 
     def __init__(self, **kwargs: Any) -> None:
-        mapper = inspect(type(self))
+        known = _attribute_keys(type(self))
         for key, value in kwargs.items():
-            if key not in mapper.attrs:
+            if key not in known and key not in inspect(type(self)).attrs:  # e.g. a later backref
                 raise _unknown_field(type(self), key, value)
             setattr(self, key, value)
 
@@ -269,13 +294,10 @@ class ActiveRecord:
 
     def _fill_unset(self) -> None:
         """Set never-assigned columns without any default to None (as SQL would store them)."""
-        state = inspect(self)
-        for attr in state.mapper.column_attrs:
-            column = attr.columns[0]
-            if attr.key in state.dict or column.primary_key:
-                continue
-            if column.default is None and column.server_default is None:
-                state.dict[attr.key] = None
+        values = instance_state(self).dict
+        for key in _no_default_keys(type(self)):
+            if key not in values:
+                values[key] = None
 
     def _row_exists(self, session: Session) -> bool:
         mapper = inspect(type(self))

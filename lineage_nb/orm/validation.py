@@ -31,6 +31,7 @@ from sqlalchemy import (
     types,
 )
 from sqlalchemy.orm import Mapper, Session
+from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql import util as sql_util
 from sqlalchemy.sql.elements import TextClause
 
@@ -295,7 +296,7 @@ def field_specs(model: type, dialect: str) -> list[FieldSpec]:
 
 def _related_set(instance: Any, column: Column[Any]) -> bool:
     """True when a many-to-one relationship that fills ``column`` at flush is set."""
-    state = inspect(instance)
+    state = instance_state(instance)
     for rel in state.mapper.relationships:
         if column in rel.local_columns and state.dict.get(rel.key) is not None:
             return True
@@ -349,7 +350,7 @@ def clean_fields(
     """
     clean_values(
         type(instance),
-        inspect(instance).dict,
+        instance_state(instance).dict,
         dialect=dialect,
         exclude=exclude,
         is_related_set=lambda column: _related_set(instance, column),
