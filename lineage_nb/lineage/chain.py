@@ -128,9 +128,9 @@ _HEAD_SQL = {
     ),
 }
 
-_PLAIN = DriverInsert(
+_PLAIN = DriverInsert(  # in the table's column order: rows go to the driver as they are
     RecordEvent.__table__,  # type: ignore[arg-type]
-    COLUMNS + ("prev_hash", "hash"),
+    COLUMNS + ("hash", "prev_hash"),
 )
 
 
@@ -166,7 +166,7 @@ def insert_events(connection: Connection, run_id: int | None, rows: list[dict[st
         new = _chain_hash(head, tail)
         values.append((
             row["run_id"], row["user_id"], row["table"], row["pk"], row["action"], change,
-            row["cell"], at, head, new,
+            row["cell"], at, new, head,
         ))
         if run_id is not None:
             head = new
