@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ..errors import OperationalError
-from .driver import DriverInsert
+from .driver import DriverInsert, send
 from .schema import RecordEvent
 
 __all__ = ["event_hash", "event_tail", "insert_events"]
@@ -150,17 +150,22 @@ def insert_events(connection: Connection, run_id: int | None, rows: list[dict[st
     tails = _tails(rows, changes)
     if run_id is not None and len(rows) == 1 and dialect.name == "postgresql":
         row = rows[0]
-        result = connection.exec_driver_sql(_PG_CHAINED_ONE, {
+        cursor = send(connection, _PG_CHAINED_ONE, {
             "run_id": run_id, "user_id": row["user_id"], "table": row["table"], "pk": row["pk"],
             "action": row["action"], "changes": changes[0], "cell": row["cell"], "at": ats[0],
             "tail": tails[0],
         })
-        _check_written(result.rowcount, 1, run_id)
+        written = cursor.rowcount
+        cursor.close()
+        _check_written(written, 1, run_id)
         return
     head: str | None = None
     read_head, store_head = _HEAD_SQL[dialect.name]
     if run_id is not None:
-        head = connection.exec_driver_sql(read_head, (run_id,)).scalar()
+        cursor = send(connection, read_head, (run_id,))
+        found = cursor.fetchone()
+        cursor.close()
+        head = found[0] if found else None
     values = []
     for row, change, at, tail in zip(rows, changes, ats, tails, strict=True):
         new = _chain_hash(head, tail)
@@ -172,8 +177,10 @@ def insert_events(connection: Connection, run_id: int | None, rows: list[dict[st
             head = new
     _PLAIN.execute(connection, values)
     if run_id is not None:
-        result = connection.exec_driver_sql(store_head, (head, run_id))
-        _check_written(result.rowcount, 1, run_id)
+        cursor = send(connection, store_head, (head, run_id))
+        written = cursor.rowcount
+        cursor.close()
+        _check_written(written, 1, run_id)
 
 
 def _check_written(count: int, expected: int, run_id: int) -> None:
