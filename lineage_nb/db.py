@@ -14,6 +14,7 @@ Examples:
 from __future__ import annotations
 
 import contextvars
+import functools
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -113,6 +114,11 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+    @functools.cached_property
+    def cache_key(self) -> str:
+        """The full URL as text: a stable key for per-database caches (rendered once)."""
+        return self.url.render_as_string(hide_password=False)
 
     @property
     def dialect(self) -> str:

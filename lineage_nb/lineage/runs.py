@@ -44,7 +44,7 @@ _active_handle: dict[str, str] = {}
 
 def db_key(db: Database) -> str:
     """A stable key for caches per database (its full URL)."""
-    return db.url.render_as_string(hide_password=False)
+    return db.cache_key
 
 
 _server_handles: dict[str, str | None] = {}

@@ -97,10 +97,21 @@ def json_safe(value: Any) -> Any:
     return repr(value)
 
 
+def _stamped_columns(cls: type) -> tuple[bool, bool]:
+    """``(tracks run, tracks updates)`` of a model: has ``run_id`` / ``updated_at`` columns."""
+    found = _stamped.get(cls)
+    if found is None:
+        mapper: Mapper[Any] = inspect(cls)
+        found = _stamped[cls] = ("run_id" in mapper.attrs, "updated_at" in mapper.attrs)
+    return found
+
+
+_stamped: dict[type, tuple[bool, bool]] = {}
+
+
 def _stamp_new(obj: Any, stamp: _Stamp) -> None:
-    keys = inspect(type(obj)).attrs
-    values = inspect(obj).dict
-    if "run_id" in keys:
+    values = instance_state(obj).dict
+    if _stamped_columns(type(obj))[0]:
         if values.get("created_by_id") is None:
             obj.created_by_id = stamp.user_id
         if values.get("created_at") is None:
@@ -109,9 +120,9 @@ def _stamp_new(obj: Any, stamp: _Stamp) -> None:
 
 
 def _check_created_unchanged(obj: Any) -> None:
-    state = inspect(obj)
+    state = instance_state(obj)
     for key in ("created_at", "created_by_id"):
-        if key in state.attrs and state.attrs[key].history.deleted:
+        if key in state.committed_state and state.attrs[key].history.deleted:
             raise ValidationError(
                 {key: ["is set once when the record is inserted and cannot change."]},
                 model=type(obj).__name__, value=state.dict.get(key),
@@ -119,10 +130,10 @@ def _check_created_unchanged(obj: Any) -> None:
 
 
 def _stamp_update(obj: Any, stamp: _Stamp) -> None:
-    keys = inspect(type(obj)).attrs
-    if "run_id" in keys:
+    tracks_run, tracks_updates = _stamped_columns(type(obj))
+    if tracks_run:
         obj.run_id = stamp.run.id if stamp.run is not None else None
-    if "updated_at" in keys:
+    if tracks_updates:
         obj.updated_at = stamp.at
         obj.updated_by_id = stamp.user_id
 
@@ -151,20 +162,24 @@ def _before_flush(session: Session, flush_context: UOWTransaction, instances: An
 
 
 def _changes(obj: Any, action: str) -> dict[str, list[Any]]:
-    state = inspect(obj)
+    state = instance_state(obj)
     changes: dict[str, list[Any]] = {}
-    for attr in state.mapper.column_attrs:
-        key = attr.key
-        if key in _AUTO_COLUMNS:
-            continue
-        if action == "insert":
-            if state.dict.get(key) is not None:
-                changes[key] = [None, json_safe(state.dict[key])]
-        elif action == "delete":
-            history = state.attrs[key].history
-            old = history.deleted[0] if history.deleted else state.dict.get(key)
+    values = state.dict
+    if action == "insert":
+        for key in _column_keys(type(obj)):
+            if values.get(key) is not None:
+                changes[key] = [None, json_safe(values[key])]
+        return changes
+    # an update or delete: only attributes with a pending change have history to look at
+    changed = state.committed_state
+    for key in _column_keys(type(obj)):
+        if action == "delete":
+            old = values.get(key)
+            if key in changed:
+                history = state.attrs[key].history
+                old = history.deleted[0] if history.deleted else old
             changes[key] = [json_safe(old), None]
-        else:
+        elif key in changed:
             history = state.attrs[key].history
             if history.added:
                 old = history.deleted[0] if history.deleted else None
@@ -172,6 +187,20 @@ def _changes(obj: Any, action: str) -> dict[str, list[Any]]:
                 if old != new or not history.deleted:
                     changes[key] = [json_safe(old), json_safe(new)]
     return changes
+
+
+def _column_keys(cls: type) -> list[str]:
+    """Column attribute keys of a model that events record (the lineage stamps left out)."""
+    found = _event_keys.get(cls)
+    if found is None:
+        mapper: Mapper[Any] = inspect(cls)
+        found = _event_keys[cls] = [
+            attr.key for attr in mapper.column_attrs if attr.key not in _AUTO_COLUMNS
+        ]
+    return found
+
+
+_event_keys: dict[type, list[str]] = {}
 
 
 def _event_row(obj: Any, action: str, stamp: _Stamp, changes: dict[str, list[Any]]) -> dict[str, Any]:
@@ -324,6 +353,6 @@ def _loaded_keys(records: list[Any]) -> list[str]:
 def _stamp_run(db: Database) -> Run | None:
     run = context.get_run()
     run_db = getattr(run, "_ln_db", None)
-    if run is None or (run_db is not None and run_db.url != db.url):
+    if run is None or (run_db is not None and run_db is not db and run_db.url != db.url):
         return None
     return run
