@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, make_transient
+from sqlalchemy.orm import LoaderCallableStatus, Session, make_transient
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..db import Database, ambient_session, get_database
@@ -45,12 +45,15 @@ def _snapshot(instances: Sequence[Any]) -> _Snapshot:
         if state is None or state.key is None:
             continue
         values = {}
+        current, pending = state.dict, state.committed_state  # pending: old values of changes
         for attr in state.mapper.column_attrs:
-            if attr.key not in state.dict:
+            key = attr.key
+            if key not in current:
                 continue
-            history = state.attrs[attr.key].history
-            committed = history.deleted[0] if history.deleted else state.dict[attr.key]
-            values[attr.key] = (committed, state.dict[attr.key])
+            committed = pending.get(key, LoaderCallableStatus.NO_VALUE)
+            if isinstance(committed, LoaderCallableStatus):  # no committed value before it
+                committed = current[key]
+            values[key] = (committed, current[key])
         saved.append((obj, values))
     return saved
 
