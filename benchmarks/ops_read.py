@@ -263,3 +263,6 @@ def _fill_rows(ctx: Ctx, table: str, n: int) -> None:
             f"{generator}INSERT INTO {table} (name, value, at) "  # noqa: S608 - constant SQL
             f"SELECT 'row ' || CAST(x AS VARCHAR(20)), x * 0.5, {now} FROM {source}"
         ), {"n": n})
+        # table statistics, as autovacuum or a DBA would keep them (the PG browser reads
+        # pg_class.reltuples for big unfiltered tables instead of counting every row)
+        conn.execute(text(f"ANALYZE {table}"))
