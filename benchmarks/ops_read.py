@@ -30,7 +30,7 @@ def load_all(ctx: Ctx) -> None:
         holder: list[Project] = []
 
         def setup(pid: int = pid, lineage: bool = lineage, holder: list[Project] = holder) -> None:
-            if lineage:  # a new run each repeat: reading records as inputs is part of the work
+            if lineage:  # a new run each repeat: noting the records read as inputs is in the work
                 ln.finish("completed")
                 ln.track(TRANSFORM, db=ctx.on)
             holder[:] = [Project.get(pid)]
@@ -39,7 +39,8 @@ def load_all(ctx: Ctx) -> None:
             project = holder[0].load_all()
             assert len(project.samples) == n
 
-        note = f"new run per repeat: records the {n:,} samples as run inputs" if lineage else ""
+        note = (f"new run per repeat: notes the {n:,} samples as its inputs (written with the "
+                "run's next write or at finish)") if lineage else ""
         ctx.case(ctx.add(Result(op, OURS if lineage else OURS_OFF, n, reference=ref, target=1.2,
                                target_text=target, note=note)),
                 ctx.repeats, body, setup=setup,

@@ -26,7 +26,7 @@ from ..errors import ValidationError
 from ..orm import signals
 from ..orm.model import Model
 from . import chain, context, inputs
-from .runs import db_key, user_id_for
+from .runs import user_id_for
 from .schema import Run
 from .types import utcnow
 
@@ -48,7 +48,6 @@ class _Stamp:
     user_id: int
     cell: int | None
     at: dt.datetime
-    db_key: str
 
 
 def _database(session: Session) -> Database | None:
@@ -57,7 +56,7 @@ def _database(session: Session) -> Database | None:
 
 
 def _stamp_for(db: Database) -> _Stamp:
-    return _Stamp(_stamp_run(db), user_id_for(db), context.get_cell(), utcnow(), db_key(db))
+    return _Stamp(_stamp_run(db), user_id_for(db), context.get_cell(), utcnow())
 
 
 def _tracked(obj: Any) -> bool:
