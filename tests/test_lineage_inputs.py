@@ -123,3 +123,21 @@ def test_each_record_is_an_input_once_and_own_writes_are_not(
         Project.get(mine.id)
     ln.finish()
     assert stored_inputs(db, run) == {("project", str(project.id))}
+
+
+def test_rolled_back_savepoint_gives_back_only_its_inputs(db: ln.Database, project: Project) -> None:
+    """Inputs written inside a rolled-back savepoint wait again; those written before it stay."""
+    run = ln.track(__file__)
+    other = Project(name="other").save()
+    ln.finish()
+    run = ln.track(__file__)
+    with ln.atomic():
+        Project.get(other.id)
+        Project(name="kept").save()  # writes the 'other' input in the outer transaction
+        Project.get(project.id).load_all()
+        with pytest.raises(RuntimeError), ln.atomic():  # a savepoint
+            Project(name="undone").save()  # writes the project's inputs, then rolls back
+            raise RuntimeError("undo the savepoint")
+    assert stored_inputs(db, run) == {("project", str(other.id))}
+    ln.finish()
+    assert stored_inputs(db, run) == {("project", str(other.id))} | all_keys(project)

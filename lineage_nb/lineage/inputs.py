@@ -20,7 +20,7 @@ import threading
 import weakref
 
 from sqlalchemy import Connection, event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from ..db import Database, LineageSession
 from .driver import DriverInsert
@@ -145,7 +145,8 @@ def write_in_session(session: Session, run: Run) -> None:
     batch = pending.take()
     if not batch:
         return
-    session.info.setdefault(_TAKEN, []).append((run, pending, batch))
+    innermost = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_TAKEN, []).append((innermost, run, pending, batch))
     write(session.connection(), run, batch)
 
 
@@ -154,11 +155,22 @@ def _committed(session: Session) -> None:
     session.info.pop(_TAKEN, None)
 
 
-@event.listens_for(LineageSession, "after_rollback")
-def _rolled_back(session: Session) -> None:
-    for run, pending, batch in session.info.pop(_TAKEN, ()):
+@event.listens_for(LineageSession, "after_soft_rollback")
+def _rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    """Give back the notes written inside the rolled-back transaction or savepoint."""
+    kept = []
+    for taken in session.info.pop(_TAKEN, ()):
+        transaction: SessionTransaction | None = taken[0]
+        while transaction is not None and transaction is not previous_transaction:
+            transaction = transaction.parent
+        if transaction is None:  # written outside what was rolled back: still in the database
+            kept.append(taken)
+            continue
+        _innermost, run, pending, batch = taken
         pending.give_back(batch)
         _waiting.add(run)
+    if kept:
+        session.info[_TAKEN] = kept
 
 
 def write_pending(session: Session) -> None:
