@@ -3,13 +3,10 @@ lineage queries, or when too many wait — and a rolled-back write gives them ba
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import pytest
 from models import Project, Sample
-from sqlalchemy import event, select
+from sqlalchemy import select
+from sqlcount import statements
 
 import lineage_nb as ln
 from lineage_nb.errors import IntegrityError
@@ -21,20 +18,6 @@ def stored_inputs(db: ln.Database, run: ln.Run) -> set[tuple[str, str]]:
     statement = select(ln.RunInput.table, ln.RunInput.pk).where(ln.RunInput.run_id == run.id)
     with db.engine.connect() as connection:
         return {(t, p) for t, p in connection.execute(statement)}
-
-
-@contextmanager
-def statements(db: ln.Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
-        seen.append(sql)
-
-    event.listen(db.engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", note)
 
 
 @pytest.fixture

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from models import Project, Sample, Specimen
-from sqlalchemy import event, select
+from sqlalchemy import select
+from sqlcount import sent
 
 import lineage_nb as ln
 from lineage_nb.errors import ValidationError
@@ -119,27 +118,13 @@ def test_plain_sqlalchemy_session_is_tracked(db: ln.Database, run: ln.Run) -> No
     assert all(e.run_id == run.id for e in events("sample"))
 
 
-@contextmanager
-def statements(db: ln.Database) -> Iterator[list[tuple[str, bool]]]:
-    seen: list[tuple[str, bool]] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        seen.append((statement, executemany))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-
-
 def test_bulk_create_writes_events_in_one_executemany(db: ln.Database, run: ln.Run) -> None:
     """bulk_create of 1,000 rows writes its 1,000 events with one executemany statement."""
     project = Project(name="bulk").save()
-    with statements(db) as seen:
+    with sent(db) as seen:
         Sample.bulk_create([{"name": f"s{i}", "project_id": project.id} for i in range(1_000)])
-    event_inserts = [s for s in seen if "lineage_record_event" in s[0] and s[0].startswith("INSERT")]
-    assert len(event_inserts) == 1 and event_inserts[0][1] is True
+    event_inserts = [s for s in seen if s.sql.startswith("INSERT INTO lineage_record_event")]
+    assert len(event_inserts) == 1 and event_inserts[0].many is True
     assert len(events("sample")) == 1_000
     assert Sample.filter(run_id=run.id).count() == 1_000
 

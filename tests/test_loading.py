@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 from models import Measurement, Project, Sample
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
+from sqlcount import statements
 
 import lineage_nb as ln
 from lineage_nb.errors import NotFound, ValidationError
-
-
-@contextmanager
-def count_statements(db: ln.Database) -> Iterator[list[str]]:
-    """Collect every SQL statement sent through ``db.engine``."""
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def make_project(children: int, measurements: int = 0) -> Project:
@@ -43,9 +26,9 @@ def make_project(children: int, measurements: int = 0) -> Project:
 def test_load_all_statements_depend_on_depth_not_rows(db: ln.Database) -> None:
     """load_all() of 10 and of 1,000 children sends the same number of statements."""
     small, large = make_project(10), make_project(1_000)
-    with count_statements(db) as small_statements:
+    with statements(db) as small_statements:
         small.load_all()
-    with count_statements(db) as large_statements:
+    with statements(db) as large_statements:
         large.load_all()
     assert len(large.samples) == 1_000
     selects = [s for s in large_statements if s.lstrip().upper().startswith("SELECT")]
@@ -56,9 +39,9 @@ def test_load_all_statements_depend_on_depth_not_rows(db: ln.Database) -> None:
 def test_load_all_follow_depth_two_constant_statements(db: ln.Database) -> None:
     """follow=True walks samples -> measurements; statements stay constant in row count."""
     small, large = make_project(5, measurements=2), make_project(1_000, measurements=2)
-    with count_statements(db) as small_statements:
+    with statements(db) as small_statements:
         small.load_all(follow=True)
-    with count_statements(db) as large_statements:
+    with statements(db) as large_statements:
         large.load_all(follow=True)
     assert sum(len(s.measurements) for s in large.samples) == 2_000
     assert len(large_statements) == len(small_statements) <= 4
@@ -133,9 +116,9 @@ def test_bulk_create_instances_and_dicts(db: ln.Database) -> None:
 def test_bulk_create_batches_within_parameter_limit(db: ln.Database) -> None:
     """12,000 rows insert in batches; statement count is far below the row count."""
     project = Project(name="many").save()
-    with count_statements(db) as statements:
+    with statements(db) as seen:
         Sample.bulk_create([{"name": f"n{i}", "project_id": project.id} for i in range(12_000)])
-    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO SAMPLE")]
+    inserts = [s for s in seen if s.lstrip().upper().startswith("INSERT INTO SAMPLE")]
     assert 1 < len(inserts) < 20
     with db.session() as session:
         assert session.execute(select(func.count()).select_from(Sample)).scalar_one() == 12_000

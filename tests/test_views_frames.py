@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pandas as pd
 from models import Color, Project, Sample, Specimen
 from sqlalchemy import event, insert
+from sqlcount import statements
 
 import lineage_nb as ln
 from lineage_nb.views.frames import add_lineage_labels
-
-
-@contextmanager
-def statements(db: ln.Database) -> Iterator[list[str]]:
-    """Collect the SQL statements executed on ``db`` inside the block."""
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 def _selects(seen: list[str]) -> list[str]:

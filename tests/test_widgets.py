@@ -6,14 +6,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import comm
 import ipywidgets
 import pytest
 from models import Measurement, Project, Sample
-from sqlalchemy import event, text
+from sqlalchemy import text
+from sqlcount import Sent, sent
 
 import lineage_nb as ln
 from lineage_nb.widgets import _source
@@ -67,24 +67,13 @@ def fill_samples(db: ln.Database, project: Project, count: int, *, first: int = 
         )
 
 
-@contextmanager
-def statements(db: ln.Database) -> Iterator[list[tuple[str, Any]]]:
-    """Record the (upper-cased SQL, parameters) of every statement sent while inside."""
-    seen: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        seen.append((" ".join(statement.split()).upper(), parameters))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+def _upper(sql: str) -> str:
+    return " ".join(sql.split()).upper()
 
 
-def counts(seen: list[tuple[str, Any]]) -> list[str]:
+def counts(seen: list[Sent]) -> list[str]:
     """The recorded statements that count rows."""
-    return [sql for sql, _ in seen if "COUNT(" in sql]
+    return [_upper(s.sql) for s in seen if "COUNT(" in _upper(s.sql)]
 
 
 @pytest.fixture
@@ -235,9 +224,12 @@ def test_browse_pages_with_count_and_limit_offset(samples: list[Sample], db: ln.
     (PostgreSQL first reads the table's size estimate; 45 rows are too few to use it.)
     """
     table = ln.widgets.browse(Sample, page_size=10).table
-    with statements(db) as seen:
+    with sent(db) as seen:
         table.go(3)
-    selects = [sql for sql, _ in seen if sql.startswith("SELECT") and "PG_CLASS" not in sql]
+    selects = [
+        _upper(s.sql) for s in seen
+        if _upper(s.sql).startswith("SELECT") and "PG_CLASS" not in _upper(s.sql)
+    ]
     assert len(selects) == 2, selects
     assert "COUNT(" in selects[0]
     assert "LIMIT" in selects[1] and "OFFSET" in selects[1]
@@ -256,7 +248,7 @@ def big(db: ln.Database, monkeypatch: pytest.MonkeyPatch) -> Project:
 
 def test_browse_big_table_shows_estimate_without_count(db: ln.Database, big: Project) -> None:
     """An unfiltered big PostgreSQL table shows the planner's estimate; SQLite counts."""
-    with statements(db) as seen:
+    with sent(db) as seen:
         table = ln.widgets.browse(Sample, page_size=20).table
     assert len(table.pks) == 20 and table.cells[0][1].value == "s1"
     assert not table.next_button.disabled and table.prev_button.disabled
@@ -265,11 +257,11 @@ def test_browse_big_table_shows_estimate_without_count(db: ln.Database, big: Pro
         assert table.status.value == "page 1 of 150 · 3,000 rows"
         return
     assert counts(seen) == [], counts(seen)
-    [(sql, parameters)] = [(sql, p) for sql, p in seen if "PG_CLASS" in sql]
+    [(sql, parameters)] = [(_upper(s.sql), s.parameters) for s in seen if "PG_CLASS" in _upper(s.sql)]
     assert "AS REGCLASS" in sql and "SAMPLE" not in sql and parameters == {"name": "sample"}
     assert table.estimated and (table.page_count, table.total) == (150, 3_000)
     assert table.status.value == "page 1 of about 150 · about 3,000 rows"
-    with statements(db) as seen:
+    with sent(db) as seen:
         table.next_button.click()
     assert counts(seen) == [] and table.page == 1 and table.estimated
     assert table.cells[0][1].value == "s21"
@@ -294,7 +286,7 @@ def test_browse_estimate_is_corrected_by_the_pages_seen(db: ln.Database, big: Pr
         connection.execute(text("DELETE FROM sample WHERE value > :last"), {"last": 2_000})
     table = ln.widgets.browse(Sample, page_size=20).table
     assert (table.page_count, table.estimated) == (150, True)
-    with statements(db) as seen:
+    with sent(db) as seen:
         table.go(149)  # past the end: counted, then the last page
     assert len(counts(seen)) == 1
     assert (table.page, table.page_count, table.total, table.estimated) == (99, 100, 2_000, False)
@@ -305,13 +297,13 @@ def test_browse_estimate_is_corrected_by_the_pages_seen(db: ln.Database, big: Pr
 def test_browse_filtered_big_table_counts_exactly(db: ln.Database, big: Project) -> None:
     """Filter text, or a query with conditions, counts its rows exactly."""
     table = ln.widgets.browse(Sample, page_size=20).table
-    with statements(db) as seen:
+    with sent(db) as seen:
         table.filter_text = "s29"  # s29, s290–s299, s2900–s2999
     assert len(counts(seen)) == 1 and not table.estimated
     assert table.status.value == "page 1 of 6 · 111 rows"
     table.filter_text = ""
     assert table.estimated == (db.dialect == "postgresql") and table.total == 3_000
-    with statements(db) as seen:
+    with sent(db) as seen:
         query_table = ln.widgets.browse(Sample.filter(Sample.value > 1_000), page_size=20).table
     assert len(counts(seen)) == 1 and not query_table.estimated
     assert query_table.status.value == "page 1 of 100 · 2,000 rows"
@@ -327,13 +319,13 @@ def test_browse_small_or_unanalyzed_table_counts_exactly(
         with db.engine.begin() as connection:
             connection.execute(text("ALTER TABLE sample SET (autovacuum_enabled = false)"))
     fill_samples(db, project, 3_000)
-    with statements(db) as seen:
+    with sent(db) as seen:
         table = ln.widgets.browse(Sample, page_size=20).table
     assert len(counts(seen)) == 1 and not table.estimated and table.total == 3_000
     with db.engine.begin() as connection:
         connection.execute(text("DELETE FROM sample WHERE value > :last"), {"last": 900})
         connection.execute(text("ANALYZE sample"))
-    with statements(db) as seen:
+    with sent(db) as seen:
         table = ln.widgets.browse(Sample, page_size=20).table
     assert len(counts(seen)) == 1 and not table.estimated
     assert table.status.value == "page 1 of 45 · 900 rows"
