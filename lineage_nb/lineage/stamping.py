@@ -25,6 +25,7 @@ from ..db import Database, LineageSession
 from ..errors import ValidationError
 from ..orm import signals
 from ..orm.model import Model
+from ..orm.model_cache import per_model
 from . import chain, context, inputs
 from .runs import user_id_for
 from .schema import Run
@@ -98,14 +99,12 @@ def json_safe(value: Any) -> Any:
 
 def _stamped_columns(cls: type) -> tuple[bool, bool]:
     """``(tracks run, tracks updates)`` of a model: has ``run_id`` / ``updated_at`` columns."""
-    found = _stamped.get(cls)
-    if found is None:
+
+    def compute() -> tuple[bool, bool]:
         mapper: Mapper[Any] = inspect(cls)
-        found = _stamped[cls] = ("run_id" in mapper.attrs, "updated_at" in mapper.attrs)
-    return found
+        return "run_id" in mapper.attrs, "updated_at" in mapper.attrs
 
-
-_stamped: dict[type, tuple[bool, bool]] = {}
+    return per_model(cls, "stamped_columns", compute)
 
 
 def _stamp_new(obj: Any, stamp: _Stamp) -> None:
@@ -190,16 +189,12 @@ def _changes(obj: Any, action: str) -> dict[str, list[Any]]:
 
 def _column_keys(cls: type) -> list[str]:
     """Column attribute keys of a model that events record (the lineage stamps left out)."""
-    found = _event_keys.get(cls)
-    if found is None:
+
+    def compute() -> list[str]:
         mapper: Mapper[Any] = inspect(cls)
-        found = _event_keys[cls] = [
-            attr.key for attr in mapper.column_attrs if attr.key not in _AUTO_COLUMNS
-        ]
-    return found
+        return [attr.key for attr in mapper.column_attrs if attr.key not in _AUTO_COLUMNS]
 
-
-_event_keys: dict[type, list[str]] = {}
+    return per_model(cls, "event_keys", compute)
 
 
 def _event_row(obj: Any, action: str, stamp: _Stamp, changes: dict[str, list[Any]]) -> dict[str, Any]:

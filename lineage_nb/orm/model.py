@@ -36,6 +36,7 @@ from typing_extensions import Self
 
 from ..errors import IntegrityError, ModelPersistenceError, NotFound, ValidationError, short_repr
 from . import loading, signals, validation
+from .model_cache import per_model
 from .query import Query
 from .session_scope import run_async, run_sync, session_database
 
@@ -47,27 +48,23 @@ __all__ = ["ActiveRecord", "Model"]
 
 def _attribute_keys(model: type) -> frozenset[str]:
     """Names of ``model``'s mapped attributes (worked out once per model, used per instance)."""
-    cached: frozenset[str] | None = model.__dict__.get("_ln_attribute_keys")
-    if cached is None:
-        cached = frozenset(inspect(model).attrs.keys())
-        type.__setattr__(model, "_ln_attribute_keys", cached)
-    return cached
+    return per_model(model, "attribute_keys", lambda: frozenset(inspect(model).attrs.keys()))
 
 
 def _no_default_keys(model: type) -> list[str]:
     """Keys of ``model``'s non-key columns without a default (worked out once per model)."""
-    cached: list[str] | None = model.__dict__.get("_ln_no_default_keys")
-    if cached is None:
+
+    def compute() -> list[str]:
         mapper: Mapper[Any] = inspect(model)
-        cached = [
+        return [
             attr.key
             for attr in mapper.column_attrs
             if not attr.columns[0].primary_key
             and attr.columns[0].default is None
             and attr.columns[0].server_default is None
         ]
-        type.__setattr__(model, "_ln_no_default_keys", cached)
-    return cached
+
+    return per_model(model, "no_default_keys", compute)
 
 
 class ActiveRecord:

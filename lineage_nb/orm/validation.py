@@ -36,6 +36,7 @@ from sqlalchemy.sql import util as sql_util
 from sqlalchemy.sql.elements import TextClause
 
 from ..errors import ValidationError, short_repr
+from .model_cache import per_model
 
 __all__ = ["clean_fields", "clean_values", "validate_constraints", "validate_unique"]
 
@@ -275,23 +276,22 @@ def _checker_for(column_type: types.TypeEngine[Any], dialect: str) -> Check | No
 
 def field_specs(model: type, dialect: str) -> list[FieldSpec]:
     """The validation plan of ``model`` on ``dialect``, cached on the class."""
-    cache: dict[str, list[FieldSpec]] = model.__dict__.get("_ln_field_specs") or {}
-    if dialect in cache:
-        return cache[dialect]
-    specs = []
-    mapper: Mapper[Any] = inspect(model)
-    for attr in mapper.column_attrs:
-        column = attr.columns[0]
-        if not isinstance(column, Column):
-            continue
-        has_default = column.default is not None or column.server_default is not None
-        autoincrement = column.primary_key and isinstance(column.type, types.Integer)
-        auto = bool(column.info.get("lineage_nb_auto"))
-        required = not (column.nullable or has_default or autoincrement or auto)
-        specs.append(FieldSpec(attr.key, column, required, _checker_for(column.type, dialect)))
-    cache[dialect] = specs
-    type.__setattr__(model, "_ln_field_specs", cache)
-    return specs
+
+    def compute() -> list[FieldSpec]:
+        specs = []
+        mapper: Mapper[Any] = inspect(model)
+        for attr in mapper.column_attrs:
+            column = attr.columns[0]
+            if not isinstance(column, Column):
+                continue
+            has_default = column.default is not None or column.server_default is not None
+            autoincrement = column.primary_key and isinstance(column.type, types.Integer)
+            auto = bool(column.info.get("lineage_nb_auto"))
+            required = not (column.nullable or has_default or autoincrement or auto)
+            specs.append(FieldSpec(attr.key, column, required, _checker_for(column.type, dialect)))
+        return specs
+
+    return per_model(model, f"field_specs_{dialect}", compute)
 
 
 def _related_set(instance: Any, column: Column[Any]) -> bool:
