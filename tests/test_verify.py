@@ -6,7 +6,7 @@ import asyncio
 import threading
 
 import pytest
-from models import Project, Sample
+from models import Project, Sample, Specimen
 from sqlalchemy import func, select, text
 
 import lineage_nb as ln
@@ -240,3 +240,12 @@ def test_verify_forked_processes_in_one_run(db: ln.Database, run: ln.Run) -> Non
     assert [w.exitcode for w in workers] == [0, 0, 0]
     assert len(_events(db, run.id)) == 1 + 3 * 30
     assert verify(db) == []
+
+
+def test_write_into_a_deleted_run_keeps_nothing(db: ln.Database, run: ln.Run) -> None:
+    """If the run's row is gone, chaining the event fails and the record is not kept either."""
+    with db.engine.begin() as connection:
+        connection.execute(text("DELETE FROM lineage_run WHERE id = :id"), {"id": run.id})
+    with pytest.raises(ln.errors.OperationalError, match=f"Run {run.id} is not in lineage_run"):
+        Specimen(label="orphan").save()
+    assert Specimen.filter().count() == 0

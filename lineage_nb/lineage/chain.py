@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ..errors import OperationalError
-from .driver import DriverInsert, send
+from .driver import DriverInsert, first_row, rowcount
 from .schema import RecordEvent
 
 __all__ = ["event_hash", "event_tail", "insert_events"]
@@ -150,22 +150,19 @@ def insert_events(connection: Connection, run_id: int | None, rows: list[dict[st
     tails = _tails(rows, changes)
     if run_id is not None and len(rows) == 1 and dialect.name == "postgresql":
         row = rows[0]
-        cursor = send(connection, _PG_CHAINED_ONE, {
+        written = rowcount(connection, _PG_CHAINED_ONE, {
             "run_id": run_id, "user_id": row["user_id"], "table": row["table"], "pk": row["pk"],
             "action": row["action"], "changes": changes[0], "cell": row["cell"], "at": ats[0],
             "tail": tails[0],
         })
-        written = cursor.rowcount
-        cursor.close()
-        _check_written(written, 1, run_id)
+        _check_run(written, run_id)
         return
     head: str | None = None
     read_head, store_head = _HEAD_SQL[dialect.name]
     if run_id is not None:
-        cursor = send(connection, read_head, (run_id,))
-        found = cursor.fetchone()
-        cursor.close()
-        head = found[0] if found else None
+        found = first_row(connection, read_head, (run_id,))
+        _check_run(1 if found else 0, run_id)
+        head = found[0]
     values = []
     for row, change, at, tail in zip(rows, changes, ats, tails, strict=True):
         new = _chain_hash(head, tail)
@@ -177,15 +174,14 @@ def insert_events(connection: Connection, run_id: int | None, rows: list[dict[st
             head = new
     _PLAIN.execute(connection, values)
     if run_id is not None:
-        cursor = send(connection, store_head, (head, run_id))
-        written = cursor.rowcount
-        cursor.close()
-        _check_written(written, 1, run_id)
+        _check_run(rowcount(connection, store_head, (head, run_id)), run_id)
 
 
-def _check_written(count: int, expected: int, run_id: int) -> None:
-    if count != expected:
+def _check_run(updated: int, run_id: int) -> None:
+    """The chain step found run ``run_id``'s row (0 rows: the run was deleted meanwhile)."""
+    if updated != 1:
         raise OperationalError(
-            f"Wrote {count} of {expected} record events: run {run_id} is not in lineage_run.",
+            f"Run {run_id} is not in lineage_run, so its record events cannot be chained; "
+            "nothing of this write was kept.",
             hint="Start a new run with ln.track(); the current one was deleted.",
         )
