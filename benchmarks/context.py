@@ -176,7 +176,8 @@ class Ctx:
     def fill(self, system: str, project_id: int, count: int, prefix: str = "row") -> None:
         """Insert ``count`` samples for a project with a Core executemany (untimed setup)."""
         rows = [{"name": f"{prefix}{i}", "value": float(i)} for i in range(count)]
-        with self.sa.begin() as conn:
+        engine = self.on.engine if system == "ours" else self.sa  # tracked tables need our engine
+        with engine.begin() as conn:
             if system == "ours":
                 from models import Sample
 

@@ -220,11 +220,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 # -- verify, kernel config, demo, postgres ---------------------------------------------------
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .lineage.verify import verify
+    from .lineage.verify import describe, unsealed_count, verify
 
-    links = verify(connect(args))
+    db = connect(args)
+    links = verify(db)
     if not links:
-        print("OK: every run's event chain is intact.")
+        print(describe([], unsealed_count(db)))
         return 0
     print(f"BROKEN {links[0]}")
     if len(links) > 1:

@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
@@ -106,6 +106,21 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._async_engine: AsyncEngine | None = None
+        #: Engine listeners of the layers above (installed on every engine of this database).
+        self._listeners: list[tuple[str, Callable[..., Any]]] = []
+        #: Called with the connection after :meth:`create_all` created the model tables.
+        self.create_all_hooks: list[Callable[[Connection], None]] = []
+
+    def listen(self, identifier: str, fn: Callable[..., Any]) -> None:
+        """Install an engine/pool event listener on this database's sync and async engines.
+
+        The layers above wire themselves to one database this way (removed by :meth:`close`),
+        instead of listening to every engine of the process.
+        """
+        self._listeners.append((identifier, fn))
+        event.listen(self.engine, identifier, fn)
+        if self._async_engine is not None:
+            event.listen(self._async_engine.sync_engine, identifier, fn)
 
     def _engine_options(self) -> dict[str, Any]:
         if self.dialect == "postgresql":
@@ -136,6 +151,8 @@ class Database:
             )
             if self.dialect == "sqlite":
                 event.listen(self._async_engine.sync_engine, "connect", _sqlite_pragmas)
+            for identifier, fn in self._listeners:
+                event.listen(self._async_engine.sync_engine, identifier, fn)
         return self._async_engine
 
     def _check_open(self) -> None:
@@ -166,7 +183,10 @@ class Database:
         from .orm.model import Model  # the ORM layer sits on top of this module
 
         self._check_open()
-        Model.metadata.create_all(self.engine)
+        with self.engine.begin() as connection:
+            Model.metadata.create_all(connection)
+            for hook in self.create_all_hooks:
+                hook(connection)
 
     def atomic(self) -> Atomic:
         """A transaction on this database; see :func:`atomic`."""
@@ -175,9 +195,14 @@ class Database:
     def close(self) -> None:
         """Dispose of the connection pools; later use raises ``ConfigurationError``."""
         global _default
-        self.engine.dispose()
+        engines = [self.engine]
         if self._async_engine is not None:
-            self._async_engine.sync_engine.dispose()
+            engines.append(self._async_engine.sync_engine)
+        for engine in engines:
+            engine.dispose()
+            for identifier, fn in self._listeners:
+                if event.contains(engine, identifier, fn):
+                    event.remove(engine, identifier, fn)
         self._closed = True
         if _default is self:
             _default = None

@@ -148,7 +148,8 @@ def test_show_prints_record_and_history(
         assert "History (2 events):" in out
         history = out.split("History")[1]
         assert "insert" in history and "update" in history
-        assert "analyse.py" in history and "value: 1.0 → 10.0" in history
+        # PostgreSQL's JSON has one number type: 1.0 is stored and shown as 1
+        assert "analyse.py" in history and ("value: 1.0 → 10.0" in history or "value: 1 → 10" in history)
 
 
 def test_show_missing_record_and_unknown_model(
@@ -176,7 +177,8 @@ def test_show_without_models_uses_reflection(
 
     result = shell("show", "sample", str(lineage.samples[1].id))
     assert result.returncode == 0, result.stderr
-    assert "History (2 events):" in result.stdout and "value: 1.0 → 10.0" in result.stdout
+    assert "History (2 events):" in result.stdout
+    assert "value: 1.0 → 10.0" in result.stdout or "value: 1 → 10" in result.stdout
     models = Path(__file__).parent / "models.py"
     with_models = shell("show", "Measurement", str(lineage.measurements[0].id), "--models", str(models))
     assert with_models.returncode == 0, with_models.stderr
@@ -291,7 +293,7 @@ def test_verify_reports_intact_and_broken_chains(
         )
     code, out, _err = run_cli(capsys, "verify", "--database", url_of(db))
     assert code == 1
-    assert out.startswith(f"BROKEN run {lineage.analyse.id}: event {event_id}")
+    assert out.startswith("BROKEN log: seal") and "changed after it was sealed" in out
 
 
 @pytest.mark.sqlite_only

@@ -29,7 +29,17 @@ SQL_START = re.compile(
 EXECUTORS = {"execute", "exec_driver_sql", "executescript", "executemany", "text"}
 
 #: (path relative to lineage_nb/, start of the SQL text) -> why it is safe.
+_TRIGGER_DDL = (
+    "capture trigger DDL: only the tracked tables' own identifiers, quoted by the module's _ident "
+    "and _literal; CREATE/DROP TRIGGER take no bound parameters, and no data value is spliced"
+)
+
 ALLOWED: dict[tuple[str, str], str] = {
+    ("lineage/capture/_postgresql.py", "CREATE OR REPLACE TRIGGER lineage_nb_"): _TRIGGER_DDL,
+    ("lineage/capture/_sqlite.py", "CREATE TRIGGER "): _TRIGGER_DDL,
+    ("lineage/capture/_sqlite.py", "DROP TRIGGER "): _TRIGGER_DDL,
+    ("lineage/capture/_sqlite.py", "SELECT "): _TRIGGER_DDL + " (a trigger's sub-select)",
+    ("lineage/capture/_sqlite.py", "INSERT INTO "): _TRIGGER_DDL + " (a trigger's event insert)",
     ("db.py", "PRAGMA busy_timeout = "): (
         "the value is the module constant SQLITE_BUSY_TIMEOUT_MS (an int), never user input; "
         "SQLite PRAGMAs take no bound parameters"

@@ -1,4 +1,4 @@
-"""Tamper evidence: per-run hash chains of record events, checked by ``verify``."""
+"""Tamper evidence: seals over the event log (and old per-run chains), checked by ``verify``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from models import Project, Sample, Specimen
 from sqlalchemy import func, select, text
 
 import lineage_nb as ln
-from lineage_nb.lineage.chain import event_hash
-from lineage_nb.lineage.verify import BrokenLink, describe, verify
+from lineage_nb.lineage.verify import BrokenLink, describe, seal, unsealed_count, verify
 
 
 def _events(db: ln.Database, run_id: int) -> list[ln.RecordEvent]:
@@ -37,133 +36,116 @@ def _write_some(run: ln.Run) -> Sample:
     return sample
 
 
-def test_verify_intact_chain(db: ln.Database, run: ln.Run) -> None:
-    """Inserts, updates, deletes, bulk inserts and atomic blocks leave every chain intact."""
+def _sql(db: ln.Database, statement: str, **params: object) -> None:
+    with db.engine.begin() as connection:
+        connection.execute(text(statement), params)
+
+
+def test_verify_intact_log(db: ln.Database, run: ln.Run) -> None:
+    """Inserts, updates, deletes, bulk inserts and atomic blocks: sealed, and every seal holds."""
     _write_some(run)
     events = _events(db, run.id)
     assert len(events) == 11
-    assert events[0].prev_hash is None
-    for before, after in zip(events, events[1:], strict=False):
-        assert after.prev_hash == before.hash
+    assert unsealed_count(db) == 11
+    assert "11 events written since the last seal" in describe(verify(db), unsealed_count(db))
+    assert seal(db) == 11
+    assert seal(db) == 0
+    assert unsealed_count(db) == 0
     assert verify(db) == []
     assert describe([]).startswith("OK")
-    with db.engine.connect() as connection:
-        head = connection.execute(
-            select(ln.Run.chain_head).where(ln.Run.id == run.id)
-        ).scalar_one()
-    assert head == events[-1].hash
+    ln.finish(run=run)  # finish seals what the run wrote after the last seal
+    assert unsealed_count(db) == 0
 
 
 def test_verify_catches_deleted_last_events(db: ln.Database, run: ln.Run) -> None:
-    """Deleting a run's newest events leaves a chain shorter than the run's stored head."""
+    """Deleting the newest sealed events breaks the seal that covered them."""
     _write_some(run)
     events = _events(db, run.id)
-    with db.engine.begin() as connection:
-        connection.execute(
-            text("DELETE FROM lineage_record_event WHERE id >= :id AND run_id = :run"),
-            {"id": events[-2].id, "run": run.id},
-        )
+    seal(db)
+    _sql(db, "DELETE FROM lineage_record_event WHERE id >= :id", id=events[-2].id)
     broken = verify(db)
-    assert [(b.run_id, b.event_id) for b in broken] == [(run.id, events[-3].id)]
-    assert "events after it were deleted" in broken[0].message
-    with db.engine.begin() as connection:
-        connection.execute(
-            text("DELETE FROM lineage_record_event WHERE run_id = :run"), {"run": run.id}
-        )
-    broken = verify(db)
-    assert [(b.run_id, b.event_id) for b in broken] == [(run.id, None)]
-    assert "all its events were deleted" in str(broken[0])
+    assert len(broken) == 1
+    assert "covers 11 events but 9 are there" in broken[0].message
 
 
 def test_verify_catches_edited_event(db: ln.Database, run: ln.Run) -> None:
-    """Changing an event's content with raw SQL is reported at that event."""
+    """Changing a sealed event's content with raw SQL breaks its seal."""
     sample = _write_some(run)
+    seal(db)
     target = [e for e in _events(db, run.id) if e.pk == str(sample.id) and e.action == "update"][0]
-    with db.engine.begin() as connection:
-        connection.execute(
-            text("UPDATE lineage_record_event SET action = :action WHERE id = :id"),
-            {"action": "insert", "id": target.id},
-        )
+    _sql(db, "UPDATE lineage_record_event SET action = :action WHERE id = :id",
+         action="insert", id=target.id)
     broken = verify(db)
-    assert broken == [
-        BrokenLink(
-            table="sample", pk=str(sample.id), run_id=run.id, event_id=target.id,
-            message=broken[0].message,
-        )
-    ]
-    assert "changed after it was written" in broken[0].message
-    assert f"event {target.id}" in describe(broken)
+    assert broken == [BrokenLink(table="", pk="", run_id=None, event_id=None,
+                                 message=broken[0].message)]
+    assert "changed after it was sealed" in broken[0].message
+    assert f"events 1..{target.id}" in broken[0].message or "events 1.." in broken[0].message
+    assert describe(broken).startswith("BROKEN log: seal 1")
 
 
-def test_verify_catches_forged_hash(db: ln.Database, run: ln.Run) -> None:
-    """Rewriting an event together with a recomputed own hash breaks the next event's link."""
+def test_verify_catches_inserted_event(db: ln.Database, run: ln.Run) -> None:
+    """An event forged into a sealed range (an id in it) breaks that seal."""
     _write_some(run)
     events = _events(db, run.id)
-    victim, following = events[3], events[4]
-    row = {c.key: getattr(victim, c.key) for c in ln.RecordEvent.__table__.c}
-    row["changes"] = {"value": [None, 999]}
-    forged = event_hash(row, victim.prev_hash)
-    with db.engine.begin() as connection:
-        connection.execute(
-            text("UPDATE lineage_record_event SET changes = :changes, hash = :hash WHERE id = :id"),
-            {"changes": '{"value": [null, 999]}', "hash": forged, "id": victim.id},
-        )
+    seal(db)
+    _sql(db, "DELETE FROM lineage_record_event WHERE id = :id", id=events[5].id)
+    assert seal(db) == 0
+    _sql(db, 'INSERT INTO lineage_record_event (id, run_id, user_id, "table", pk, action, at) '
+             "SELECT :id, run_id, user_id, 'sample', '999', 'insert', at "
+             "FROM lineage_record_event WHERE id = :other", id=events[5].id, other=events[4].id)
     broken = verify(db)
-    assert [(b.run_id, b.event_id) for b in broken] == [(run.id, following.id)]
-    assert "previous event" in broken[0].message
+    assert len(broken) == 1 and "changed after it was sealed" in broken[0].message
 
 
-def test_verify_catches_deleted_event(db: ln.Database, run: ln.Run) -> None:
-    """Deleting an event from the middle of a chain is reported at the event after the gap."""
+def test_verify_catches_deleted_event_and_seal(db: ln.Database, run: ln.Run) -> None:
+    """Deleting an event from the middle, or a whole seal, is reported."""
     _write_some(run)
     events = _events(db, run.id)
-    with db.engine.begin() as connection:
-        connection.execute(
-            text("DELETE FROM lineage_record_event WHERE id = :id"), {"id": events[5].id}
-        )
-    broken = verify(db)
-    assert [(b.table, b.pk, b.event_id) for b in broken] == [
-        (events[6].table, events[6].pk, events[6].id)
-    ]
+    seal(db)
+    Project(name="later").save()
+    seal(db)
+    assert verify(db) == []
+    _sql(db, "DELETE FROM lineage_seal WHERE id = 1")
+    assert ["a seal was deleted" in b.message for b in verify(db)] == [True, False]
+    _sql(db, "DELETE FROM lineage_record_event WHERE id = :id", id=events[0].id)
+    assert any("events were deleted or inserted" in b.message for b in verify(db))
 
 
-def test_verify_catches_missing_first_event_and_hash(db: ln.Database, run: ln.Run) -> None:
-    """Deleting a run's first event, or blanking a hash, is reported."""
-    _write_some(run)
-    events = _events(db, run.id)
-    with db.engine.begin() as connection:
-        connection.execute(
-            text("DELETE FROM lineage_record_event WHERE id = :id"), {"id": events[0].id}
-        )
-    assert [b.event_id for b in verify(db)] == [events[1].id]
-    with db.engine.begin() as connection:
-        connection.execute(
-            text("UPDATE lineage_record_event SET hash = NULL WHERE id = :id"), {"id": events[1].id}
-        )
-    broken = verify(db)
-    assert [b.event_id for b in broken] == [events[1].id]
-    assert "no hash" in broken[0].message
-
-
-def test_verify_reports_each_broken_run(db: ln.Database) -> None:
-    """Two tampered runs give two links; untouched runs are not reported."""
+def test_verify_reports_each_broken_seal(db: ln.Database) -> None:
+    """Two tampered ranges give two broken seals; untouched seals are not reported."""
     runs = []
     for index in range(3):
         runs.append(ln.track(__file__))
         Project(name=f"p{index}").save()
         Project(name=f"q{index}").save()
         ln.finish()
-    with db.engine.begin() as connection:
-        for run in (runs[0], runs[2]):
-            connection.execute(
-                text("UPDATE lineage_record_event SET pk = :pk WHERE run_id = :run"),
-                {"pk": "42", "run": run.id},
-            )
-    assert [b.run_id for b in verify(db)] == [runs[0].id, runs[2].id]
+    for run in (runs[0], runs[2]):
+        _sql(db, "UPDATE lineage_record_event SET pk = :pk WHERE run_id = :run", pk="42", run=run.id)
+    broken = verify(db)
+    assert [b.message.split()[1] for b in broken] == ["1", "3"]
+
+
+def test_verify_old_chains_still_checked(db: ln.Database, run: ln.Run) -> None:
+    """Events from before the seal log keep their per-run hash chain, and it is still checked."""
+    from lineage_nb.lineage.verify import event_hash
+
+    _write_some(run)
+    events = _events(db, run.id)
+    previous = None
+    for event in events[:3]:  # give the first three the hashes an old version wrote
+        row = {c.key: getattr(event, c.key) for c in ln.RecordEvent.__table__.c}
+        digest = event_hash(row, previous)
+        _sql(db, "UPDATE lineage_record_event SET hash = :h, prev_hash = :p WHERE id = :id",
+             h=digest, p=previous, id=event.id)
+        previous = digest
+    assert verify(db) == []
+    _sql(db, "UPDATE lineage_record_event SET cell = 7 WHERE id = :id", id=events[1].id)
+    broken = verify(db)
+    assert [(b.run_id, b.event_id) for b in broken] == [(run.id, events[1].id)]
 
 
 def test_verify_threads_in_one_run(db: ln.Database, run: ln.Run) -> None:
-    """Eight threads writing into one run concurrently still build one unbroken chain."""
+    """Eight threads writing into one run concurrently still build one unbroken log."""
     project = Project(name="shared").save()
     errors: list[BaseException] = []
 
@@ -185,11 +167,12 @@ def test_verify_threads_in_one_run(db: ln.Database, run: ln.Run) -> None:
             select(func.count()).select_from(ln.RecordEvent).where(ln.RecordEvent.run_id == run.id)
         )
     assert count == 1 + 8 * 40
+    assert seal(db) == count
     assert verify(db) == []
 
 
 async def test_verify_async_tasks_in_one_run(db: ln.Database, run: ln.Run) -> None:
-    """Concurrent asyncio tasks writing into one run neither deadlock nor break the chain."""
+    """Concurrent asyncio tasks writing into one run neither deadlock nor break the log."""
     project = await Project(name="async").asave()
 
     async def work(worker: int) -> None:
@@ -202,8 +185,8 @@ async def test_verify_async_tasks_in_one_run(db: ln.Database, run: ln.Run) -> No
     await db.async_engine.dispose()
 
 
-def test_verify_rolled_back_savepoint_keeps_chain(db: ln.Database, run: ln.Run) -> None:
-    """A rolled-back savepoint and a failed transaction leave no gap in the chain."""
+def test_verify_rolled_back_savepoint_keeps_log(db: ln.Database, run: ln.Run) -> None:
+    """A rolled-back savepoint and a failed transaction leave no gap in the log."""
     project = Project(name="p").save()
     with ln.atomic():
         Sample(name="kept", value=1.0, project_id=project.id).save()
@@ -215,8 +198,10 @@ def test_verify_rolled_back_savepoint_keeps_chain(db: ln.Database, run: ln.Run) 
         Sample(name="lost", value=5.0, project_id=project.id).save()
         raise RuntimeError("roll back all")
     Sample(name="last", value=6.0, project_id=project.id).save()
-    names = [e.changes["name"][1] for e in _events(db, run.id) if e.table == "sample"]
-    assert names == ["kept", "after", "last"]
+    kept = {s.id: s.name for s in Sample.filter().all()}
+    inserted = [int(e.pk) for e in _events(db, run.id) if e.table == "sample"]
+    assert [kept[pk] for pk in inserted] == ["kept", "after", "last"]
+    assert seal(db) == 4
     assert verify(db) == []
 
 
@@ -227,7 +212,7 @@ def _forked_writer(project_id: int, worker: int) -> None:
 
 
 def test_verify_forked_processes_in_one_run(db: ln.Database, run: ln.Run) -> None:
-    """Forked worker processes writing into the parent's run still build one unbroken chain."""
+    """Forked worker processes writing into the parent's run still build one unbroken log."""
     import multiprocessing
 
     project = Project(name="forked").save()
@@ -243,9 +228,9 @@ def test_verify_forked_processes_in_one_run(db: ln.Database, run: ln.Run) -> Non
 
 
 def test_write_into_a_deleted_run_keeps_nothing(db: ln.Database, run: ln.Run) -> None:
-    """If the run's row is gone, chaining the event fails and the record is not kept either."""
+    """If the run's row is gone, its event cannot reference it and the record is not kept either."""
     with db.engine.begin() as connection:
         connection.execute(text("DELETE FROM lineage_run WHERE id = :id"), {"id": run.id})
-    with pytest.raises(ln.errors.OperationalError, match=f"Run {run.id} is not in lineage_run"):
+    with pytest.raises(ln.errors.LineageError):
         Specimen(label="orphan").save()
     assert Specimen.filter().count() == 0

@@ -158,6 +158,9 @@ def test_browse_escapes_markup_in_detail(samples: list[Sample]) -> None:
     """A name holding markup is escaped in fields, history and picture."""
     browser = ln.widgets.browse(Sample, page_size=10)
     browser.table.select_row(3)
+    record = browser.detail.record
+    record.update(name=record.name + " ")  # an update event carries the markup in its changes
+    browser.detail.show(record)
     for html in (browser.detail.fields.value, browser.detail.history.value,
                  browser.detail.lineage.value, browser.detail.header.value):
         assert XSS not in html

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from ..db import Database, connect_hooks
-from . import chain as _chain  # noqa: F401  (registers the session listeners)
-from . import stamping as _stamping  # noqa: F401  (registers the session listeners)
+from ..orm.model import Model
+from . import capture
 from .migrate import upgrade_schema
 from .runs import ensure_user
+from .stamping import resolver_for
+
+
+def _install_triggers(connection: Connection) -> None:
+    capture.install(connection, Model.metadata.sorted_tables)
 
 
 def _prepare(db: Database) -> None:
+    """Wire lineage into a newly connected database: schema, user, capture context, triggers."""
+    capture.attach(db, resolver_for(db))
     upgrade_schema(db)
     ensure_user(db)
+    if not db.lineage:  # measuring without lineage: no triggers on new tables
+        return
+    db.create_all_hooks.append(_install_triggers)
+    with db.engine.begin() as connection:
+        _install_triggers(connection)
 
 
 if _prepare not in connect_hooks:

@@ -13,8 +13,9 @@ Examples:
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import ForeignKey
+from sqlalchemy import ForeignKey, text
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from .schema import Run, User
@@ -25,6 +26,19 @@ __all__ = ["TracksRun", "TracksUpdates"]
 _AUTO = {"lineage_nb_auto": True}
 
 
+#: Column defaults that ask the transaction's lineage context (see ``lineage.capture``), for rows
+#: written by raw SQL or ``DataFrame.to_sql``; lineage_nb's own writes set the values themselves.
+_CONTEXT_DEFAULTS = {
+    "lineage_nb_run": "(lineage_nb_run())",
+    "lineage_nb_user": "(lineage_nb_user())",
+    "lineage_nb_now": "(lineage_nb_now())",
+}
+
+
+def _context(function: str) -> Any:
+    return text(_CONTEXT_DEFAULTS[function])
+
+
 class TracksRun:
     """Adds ``run`` (last run that created or updated the record), ``created_by``, ``created_at``.
 
@@ -33,15 +47,22 @@ class TracksRun:
 
     @declared_attr
     def run_id(cls) -> Mapped[int | None]:
-        return mapped_column(ForeignKey(Run.__table__.c.id), index=True, info=_AUTO)
+        return mapped_column(
+            ForeignKey(Run.__table__.c.id), index=True, info=_AUTO,
+            server_default=_context("lineage_nb_run"),
+        )
 
     @declared_attr
     def created_by_id(cls) -> Mapped[int]:
-        return mapped_column(ForeignKey(User.__table__.c.id), info=_AUTO)
+        return mapped_column(
+            ForeignKey(User.__table__.c.id), info=_AUTO, server_default=_context("lineage_nb_user")
+        )
 
     @declared_attr
     def created_at(cls) -> Mapped[dt.datetime]:
-        return mapped_column(UTCDateTime, default=utcnow, info=_AUTO)
+        return mapped_column(
+            UTCDateTime, default=utcnow, info=_AUTO, server_default=_context("lineage_nb_now")
+        )
 
     @declared_attr
     def run(cls) -> Mapped[Run | None]:
@@ -57,11 +78,13 @@ class TracksUpdates:
 
     @declared_attr
     def updated_at(cls) -> Mapped[dt.datetime | None]:
-        return mapped_column(UTCDateTime, info=_AUTO)
+        return mapped_column(UTCDateTime, info=_AUTO, server_default=_context("lineage_nb_now"))
 
     @declared_attr
     def updated_by_id(cls) -> Mapped[int | None]:
-        return mapped_column(ForeignKey(User.__table__.c.id), info=_AUTO)
+        return mapped_column(
+            ForeignKey(User.__table__.c.id), info=_AUTO, server_default=_context("lineage_nb_user")
+        )
 
     @declared_attr
     def updated_by(cls) -> Mapped[User | None]:

@@ -8,9 +8,9 @@ import sys
 import threading
 import uuid
 import warnings
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Connection, Table, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from . import context, inputs
 from .identity import SourceIdentity, environment, script_identity, user_handle
 from .schema import RUN_STATUSES, RecordEvent, Run, Transform, User
 from .types import utcnow
+from .verify import seal
 
 __all__ = [
     "LineageWarning",
@@ -65,14 +66,34 @@ def server_handle(db: Database) -> str | None:
     return _server_handles[key]
 
 
-def user_id_for(db: Database) -> int:
+def user_id_for(db: Database, connection: Connection | None = None) -> int:
     """The id of the current user (``track(user=...)``, ``LINEAGE_NB_USER`` or OS login), cached.
 
     On a PostgreSQL database set up by ``setup-postgres`` it is always the login role's user.
+    A user not cached yet is looked up (or created) on ``connection`` when given: inside the
+    writing transaction itself, so nothing waits for a second connection (on SQLite that would
+    wait for the write lock this transaction may hold).
     """
     handle = server_handle(db) or _active_handle.get(db_key(db)) or user_handle()
     cached = _users.get((db_key(db), handle))
-    return cached if cached is not None else ensure_user(db, handle).id
+    if cached is not None:
+        return cached
+    if connection is None:
+        return ensure_user(db, handle).id
+    found = _user_on(connection, handle)
+    _users[(db_key(db), handle)] = found
+    return found
+
+
+def _user_on(connection: Connection, handle: str) -> int:
+    """The id of user ``handle`` on ``connection``, created if missing."""
+    users = cast(Table, User.__table__)
+    lookup = select(users.c.id).where(users.c.handle == handle)
+    found = connection.execute(lookup).scalar()
+    if found is None:
+        connection.execute(insert(users).values(handle=handle, created_at=utcnow()))
+        found = connection.execute(lookup).scalar_one()
+    return int(found)
 
 
 def ensure_user(
@@ -297,6 +318,7 @@ def finish(status: str = "completed", *, run: Run | None = None) -> Run | None:
         )
     run.status, run.finished_at, run.last_seen_at = status, now, now
     context.unbind(run)
+    seal(db)  # hash what the run wrote into the log (skipped, not waited for, when busy)
     return run
 
 

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     import networkx as nx
     import pandas as pd
 
-__all__ = ["RUN_STATUSES", "LineageModel", "RecordEvent", "Run", "RunInput", "Transform", "User"]
+__all__ = [
+    "RUN_STATUSES", "LineageModel", "RecordEvent", "Run", "RunInput", "Seal", "Transform", "User",
+]
 
 RUN_STATUSES = ("started", "completed", "errored", "aborted")
 
@@ -151,10 +153,13 @@ class Run(LineageModel):
 
 
 class RecordEvent(LineageModel):
-    """One insert, update or delete of a tracked record, written in the same transaction.
+    """One insert, update or delete of a tracked record, written by the database's triggers in
+    the same transaction (see :mod:`lineage_nb.lineage.capture`).
 
-    ``changes`` maps each written field to ``[old, new]``. ``hash`` chains the run's events:
-    it covers this event's content and ``prev_hash``, the hash of the run's previous event.
+    ``changes`` is None for an insert (the row holds the values), ``{field: [old, new]}`` of the
+    changed fields for an update, and the full old row as ``{field: [old, None]}`` for a delete.
+    ``pk`` is the key's text (a JSON array for composite keys). ``hash``/``prev_hash`` are set
+    only on events from before version 0.2 (a per-run chain); newer events are covered by seals.
     """
 
     __tablename__ = "lineage_record_event"
@@ -167,7 +172,7 @@ class RecordEvent(LineageModel):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("lineage_run.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("lineage_user.id"))
     table: Mapped[str] = mapped_column(String(255))
-    pk: Mapped[str] = mapped_column(String(255))
+    pk: Mapped[str] = mapped_column(Text)
     action: Mapped[str] = mapped_column(String(10))
     changes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     cell: Mapped[int | None] = mapped_column(Integer)
@@ -177,6 +182,20 @@ class RecordEvent(LineageModel):
 
     run: Mapped[Run | None] = relationship(lazy="raise")
     user: Mapped[User] = relationship(lazy="raise")
+
+
+class Seal(LineageModel):
+    """A seal over the events after the previous seal, up to ``last_event_id``: their count and
+    a hash chained to the previous seal's (see :mod:`lineage_nb.lineage.verify`)."""
+
+    __tablename__ = "lineage_seal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prev_id: Mapped[int] = mapped_column(Integer, unique=True)
+    last_event_id: Mapped[int] = mapped_column(BigIntegerPK)
+    count: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class RunInput(LineageModel):
@@ -191,5 +210,5 @@ class RunInput(LineageModel):
     id: Mapped[int] = mapped_column(BigIntegerPK, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("lineage_run.id"))
     table: Mapped[str] = mapped_column(String(255))
-    pk: Mapped[str] = mapped_column(String(255))
+    pk: Mapped[str] = mapped_column(Text)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,9 +1,14 @@
-"""Stamp rows and write record events inside the same flush, at the SQLAlchemy session level.
+"""Stamp rows with their run, user and time, and give the capture triggers their context.
 
-``before_flush`` sets ``run_id``/``created_*``/``updated_*``; ``after_flush`` writes one
-:class:`RecordEvent` per inserted, updated or deleted tracked record with one executemany on the
-session's connection, so the events commit or roll back with the rows. ``bulk_create`` and reads
-reach the same code through the ORM layer's internal signals.
+Record events are written by database triggers (:mod:`lineage_nb.lineage.capture`), for every
+write path. What stays in Python is cheap and per write, never I/O inside a flush:
+
+- the transaction context (run, user, cell) each connection hands its triggers, resolved once
+  per transaction by :func:`resolver_for` before the transaction's first statement;
+- ``run_id`` / ``created_*`` / ``updated_*`` set on ORM objects in ``before_flush`` and on
+  ``bulk_create`` rows from that same context, so the objects know the values the row holds;
+- noting the run's inputs (reads) and outputs (records it inserted), written with the run's
+  next write (see :mod:`lineage_nb.lineage.inputs`).
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ import decimal
 import enum
 import math
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, event, inspect
+from sqlalchemy import Connection, Table, event, inspect
 from sqlalchemy.orm import Mapper, Session, UOWTransaction
 from sqlalchemy.orm.attributes import instance_state
 
@@ -26,29 +31,15 @@ from ..errors import ValidationError
 from ..orm import signals
 from ..orm.model import Model
 from ..orm.model_cache import per_model
-from . import chain, context, inputs
+from . import capture, context, inputs
+from .capture import Resolver, context_of
 from .runs import user_id_for
 from .schema import Run
 from .types import utcnow
 
-__all__ = ["json_safe", "record_key"]
+__all__ = ["json_safe", "record_key", "resolver_for"]
 
-_STAMP = "lineage_nb_stamp"
-_AUTO_COLUMNS = frozenset(
-    {"run_id", "created_by_id", "created_at", "updated_at", "updated_by_id"}
-)
-
-
-#: Events of a bulk insert are chained and written this many at a time.
-EVENT_BATCH = 5_000
-
-
-@dataclass(frozen=True)
-class _Stamp:
-    run: Run | None
-    user_id: int
-    cell: int | None
-    at: dt.datetime
+_AUTO_COLUMNS = frozenset({"run_id", "created_by_id", "created_at", "updated_at", "updated_by_id"})
 
 
 def _database(session: Session) -> Database | None:
@@ -56,27 +47,54 @@ def _database(session: Session) -> Database | None:
     return db if isinstance(db, Database) and db.lineage else None
 
 
-def _stamp_for(db: Database) -> _Stamp:
-    return _Stamp(_stamp_run(db), user_id_for(db), context.get_cell(), utcnow())
+def resolver_for(db: Database) -> Resolver:
+    """``(run_id, user_id, cell)`` of the run bound in the calling context, for ``db``'s triggers.
+
+    The user is the run's user; without a run, the current user of ``db`` (looked up on the
+    writing connection itself when not cached, so nothing waits on a second connection).
+    """
+
+    def resolve(connection: Connection | None) -> tuple[int | None, int, int | None]:
+        run = _stamp_run(db)
+        cell = context.get_cell()
+        if run is not None:
+            return run.id, run.created_by_id, cell
+        return None, user_id_for(db, connection), cell
+
+    return resolve
 
 
 def _tracked(obj: Any) -> bool:
     return isinstance(obj, Model)
 
 
-def record_key(obj: Any) -> tuple[str, str]:
-    """``(table name, primary key as text)`` of a mapped record; composite keys joined by ``,``."""
+def _key_text(cls: type, dialect: Any) -> Callable[[Sequence[Any]], str]:
+    """The key renderer (:func:`capture.key_renderer`) of model ``cls`` on ``dialect``."""
+
+    def compute() -> Callable[[Sequence[Any]], str]:
+        mapper: Mapper[Any] = inspect(cls)
+        return capture.key_renderer([c.type for c in mapper.primary_key], dialect)
+
+    return per_model(cls, f"key_text_{dialect.name}", compute)
+
+
+def record_key(obj: Any, dialect: Any = None) -> tuple[str, str]:
+    """``(table name, key text)`` of a mapped record, as the capture triggers store the key.
+
+    A single-column key is the stored value's text; a composite key a JSON array (unambiguous
+    whatever the values contain). ``dialect`` defaults to the connected database's.
+    """
+    if dialect is None:
+        from ..db import get_database
+
+        dialect = get_database().engine.dialect
     mapper = inspect(type(obj))
     values = mapper.primary_key_from_instance(obj)
-    return mapper.local_table.name, ",".join(str(v) for v in values)
-
-
-#: Exact types ``json_safe`` returns unchanged (a fast path for bulk inserts).
-_PLAIN = frozenset({str, int, bool})
+    return mapper.local_table.name, _key_text(type(obj), dialect)(values)
 
 
 def json_safe(value: Any) -> Any:
-    """A JSON-storable rendering of a column value for ``RecordEvent.changes``."""
+    """A JSON-storable rendering of a column value (exports of ``changes`` and the like)."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -98,13 +116,26 @@ def json_safe(value: Any) -> Any:
 
 
 def _stamped_columns(cls: type) -> tuple[bool, bool]:
-    """``(tracks run, tracks updates)`` of a model: has ``run_id`` / ``updated_at`` columns."""
+    """``(tracks run, tracks updates)``: the model has the mixins' marked stamp columns."""
 
     def compute() -> tuple[bool, bool]:
-        mapper: Mapper[Any] = inspect(cls)
-        return "run_id" in mapper.attrs, "updated_at" in mapper.attrs
+        stamps = capture.stamp_columns(cast(Table, inspect(cls).local_table))
+        return "run_id" in stamps, "updated_at" in stamps
 
     return per_model(cls, "stamped_columns", compute)
+
+
+class _Stamp:
+    """The values a write stamps on its rows: the writing connection's transaction context."""
+
+    __slots__ = ("at", "run_id", "user_id")
+
+    def __init__(self, db: Database, connection: Connection) -> None:
+        ctx = context_of(connection)
+        if ctx.values is None:
+            ctx.values = resolver_for(db)(connection)
+        self.run_id, self.user_id, _cell = ctx.values
+        self.at = utcnow()
 
 
 def _stamp_new(obj: Any, stamp: _Stamp) -> None:
@@ -130,7 +161,7 @@ def _check_created_unchanged(obj: Any) -> None:
 def _stamp_update(obj: Any, stamp: _Stamp) -> None:
     tracks_run, tracks_updates = _stamped_columns(type(obj))
     if tracks_run:
-        obj.run_id = stamp.run.id if stamp.run is not None else None
+        obj.run_id = stamp.run_id
     if tracks_updates:
         obj.updated_at = stamp.at
         obj.updated_by_id = stamp.user_id
@@ -147,11 +178,9 @@ def _before_flush(session: Session, flush_context: UOWTransaction, instances: An
         return
     new = [o for o in session.new if _tracked(o)]
     dirty = [o for o in session.dirty if _modified(session, o)]
-    deleted = [o for o in session.deleted if _tracked(o)]
-    if not (new or dirty or deleted):
+    if not (new or dirty):
         return
-    stamp = _stamp_for(db)
-    session.info[_STAMP] = stamp
+    stamp = _Stamp(db, session.connection())
     for obj in new:
         _stamp_new(obj, stamp)
     for obj in dirty:
@@ -159,89 +188,20 @@ def _before_flush(session: Session, flush_context: UOWTransaction, instances: An
         _stamp_update(obj, stamp)
 
 
-def _changes(obj: Any, action: str) -> dict[str, list[Any]]:
-    state = instance_state(obj)
-    changes: dict[str, list[Any]] = {}
-    values = state.dict
-    if action == "insert":
-        for key in _column_keys(type(obj)):
-            if values.get(key) is not None:
-                changes[key] = [None, json_safe(values[key])]
-        return changes
-    # an update or delete: only attributes with a pending change have history to look at
-    changed = state.committed_state
-    for key in _column_keys(type(obj)):
-        if action == "delete":
-            old = values.get(key)
-            if key in changed:
-                history = state.attrs[key].history
-                old = history.deleted[0] if history.deleted else old
-            changes[key] = [json_safe(old), None]
-        elif key in changed:
-            history = state.attrs[key].history
-            if history.added:
-                old = history.deleted[0] if history.deleted else None
-                new = history.added[0]
-                if old != new or not history.deleted:
-                    changes[key] = [json_safe(old), json_safe(new)]
-    return changes
-
-
-def _column_keys(cls: type) -> list[str]:
-    """Column attribute keys of a model that events record (the lineage stamps left out)."""
-
-    def compute() -> list[str]:
-        mapper: Mapper[Any] = inspect(cls)
-        return [attr.key for attr in mapper.column_attrs if attr.key not in _AUTO_COLUMNS]
-
-    return per_model(cls, "event_keys", compute)
-
-
-def _event_row(obj: Any, action: str, stamp: _Stamp, changes: dict[str, list[Any]]) -> dict[str, Any]:
-    table, pk = record_key(obj)
-    return {
-        "run_id": stamp.run.id if stamp.run is not None else None,
-        "user_id": stamp.user_id,
-        "table": table,
-        "pk": pk,
-        "action": action,
-        "changes": changes,
-        "cell": stamp.cell,
-        "at": stamp.at,
-    }
-
-
-def write_events(session: Session, stamp: _Stamp, rows: list[dict[str, Any]]) -> None:
-    """Chain and insert event ``rows`` with one executemany on the session's connection."""
-    if not rows:
-        return
-    if stamp.run is not None:
-        inputs.write_in_session(session, stamp.run)
-    chain.insert_events(session.connection(), stamp.run.id if stamp.run else None, rows)
-    if stamp.run is not None:
-        sep = inputs.SEPARATOR
-        inserted = [f"{r['table']}{sep}{r['pk']}" for r in rows if r["action"] == "insert"]
-        inputs.note_written(stamp.run, inserted)
-
-
 @event.listens_for(LineageSession, "after_flush")
 def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
-    stamp: _Stamp | None = session.info.pop(_STAMP, None)
-    if stamp is None:
+    """The run's waiting inputs land with its write; records it inserted are not its inputs."""
+    db = _database(session)
+    run = _stamp_run(db) if db is not None else None
+    if run is None:
         return
-    rows = []
-    for obj in session.new:
-        if _tracked(obj):
-            rows.append(_event_row(obj, "insert", stamp, _changes(obj, "insert")))
-    for obj in session.dirty:
-        if _modified(session, obj):
-            changes = _changes(obj, "update")
-            if changes:
-                rows.append(_event_row(obj, "update", stamp, changes))
-    for obj in session.deleted:
-        if _tracked(obj):
-            rows.append(_event_row(obj, "delete", stamp, _changes(obj, "delete")))
-    write_events(session, stamp, rows)
+    inserted = [o for o in session.new if _tracked(o)]
+    if not (inserted or session.dirty or session.deleted):
+        return
+    inputs.write_in_session(session, run)
+    if inserted:
+        dialect = session.get_bind().dialect
+        inputs.note_written(run, [inputs.SEPARATOR.join(record_key(o, dialect)) for o in inserted])
 
 
 @signals.bulk_insert.connect
@@ -249,15 +209,13 @@ def _stamp_bulk(session: Session, *, model: type, rows: list[dict[str, Any]]) ->
     db = _database(session)
     if db is None or not issubclass(model, Model):
         return
-    stamp = _stamp_for(db)
-    session.info["lineage_nb_bulk_stamp"] = stamp
-    keys = inspect(model).attrs
-    run_id = stamp.run.id if stamp.run is not None else None
-    tracks_run, tracks_updates = "run_id" in keys, "updated_at" in keys
+    stamp = _Stamp(db, session.connection())
+    tracks_run, tracks_updates = _stamped_columns(model)
     for row in rows:
         if tracks_run:
-            row["run_id"] = run_id
-            row.setdefault("created_by_id", stamp.user_id)
+            row["run_id"] = stamp.run_id
+            if row.get("created_by_id") is None:
+                row["created_by_id"] = stamp.user_id
             if row.get("created_at") is None:
                 row["created_at"] = stamp.at
         if tracks_updates:
@@ -266,41 +224,18 @@ def _stamp_bulk(session: Session, *, model: type, rows: list[dict[str, Any]]) ->
 
 
 @signals.bulk_inserted.connect
-def _bulk_events(session: Session, *, model: type, rows: list[dict[str, Any]]) -> None:
-    stamp: _Stamp | None = session.info.pop("lineage_nb_bulk_stamp", None)
-    if stamp is None:
+def _bulk_outputs(session: Session, *, model: type, rows: list[dict[str, Any]]) -> None:
+    db = _database(session)
+    run = _stamp_run(db) if db is not None else None
+    if run is None or not issubclass(model, Model):
         return
     mapper: Mapper[Any] = inspect(model)
     table = cast(Table, mapper.local_table).name
     pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
-    run_id = stamp.run.id if stamp.run is not None else None
-    events: list[dict[str, Any]] = []
-    single_pk = pk_keys[0] if len(pk_keys) == 1 else None
-    for row in rows:
-        if len(events) == EVENT_BATCH:  # write as we go: peak memory stays one batch of events
-            write_events(session, stamp, events)
-            events = []
-        pk = str(row[single_pk]) if single_pk else ",".join(str(row[k]) for k in pk_keys)
-        changes = {
-            k: [None, v if type(v) in _PLAIN else json_safe(v)]
-            for k, v in row.items()
-            if v is not None and k not in _AUTO_COLUMNS
-        }
-        events.append({
-            "run_id": run_id, "user_id": stamp.user_id, "table": table, "pk": pk,
-            "action": "insert", "changes": changes, "cell": stamp.cell, "at": stamp.at,
-        })
-    write_events(session, stamp, events)
-
-
-@signals.records_deleted.connect
-def _delete_events(session: Session, *, records: list[Any]) -> None:
-    db = _database(session)
-    tracked = [r for r in records if _tracked(r)]
-    if db is None or not tracked:
-        return
-    stamp = _stamp_for(db)
-    write_events(session, stamp, [_event_row(r, "delete", stamp, _changes(r, "delete")) for r in tracked])
+    render = _key_text(model, session.get_bind().dialect)
+    prefix = table + inputs.SEPARATOR
+    inputs.write_in_session(session, run)
+    inputs.note_written(run, [prefix + render([row[k] for k in pk_keys]) for row in rows])
 
 
 @signals.records_read.connect
@@ -311,42 +246,38 @@ def _record_inputs(session: Session, *, records: list[Any]) -> None:
     run = _stamp_run(db)
     if run is None:
         return
-    if inputs.note_read(run, _loaded_keys(records), utcnow()) >= inputs.MAX_PENDING:
+    notes = _loaded_keys(records, session.get_bind().dialect)
+    if inputs.note_read(run, notes, utcnow()) >= inputs.MAX_PENDING:
         inputs.write_in_session(session, run)
 
 
-def _table_name(cls: type) -> str:
-    """The table name :func:`record_key` uses for records of mapped class ``cls``."""
-    return cast(Table, inspect(cls).local_table).name
+def _loaded_keys(records: list[Any], dialect: Any) -> list[str]:
+    """Notes (``table`` + ``inputs.SEPARATOR`` + key text) of the tracked records just read.
 
-
-def _loaded_keys(records: list[Any]) -> list[str]:
-    """Notes (``table`` + ``inputs.SEPARATOR`` + ``pk``) of the tracked records just read.
-
-    Taken from the identity keys (~1 µs a record), and built as strings: no GC-tracked objects.
+    Built as strings: no GC-tracked objects per record.
     """
-    prefixes: dict[type, str | None] = {}
+    known: dict[type, tuple[str, Callable[[Sequence[Any]], str]] | None] = {}
     notes = []
     for record in records:
         cls = type(record)
-        if cls not in prefixes:
+        if cls not in known:
+            table = cast(Table, inspect(cls).local_table).name
             tracked = issubclass(cls, Model)
-            prefixes[cls] = _table_name(cls) + inputs.SEPARATOR if tracked else None
-        prefix = prefixes[cls]
-        if prefix is None:
+            known[cls] = (table + inputs.SEPARATOR, _key_text(cls, dialect)) if tracked else None
+        found = known[cls]
+        if found is None:
             continue
         identity = instance_state(record).key
         if identity is None:
-            notes.append(inputs.SEPARATOR.join(record_key(record)))
+            notes.append(inputs.SEPARATOR.join(record_key(record, dialect)))
             continue
-        values = identity[1]
-        notes.append(prefix + (str(values[0]) if len(values) == 1 else ",".join(map(str, values))))
+        notes.append(found[0] + found[1](identity[1]))
     return notes
 
 
-def _stamp_run(db: Database) -> Run | None:
+def _stamp_run(db: Database | None) -> Run | None:
     run = context.get_run()
     run_db = getattr(run, "_ln_db", None)
-    if run is None or (run_db is not None and run_db is not db and run_db.url != db.url):
+    if run is None or db is None or (run_db is not None and run_db is not db and run_db.url != db.url):
         return None
     return run

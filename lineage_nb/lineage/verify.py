@@ -1,10 +1,14 @@
-"""Check the per-run hash chains of record events: ``lineage-nb verify``.
+"""Tamper evidence: seals over the event log, checked by ``lineage-nb verify``.
 
-Every event stores the hash of its content and of the run's previous event (see
-:mod:`lineage_nb.lineage.chain`). :func:`verify` walks each run's events in id order, recomputes
-the hashes and reports, per run, the first link that does not hold: an edited event, a deleted
-or inserted one in the middle of a chain, an event without a hash, or a chain that ends before
-the run's stored head (its last events were deleted).
+Events are written by database triggers, so hashing happens in bulk, not per row: :func:`seal`
+hashes every event written since the last seal (in id order) into one running SHA-256 chained to
+the previous seal's hash, and stores a :class:`~lineage_nb.lineage.schema.Seal` (count, last event
+id, hash). ``finish()`` seals. :func:`verify` recomputes every seal from the events: an edited,
+deleted, inserted or reordered event in a sealed range breaks the seal that covers it. Events
+written since the last seal are reported as not sealed yet, not as broken.
+
+Events from before version 0.2 also carry a per-run hash chain (``hash``/``prev_hash``); those
+chains are still checked as they were written.
 
 Examples:
     >>> import lineage_nb as ln
@@ -15,33 +19,39 @@ Examples:
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Connection, Table, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from ..db import Database, get_database
-from .chain import event_hash
-from .schema import RecordEvent, Run
+from .schema import RecordEvent, Run, Seal
+from .types import utcnow
 
-__all__ = ["BrokenLink", "describe", "verify"]
+__all__ = ["BrokenLink", "describe", "event_hash", "seal", "unsealed_count", "verify"]
 
 _EVENTS: Table = RecordEvent.__table__  # type: ignore[assignment]
+_SEALS: Table = Seal.__table__  # type: ignore[assignment]
 _BATCH = 5_000
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
 
 
 @dataclass(frozen=True)
 class BrokenLink:
-    """The first event of a run whose chain link does not hold.
+    """A place where the log does not hold.
 
     Attributes:
-        table: the table of the record the event is about.
-        pk: that record's primary key (as text).
-        run_id: the run whose chain is broken (None: an event written outside a run).
-        event_id: the id of the offending ``lineage_record_event`` row (None: the run has no
-            events left at all).
-        message: what is wrong with it.
+        table: the table of the record the event is about ("" for a seal).
+        pk: that record's key text ("" for a seal).
+        run_id: the run whose old chain is broken (None for a seal).
+        event_id: the offending event (None: a whole range or run).
+        message: what is wrong.
     """
 
     table: str
@@ -51,24 +61,145 @@ class BrokenLink:
     message: str
 
     def __str__(self) -> str:
-        run = f"run {self.run_id}" if self.run_id is not None else "no run"
+        where = f"run {self.run_id}" if self.run_id is not None else "log"
         if self.event_id is None:
-            return f"{run}: {self.message}"
-        return f"{run}: event {self.event_id} ({self.table} pk={self.pk}): {self.message}"
+            return f"{where}: {self.message}"
+        return f"{where}: event {self.event_id} ({self.table} pk={self.pk}): {self.message}"
 
 
-def _check(row: dict[str, Any], expected_prev: str | None, previous_id: int | None) -> str | None:
-    """Why ``row`` breaks its chain (None when the link holds)."""
-    if row["hash"] is None:
-        return "has no hash: it was not written by lineage_nb, or its hash was removed."
+def _timestamp(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+    return str(value)
+
+
+def _content(row: Any) -> bytes:
+    """The canonical bytes of one event as sealed (every column but the old chain's)."""
+    return _encode([
+        row.id, row.run_id, row.user_id, row.table, row.pk, row.action, row.changes, row.cell,
+        _timestamp(row.at),
+    ]).encode("utf-8", "surrogatepass")
+
+
+def _chain_hash(prev_hash: str | None, tail: str) -> str:
+    text_ = "[" + _encode(prev_hash) + tail
+    return hashlib.sha256(text_.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def event_hash(row: dict[str, Any], prev_hash: str | None) -> str:
+    """The per-run chain hash of an event written before version 0.2 (as it was computed then)."""
+    content = [
+        row.get("run_id"), row.get("user_id"), row.get("table"), row.get("pk"), row.get("action"),
+        row.get("changes"), row.get("cell"), _timestamp(row.get("at")),
+    ]
+    return _chain_hash(prev_hash, "," + _encode(content)[1:])
+
+
+def _events(connection: Connection, after: int, upto: int | None = None) -> Iterator[Any]:
+    statement = select(_EVENTS).where(_EVENTS.c.id > after).order_by(_EVENTS.c.id)
+    if upto is not None:
+        statement = statement.where(_EVENTS.c.id <= upto)
+    yield from connection.execute(statement, execution_options={"yield_per": _BATCH})
+
+
+def _digest(previous: str, rows: Iterable[Any]) -> tuple[str, int, int]:
+    """``(hash, count, last id)`` of ``rows`` chained to ``previous``."""
+    running = hashlib.sha256(previous.encode())
+    count, last = 0, 0
+    for row in rows:
+        running.update(_content(row))
+        running.update(b"\n")
+        count, last = count + 1, row.id
+    return running.hexdigest(), count, last
+
+
+def _last_seal(connection: Connection) -> Any:
+    return connection.execute(select(_SEALS).order_by(_SEALS.c.id.desc()).limit(1)).first()
+
+
+def seal(db: Database | None = None, *, wait_s: float = 2.0) -> int:
+    """Seal the events written since the last seal; returns how many it sealed (0: none, or busy).
+
+    On PostgreSQL it waits up to ``wait_s`` for open writing transactions to end (their events
+    must be in the range it seals); if they do not, it seals nothing now. On a team database set
+    up by ``setup-postgres`` only the owner may lock the event table: members seal nothing.
+    """
+    db = db or get_database()
+    try:
+        with db.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT set_config('lock_timeout', :ms, true)"),
+                    {"ms": f"{int(wait_s * 1000)}ms"},
+                )
+                connection.execute(
+                    text("LOCK TABLE lineage_record_event IN SHARE ROW EXCLUSIVE MODE")
+                )
+            last = _last_seal(connection)
+            after, previous, prev_id = (
+                (last.last_event_id, last.hash, last.id) if last is not None else (0, "", 0)
+            )
+            digest, count, last_id = _digest(previous, _events(connection, after))
+            if count == 0:
+                return 0
+            connection.execute(insert(_SEALS).values(
+                prev_id=prev_id, last_event_id=last_id, count=count, hash=digest, at=utcnow(),
+            ))
+            return count
+    except SAIntegrityError:  # another process sealed the same range first
+        return 0
+    except DBAPIError as error:
+        reason = str(error.orig).lower()
+        if "lock" in reason:  # writers stayed open: seal on a later call
+            return 0
+        if "permission denied" in reason:  # a member of a team database: its owner seals
+            return 0
+        raise
+
+
+def unsealed_count(db: Database | None = None) -> int:
+    """How many events were written since the last seal."""
+    db = db or get_database()
+    with db.engine.connect() as connection:
+        last = _last_seal(connection)
+        after = last.last_event_id if last is not None else 0
+        return int(
+            connection.execute(select(func.count()).where(_EVENTS.c.id > after)).scalar_one()
+        )
+
+
+def _verify_seals(connection: Connection) -> list[BrokenLink]:
+    broken = []
+    previous, after, expected_prev = "", 0, 0
+    for row in connection.execute(select(_SEALS).order_by(_SEALS.c.id)).all():
+        if row.prev_id != expected_prev:
+            broken.append(_seal_link(row, f"follows seal {row.prev_id}, not seal {expected_prev}: "
+                                          "a seal was deleted or inserted."))
+        sealed = row._mapping["count"]
+        digest, count, _last = _digest(previous, _events(connection, after, row.last_event_id))
+        if (digest, count) != (row.hash, sealed):
+            problem = (
+                f"covers {sealed} events but {count} are there: events were deleted or inserted"
+                if count != sealed
+                else "its events do not match its hash: an event was changed after it was sealed"
+            )
+            broken.append(_seal_link(row, f"{problem} (events {after + 1}..{row.last_event_id})."))
+        previous, after, expected_prev = row.hash, row.last_event_id, row.id
+    return broken
+
+
+def _seal_link(row: Any, message: str) -> BrokenLink:
+    return BrokenLink(table="", pk="", run_id=None, event_id=None, message=f"seal {row.id} {message}")
+
+
+def _check_old(row: dict[str, Any], expected_prev: str | None, previous_id: int | None) -> str | None:
+    """Why an old (pre-0.2, hashed) event breaks its run's chain (None when the link holds)."""
     if row["prev_hash"] != expected_prev:
         if previous_id is None:
             return (
                 "is the run's first event left but points to an earlier one: events before it "
                 "were deleted."
             )
-        if row["prev_hash"] is None:
-            return f"does not point to the run's previous event {previous_id}."
         return (
             f"does not point to the run's previous event {previous_id}: an event between them "
             "was deleted or inserted, or that event's hash was changed."
@@ -78,71 +209,60 @@ def _check(row: dict[str, Any], expected_prev: str | None, previous_id: int | No
     return None
 
 
-def _heads(db: Database) -> dict[int, str]:
-    """The stored chain head of every run that has one."""
-    statement = select(Run.id, Run.chain_head).where(Run.chain_head.is_not(None))
-    with db.engine.connect() as connection:
-        return {run_id: head for run_id, head in connection.execute(statement) if head is not None}
-
-
-def _rows(db: Database) -> Iterator[dict[str, Any]]:
-    statement = select(_EVENTS).order_by(_EVENTS.c.run_id, _EVENTS.c.id)
-    with db.engine.connect() as connection:
-        result = connection.execution_options(yield_per=_BATCH).execute(statement)
-        for row in result.mappings():
-            yield dict(row)
+def _verify_old_chains(connection: Connection) -> list[BrokenLink]:
+    heads = {
+        run_id: head
+        for run_id, head in connection.execute(
+            select(Run.id, Run.chain_head).where(Run.chain_head.is_not(None))
+        )
+    }
+    statement = (
+        select(_EVENTS).where(_EVENTS.c.hash.is_not(None)).order_by(_EVENTS.c.run_id, _EVENTS.c.id)
+    )
+    broken: list[BrokenLink] = []
+    runs: dict[int | None, list[dict[str, Any]]] = {}
+    result = connection.execute(statement, execution_options={"yield_per": _BATCH})
+    for mapping in result.mappings():
+        runs.setdefault(mapping["run_id"], []).append(dict(mapping))
+    for run_id, rows in runs.items():
+        last: dict[str, Any] | None = None
+        for row in rows:
+            expected = None if run_id is None or last is None else last["hash"]
+            previous = None if run_id is None or last is None else last["id"]
+            problem = _check_old(row, expected, previous)
+            if problem is not None:
+                broken.append(_link(row, problem))
+                break
+            last = row
+        else:
+            head = heads.pop(run_id, None) if run_id is not None else None
+            if run_id is not None and last is not None and head not in (None, last["hash"]):
+                broken.append(_link(last, (
+                    "is the run's last event left, but the run's chain head is a later event: "
+                    "events after it were deleted."
+                )))
+        if run_id is not None:
+            heads.pop(run_id, None)
+    for run_id in sorted(heads):
+        broken.append(BrokenLink(
+            table="", pk="", run_id=run_id, event_id=None,
+            message="has a chain head but no hashed record events: all its events were deleted.",
+        ))
+    return broken
 
 
 def verify(db: Database | None = None) -> list[BrokenLink]:
-    """Walk every run's event chain; return the first broken link of each broken chain.
+    """Recompute every seal, and the old per-run chains; return what does not hold.
 
     Args:
         db: the database (default: the one from ``ln.connect()``).
 
     Returns:
-        One :class:`BrokenLink` per broken chain, in run order; an empty list means intact.
+        One :class:`BrokenLink` per broken seal or old chain; an empty list means intact.
     """
     db = db or get_database()
-    heads = _heads(db)
-    broken: list[BrokenLink] = []
-    current: int | None = None  # the run being walked
-    last: dict[str, Any] | None = None  # its last event so far
-    failed = False
-
-    def check_end() -> None:
-        """After a run's events: its stored head must be its last event's hash."""
-        if current is None:
-            return
-        head = heads.pop(current, None)
-        if last is not None and not failed and head != last["hash"]:
-            broken.append(_link(last, (
-                "is the run's last event left, but the run's chain head is a later event: "
-                "events after it were deleted."
-            )))
-
-    for row in _rows(db):
-        run_id = row["run_id"]
-        if run_id is None:  # written outside a run: each event stands alone
-            problem = _check(row, None, None)
-            if problem is not None:
-                broken.append(_link(row, problem))
-            continue
-        if run_id != current:
-            check_end()
-            current, last, failed = run_id, None, False
-        if not failed:
-            problem = _check(row, last["hash"] if last else None, last["id"] if last else None)
-            if problem is not None:
-                broken.append(_link(row, problem))
-                failed = True
-        last = row
-    check_end()
-    for run_id in sorted(heads):  # a head but no events at all
-        broken.append(BrokenLink(
-            table="", pk="", run_id=run_id, event_id=None,
-            message="has a chain head but no record events: all its events were deleted.",
-        ))
-    return sorted(broken, key=lambda link: (link.run_id is None, link.run_id or 0))
+    with db.engine.connect() as connection:
+        return _verify_seals(connection) + _verify_old_chains(connection)
 
 
 def _link(row: dict[str, Any], message: str) -> BrokenLink:
@@ -152,7 +272,10 @@ def _link(row: dict[str, Any], message: str) -> BrokenLink:
     )
 
 
-def describe(links: Iterable[BrokenLink]) -> str:
-    """A report for people: one line per broken chain, or a line saying all chains hold."""
+def describe(links: Iterable[BrokenLink], unsealed: int = 0) -> str:
+    """A report for people: one line per broken seal or chain, or a line saying all holds."""
     lines = [f"BROKEN {link}" for link in links]
-    return "\n".join(lines) if lines else "OK: every run's event chain is intact."
+    if lines:
+        return "\n".join(lines)
+    tail = f" ({unsealed} events written since the last seal are not sealed yet)" if unsealed else ""
+    return "OK: every seal and event chain is intact." + tail

@@ -539,6 +539,14 @@ class Model(ActiveRecord, DeclarativeBase):
     """Base class of user tables: SQLAlchemy 2 declarative mapping plus the active-record API.
 
     Add ``ln.TracksRun`` (and ``ln.TracksUpdates``) to stamp runs and users on the rows.
+    On SQLite a single integer key is ``AUTOINCREMENT``: a deleted record's key is never given to
+    a new one, so a new record never inherits an old one's history.
     """
 
     __abstract__ = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table = cls.__dict__.get("__table__")
+        if table is not None:
+            table.dialect_kwargs["sqlite_autoincrement"] = True

@@ -39,25 +39,26 @@ APPEND_ONLY = ("lineage_record_event", "lineage_run_input")
 # Server-side functions. No values are spliced into these texts: they are constant DDL, and the
 # dynamic statements inside them quote identifiers with format('%I' / regclass).
 _FUNCTIONS = r"""
-CREATE OR REPLACE FUNCTION lineage_nb_me() RETURNS integer
-LANGUAGE sql STABLE AS $$ SELECT id FROM lineage_user WHERE handle = current_user::text $$;
+CREATE OR REPLACE FUNCTION public.lineage_nb_me() RETURNS integer
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT id FROM public.lineage_user WHERE handle = current_user::text $$;
 
-CREATE OR REPLACE FUNCTION lineage_nb_user_id() RETURNS integer
-LANGUAGE plpgsql AS $$
-DECLARE found integer := lineage_nb_me();
+CREATE OR REPLACE FUNCTION public.lineage_nb_user_id() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE found integer := public.lineage_nb_me();
 BEGIN
     IF found IS NULL THEN
-        INSERT INTO lineage_user (handle, created_at) VALUES (current_user::text, now())
+        INSERT INTO public.lineage_user (handle, created_at) VALUES (current_user::text, now())
         ON CONFLICT (handle) DO NOTHING;
-        found := lineage_nb_me();
+        found := public.lineage_nb_me();
     END IF;
     RETURN found;
 END $$;
 
-CREATE OR REPLACE FUNCTION lineage_nb_stamp_row() RETURNS trigger
-LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION public.lineage_nb_stamp_row() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    me integer := lineage_nb_user_id();
+    me integer := public.lineage_nb_user_id();
     new_row jsonb := to_jsonb(NEW);
     column_name text;
     given text;
@@ -81,7 +82,7 @@ BEGIN
         END IF;
     END LOOP;
     IF TG_TABLE_NAME = 'lineage_record_event' AND new_row ->> 'run_id' IS NOT NULL THEN
-        IF NOT EXISTS (SELECT 1 FROM lineage_run
+        IF NOT EXISTS (SELECT 1 FROM public.lineage_run
                        WHERE id = (new_row ->> 'run_id')::integer AND created_by_id = me) THEN
             RAISE EXCEPTION USING ERRCODE = '42501',
                 MESSAGE = format('run %s belongs to another user than %s; events can only be '
@@ -91,8 +92,8 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE OR REPLACE FUNCTION lineage_nb_protect_table(target regclass, grantee text)
-RETURNS void LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION public.lineage_nb_protect_table(target regclass, grantee text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     stamped text[];
     sequence_name text;
@@ -114,7 +115,7 @@ BEGIN
         SELECT 1 FROM pg_trigger WHERE tgrelid = target AND tgname = 'lineage_nb_stamp'
     ) THEN
         EXECUTE format('CREATE TRIGGER lineage_nb_stamp BEFORE INSERT OR UPDATE ON %s '
-                       'FOR EACH ROW EXECUTE FUNCTION lineage_nb_stamp_row(%s)',
+                       'FOR EACH ROW EXECUTE FUNCTION public.lineage_nb_stamp_row(%s)',
                        target, array_to_string(ARRAY(SELECT quote_literal(s)
                                                      FROM unnest(stamped) s), ', '));
     END IF;
@@ -122,22 +123,22 @@ END $$;
 """
 
 _EVENT_TRIGGER = r"""
-CREATE OR REPLACE FUNCTION lineage_nb_on_create_table() RETURNS event_trigger
-LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION public.lineage_nb_on_create_table() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE created record;
 BEGIN
     FOR created IN SELECT objid FROM pg_event_trigger_ddl_commands()
                    WHERE command_tag = 'CREATE TABLE' AND object_type = 'table'
     LOOP
         CONTINUE WHEN (SELECT relname FROM pg_class WHERE oid = created.objid) LIKE 'lineage\_%';
-        PERFORM lineage_nb_protect_table(
+        PERFORM public.lineage_nb_protect_table(
             created.objid::regclass, current_setting('lineage_nb.user_group', true));
     END LOOP;
 END $$;
 
 DROP EVENT TRIGGER IF EXISTS lineage_nb_new_tables;
 CREATE EVENT TRIGGER lineage_nb_new_tables ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
-EXECUTE FUNCTION lineage_nb_on_create_table();
+EXECUTE FUNCTION public.lineage_nb_on_create_table();
 """
 
 _LINEAGE_TRIGGERS = {
@@ -153,9 +154,9 @@ DROP POLICY IF EXISTS lineage_nb_insert_own ON lineage_run;
 DROP POLICY IF EXISTS lineage_nb_update_own ON lineage_run;
 CREATE POLICY lineage_nb_read ON lineage_run FOR SELECT USING (true);
 CREATE POLICY lineage_nb_insert_own ON lineage_run FOR INSERT
-    WITH CHECK (created_by_id = lineage_nb_user_id());
+    WITH CHECK (created_by_id = public.lineage_nb_user_id());
 CREATE POLICY lineage_nb_update_own ON lineage_run FOR UPDATE
-    USING (created_by_id = lineage_nb_me()) WITH CHECK (created_by_id = lineage_nb_me());
+    USING (created_by_id = public.lineage_nb_me()) WITH CHECK (created_by_id = public.lineage_nb_me());
 """
 
 
@@ -276,7 +277,7 @@ def setup_postgres(
             ("lineage\\_%",),
         ).fetchall()
         for (table,) in tables:
-            conn.execute("SELECT lineage_nb_protect_table(%s::regclass, %s)", (table, group))
+            conn.execute("SELECT public.lineage_nb_protect_table(%s::regclass, %s)", (table, group))
             report.protected_tables.append(table)
     return report
 
@@ -319,7 +320,7 @@ def _protect_lineage_tables(conn: psycopg.Connection[Any], group: Any) -> None:
         conn.execute(
             sql.SQL(
                 "CREATE TRIGGER lineage_nb_stamp BEFORE INSERT OR UPDATE ON {} "
-                "FOR EACH ROW EXECUTE FUNCTION lineage_nb_stamp_row({})"
+                "FOR EACH ROW EXECUTE FUNCTION public.lineage_nb_stamp_row({})"
             ).format(ident, sql.SQL(", ").join(sql.Literal(c) for c in columns))
         )
 
