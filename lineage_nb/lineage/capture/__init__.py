@@ -22,7 +22,7 @@ Event layout (compact): an insert stores no values (the row holds them), an upda
 the changed columns as ``{field: [old, new]}`` (a no-op update stores nothing), a delete stores the
 full old row as ``{field: [old, null]}``. The lineage stamp columns of ``TracksRun`` /
 ``TracksUpdates`` are not diffed. Keys are text: a single-column key as the stored value's text,
-a composite key as a JSON array (:func:`key_text`).
+a composite key as a JSON array (:func:`key_renderer`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ __all__ = [
     "context_of",
     "install",
     "key_renderer",
-    "key_text",
     "register_sqlite_functions",
     "stamp_columns",
 ]
@@ -135,11 +134,6 @@ def key_renderer(key_types: Sequence[Any], dialect: Dialect) -> Callable[[Sequen
         return json.dumps([_json_key(v) for v in stored], separators=separators, ensure_ascii=False)
 
     return render
-
-
-def key_text(values: Sequence[Any], key_types: Sequence[Any], dialect: Dialect) -> str:
-    """One record's key text (see :func:`key_renderer`)."""
-    return key_renderer(key_types, dialect)(values)
 
 
 def _scalar_text(value: Any) -> str:
