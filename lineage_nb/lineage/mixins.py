@@ -43,7 +43,10 @@ class TracksRun:
     """Adds ``run`` (last run that created or updated the record), ``created_by``, ``created_at``.
 
     All three are set when the record is written; ``created_*`` never change after insert.
+    A model that defines one of these names itself is refused at class definition.
     """
+
+    _lineage_nb_owned_names = ("run_id", "created_by_id", "created_at", "run", "created_by")
 
     @declared_attr
     def run_id(cls) -> Mapped[int | None]:
@@ -75,6 +78,8 @@ class TracksRun:
 
 class TracksUpdates:
     """Adds ``updated_at`` and ``updated_by``, set on every insert and update."""
+
+    _lineage_nb_owned_names = ("updated_at", "updated_by_id", "updated_by")
 
     @declared_attr
     def updated_at(cls) -> Mapped[dt.datetime | None]:

@@ -80,20 +80,21 @@ def user_id_for(db: Database, connection: Connection | None = None) -> int:
         return cached
     if connection is None:
         return ensure_user(db, handle).id
-    found = _user_on(connection, handle)
-    _users[(db_key(db), handle)] = found
+    found, created = _user_on(connection, handle)
+    if not created:  # a row created in this transaction is gone if it rolls back: not cached
+        _users[(db_key(db), handle)] = found
     return found
 
 
-def _user_on(connection: Connection, handle: str) -> int:
-    """The id of user ``handle`` on ``connection``, created if missing."""
+def _user_on(connection: Connection, handle: str) -> tuple[int, bool]:
+    """``(id, created now)`` of user ``handle`` on ``connection``, created if missing."""
     users = cast(Table, User.__table__)
     lookup = select(users.c.id).where(users.c.handle == handle)
     found = connection.execute(lookup).scalar()
-    if found is None:
-        connection.execute(insert(users).values(handle=handle, created_at=utcnow()))
-        found = connection.execute(lookup).scalar_one()
-    return int(found)
+    if found is not None:
+        return int(found), False
+    connection.execute(insert(users).values(handle=handle, created_at=utcnow()))
+    return int(connection.execute(lookup).scalar_one()), True
 
 
 def ensure_user(

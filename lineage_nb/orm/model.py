@@ -34,7 +34,14 @@ from sqlalchemy.orm import (
 from sqlalchemy.orm.attributes import flag_modified, instance_state, set_committed_value
 from typing_extensions import Self
 
-from ..errors import IntegrityError, ModelPersistenceError, NotFound, ValidationError, short_repr
+from ..errors import (
+    ConfigurationError,
+    IntegrityError,
+    ModelPersistenceError,
+    NotFound,
+    ValidationError,
+    short_repr,
+)
 from . import loading, signals, validation
 from .model_cache import per_model
 from .query import Query
@@ -535,6 +542,29 @@ def _dialect() -> str:
     return get_database().dialect
 
 
+#: A mixin lists in this attribute the attribute names it defines and owns (e.g. ``TracksRun``:
+#: ``run_id``, ``created_by_id``...); a model that defines one of them itself is refused.
+OWNED_NAMES = "_lineage_nb_owned_names"
+
+
+def _refuse_owned_names(cls: type) -> None:
+    """Raise before mapping when ``cls`` redefines a name one of its mixins owns.
+
+    Mapping would otherwise let the model's own column silently replace the mixin's (a user's
+    ``run_id`` is not a lineage stamp, and the run it would show is not the writing run).
+    """
+    own = set(cls.__dict__) | set(cls.__dict__.get("__annotations__", {}))
+    for base in cls.__mro__[1:]:
+        clash = sorted(own & set(base.__dict__.get(OWNED_NAMES, ())))
+        if clash:
+            raise ConfigurationError(
+                f"{cls.__name__} defines {', '.join(clash)}, which {base.__name__} already "
+                "defines and fills in.",
+                model=cls.__name__, field=clash[0], value=clash[0],
+                hint=f"Rename the field, or drop {base.__name__} from {cls.__name__}'s bases.",
+            )
+
+
 class Model(ActiveRecord, DeclarativeBase):
     """Base class of user tables: SQLAlchemy 2 declarative mapping plus the active-record API.
 
@@ -546,6 +576,7 @@ class Model(ActiveRecord, DeclarativeBase):
     __abstract__ = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        _refuse_owned_names(cls)
         super().__init_subclass__(**kwargs)
         table = cls.__dict__.get("__table__")
         if table is not None:
