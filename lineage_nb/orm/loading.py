@@ -24,12 +24,13 @@ from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.strategy_options import _AbstractLoad
 
 from ..errors import NotFound, ValidationError
-from . import signals, validation
+from . import frame_rows, signals, validation
 from .session_scope import session_database
 
 __all__ = [
     "attach",
     "bulk_create",
+    "bulk_create_frame",
     "delete_rows",
     "get",
     "load_all",
@@ -251,6 +252,22 @@ def bulk_create(session: Session, model: type, records: list[Any]) -> list[Any]:
                              f"{model.__name__} or dict."]},
                 model=model.__name__, value=item,
             )
+    _insert_rows(session, model, rows)
+    for item, row in zip(records, rows, strict=True):
+        if isinstance(item, dict):
+            item.update({k: row[k] for k in pk_keys})
+        else:
+            item._fill_unset()
+            instance_state(item).dict.update(row)
+            make_transient_to_detached(item)
+    return records
+
+
+def _insert_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
+    """Insert row dicts of ``model`` in parameter-limited batches; their keys are filled in."""
+    mapper: Mapper[Any] = inspect(model)
+    dialect = session_database(session).dialect
+    pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
     signals.bulk_insert.send(session, model=model, rows=rows)
     pk_columns = [getattr(model, k) for k in pk_keys]
     by_shape: dict[tuple[str, ...], list[int]] = {}
@@ -276,14 +293,33 @@ def bulk_create(session: Session, model: type, records: list[Any]) -> list[Any]:
                 for key, value in zip(pk_keys, pk, strict=True):
                     rows[i][key] = value
     signals.bulk_inserted.send(session, model=model, rows=rows)
-    for item, row in zip(records, rows, strict=True):
-        if isinstance(item, dict):
-            item.update({k: row[k] for k in pk_keys})
+
+
+def bulk_create_frame(session: Session, model: type, frame: Any) -> list[Any]:
+    """Insert the rows of a pandas DataFrame (columns = fields), chunk by chunk.
+
+    Each chunk is validated column by column (:mod:`.frame_rows`) before it is sent; the
+    caller's transaction makes the whole frame one write. Returns the new primary keys in row
+    order (a tuple per row for a composite key).
+    """
+    mapper: Mapper[Any] = inspect(model)
+    pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
+    refused = frozenset(
+        attr.key for attr in mapper.column_attrs if attr.columns[0].info.get("lineage_nb_auto")
+    )
+    dialect = session_database(session).dialect
+    keys: list[Any] = []
+    for rows in frame_rows.frame_chunks(model, frame, dialect=dialect, refused=refused):
+        for row in rows:  # a missing key is generated, as for dicts
+            for key in pk_keys:
+                if key in row and row[key] is None:
+                    del row[key]
+        _insert_rows(session, model, rows)
+        if len(pk_keys) == 1:
+            keys.extend(row[pk_keys[0]] for row in rows)
         else:
-            item._fill_unset()
-            instance_state(item).dict.update(row)
-            make_transient_to_detached(item)
-    return records
+            keys.extend(tuple(row[k] for k in pk_keys) for row in rows)
+    return keys
 
 
 def _sqlite_rowid_key(mapper: Mapper[Any], dialect: str) -> str | None:

@@ -42,7 +42,7 @@ from ..errors import (
     ValidationError,
     short_repr,
 )
-from . import loading, signals, validation
+from . import frame_rows, loading, signals, validation
 from .model_cache import per_model
 from .query import Query
 from .session_scope import run_async, run_sync, session_database
@@ -507,17 +507,30 @@ class ActiveRecord:
         return Query(cls).df(**kwargs)
 
     @classmethod
-    def bulk_create(cls, records: Iterable[Any]) -> list[Any]:
-        """Insert many records (instances or dicts) in one transaction, in batches.
+    def bulk_create(cls, records: Iterable[Any] | pd.DataFrame) -> list[Any]:
+        """Insert many records (instances, dicts or a pandas DataFrame) in one transaction.
 
-        Returns the records with their primary keys filled in (instances become stored).
+        Instances and dicts come back with their primary keys filled in (instances become
+        stored). A DataFrame's columns are fields; it is validated column by column (an error
+        names the column and the first bad row), missing values are stored as NULL, and the
+        new primary keys are returned in row order (the frame itself is not changed).
+
+        Raises:
+            ValidationError: a bad field, column or row (nothing written).
+            IntegrityError: the database refused a row (nothing written).
         """
+        if frame_rows.is_frame(records):
+            frame = records
+            return run_sync(lambda s: loading.bulk_create_frame(s, cls, frame))
         items = list(records)
         return run_sync(lambda s: loading.bulk_create(s, cls, items), items)
 
     @classmethod
-    async def abulk_create(cls, records: Iterable[Any]) -> list[Any]:
+    async def abulk_create(cls, records: Iterable[Any] | pd.DataFrame) -> list[Any]:
         """Async twin of :meth:`bulk_create`."""
+        if frame_rows.is_frame(records):
+            frame = records
+            return await run_async(lambda s: loading.bulk_create_frame(s, cls, frame))
         items = list(records)
         return await run_async(lambda s: loading.bulk_create(s, cls, items), items)
 
