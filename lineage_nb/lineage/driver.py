@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["DriverInsert", "first_row", "rowcount", "send"]
+__all__ = ["DriverInsert", "send"]
 
 
 def send(connection: Connection, sql: str, params: Any, *, many: bool = False) -> Any:
@@ -51,24 +51,6 @@ def send(connection: Connection, sql: str, params: Any, *, many: bool = False) -
         cursor.close()
         raise
     return cursor
-
-
-def rowcount(connection: Connection, sql: str, params: Any) -> int:
-    """:func:`send` one statement; how many rows it wrote."""
-    cursor = send(connection, sql, params)
-    try:
-        return int(cursor.rowcount)
-    finally:
-        cursor.close()
-
-
-def first_row(connection: Connection, sql: str, params: Any) -> Any:
-    """:func:`send` one query; its first row (None if there is none)."""
-    cursor = send(connection, sql, params)
-    try:
-        return cursor.fetchone()
-    finally:
-        cursor.close()
 
 
 class DriverInsert:

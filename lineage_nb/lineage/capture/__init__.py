@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, inspect
+from sqlalchemy import JSON, Connection, Dialect, LargeBinary, Table, inspect
 
 from ...db import Database
 from . import _postgresql, _sqlite
@@ -77,8 +77,6 @@ class TableSpec:
 
 
 def _spec(table: Table) -> TableSpec | None:
-    from sqlalchemy import JSON, LargeBinary
-
     keys = tuple(c.name for c in table.primary_key.columns)
     if not keys:
         return None
