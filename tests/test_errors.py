@@ -9,6 +9,7 @@ from models import Measurement, Project, Sample
 
 import lineage_nb as ln
 from lineage_nb import errors
+from lineage_nb.errors import ConfigurationError, LineageError
 
 
 def test_error_classes_subclass_builtins() -> None:
@@ -80,3 +81,22 @@ def test_check_constraint_violation(db: ln.Database) -> None:
         Measurement(reading=-5.0, sample_id=sample.id).save()
     assert info.value.model == "Measurement"
     assert Measurement.objects().count() == 0
+
+
+def test_error_mentioning_closed_is_not_a_closed_connection(db: ln.Database) -> None:
+    """A database error whose text contains "closed" (a table or value named so) is reported as
+    itself, not as "the database connection is closed"."""
+    failing = 'SELECT * FROM "closed"' if db.dialect == "sqlite" else "SELECT 'closed'::uuid"
+
+    def receiver(sender: type, **_kwargs: object) -> None:
+        with db.engine.connect() as connection:
+            connection.exec_driver_sql(failing)
+
+    ln.signals.pre_save.connect(receiver, sender=Project)
+    try:
+        with pytest.raises(LineageError) as info:
+            Project(name="p").save()
+    finally:
+        ln.signals.pre_save.disconnect(receiver, sender=Project)
+    assert not isinstance(info.value, ConfigurationError)
+    assert "closed" in str(info.value) and "ln.connect() again" not in str(info.value.hint)

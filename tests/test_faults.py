@@ -284,3 +284,31 @@ def test_reconnect_after_postgres_restart() -> None:
         db.close()
     finally:
         cluster.stop()
+
+
+def test_connection_lost_at_commit_says_outcome_unknown(db: ln.Database, backend: str) -> None:
+    """A failure at COMMIT is reported as an unknown outcome, never as "nothing was written".
+
+    The server connection is killed from another session just before COMMIT. (SQLite commits
+    in-process: a failed COMMIT is a rollback, said as such; see the full-disk tests.)
+    """
+    if backend == "sqlite":
+        pytest.skip("SQLite has no server connection to lose at COMMIT")
+    project = Project(name="first").save()
+
+    def fail_at_commit(conn: Any) -> None:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with pg_server.connect(db.url) as killer:
+            killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    event.listen(db.engine, "commit", fail_at_commit)
+    try:
+        with pytest.raises(OperationalError) as info:
+            Sample(name="at commit", value=1.0, project=project).save()
+    finally:
+        event.remove(db.engine, "commit", fail_at_commit)
+    message = str(info.value)
+    assert "outcome is unknown" in message and "nothing" not in message.lower()
+    assert "before running the call again" in str(info.value.hint)
+    Sample(name="after", value=2.0, project=project).save()  # the database is usable again
+    assert "after" in [s.name for s in Sample.objects().all()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -21,7 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..db import Database, ambient_session, get_database
 from ..errors import ConfigurationError, OperationalError
-from .translate import is_retryable, translate
+from .translate import is_disconnect, is_retryable, translate
 
 __all__ = ["run_async", "run_sync", "session_database"]
 
@@ -124,6 +124,48 @@ def _fresh_restore(saved: _Fresh) -> None:
         values.update(before)
 
 
+def _unknown_outcome(error: BaseException) -> OperationalError:
+    first = str(getattr(error, "orig", None) or error).splitlines()[0]
+    return OperationalError(
+        f"The database failed while committing ({first}): the outcome is unknown. The write "
+        "may or may not have been stored.",
+        hint="Look whether it is stored (e.g. Model.get / filter) before running the call "
+        "again: running it blindly may write it twice.",
+    )
+
+
+def _outcome_unknown(error: BaseException, dialect: str) -> bool:
+    """Whether a failed COMMIT may nevertheless have been made durable.
+
+    SQLite commits in this process: an error from COMMIT means it did not happen (the
+    transaction is rolled back), which the usual translation says. A server that stops
+    answering after COMMIT was sent may have made it durable or not.
+    """
+    if dialect == "sqlite" or not isinstance(error, sa_exc.DBAPIError):
+        return False
+    return bool(error.connection_invalidated) or is_disconnect(error)
+
+
+def _commit_or_say_unknown(commit: Callable[[], None], dialect: str) -> None:
+    """Commit; a connection lost at COMMIT is reported as an unknown outcome."""
+    try:
+        commit()
+    except (sa_exc.SQLAlchemyError, sa_exc.DBAPIError) as error:
+        if _outcome_unknown(error, dialect):
+            raise _unknown_outcome(error) from error
+        raise
+
+
+async def _acommit_or_say_unknown(commit: Callable[[], Awaitable[None]], dialect: str) -> None:
+    """Async twin of :func:`_commit_or_say_unknown`."""
+    try:
+        await commit()
+    except (sa_exc.SQLAlchemyError, sa_exc.DBAPIError) as error:
+        if _outcome_unknown(error, dialect):
+            raise _unknown_outcome(error) from error
+        raise
+
+
 def _delay(attempt: int) -> float:
     """Exponential backoff with full jitter, capped."""
     return random.uniform(0, min(RETRY_MAX_DELAY_S, RETRY_BASE_DELAY_S * 2**attempt))
@@ -158,9 +200,13 @@ def run_sync(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -> T:
     started = time.monotonic()
     for attempt in range(RETRY_ATTEMPTS):
         try:
-            with _guarded(instances, restore=True):
-                with get_database().session() as session, session.begin():
-                    return fn(session)
+            db = get_database()
+            with _guarded(instances, restore=True), db.session() as session:
+                with session.begin() as transaction:
+                    result = fn(session)
+                    session.flush()
+                    _commit_or_say_unknown(transaction.commit, db.dialect)
+                return result
         except OperationalError as error:
             cause = error.__cause__
             if cause is None or not is_retryable(cause):
@@ -185,9 +231,14 @@ async def run_async(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -
     started = time.monotonic()
     for attempt in range(RETRY_ATTEMPTS):
         try:
+            db = get_database()
             with _guarded(instances, restore=True):
-                async with get_database().async_session() as session, session.begin():
-                    return await session.run_sync(fn)
+                async with db.async_session() as session:
+                    async with session.begin() as transaction:
+                        result = await session.run_sync(fn)
+                        await session.flush()
+                        await _acommit_or_say_unknown(transaction.commit, db.dialect)
+                    return result
         except OperationalError as error:
             cause = error.__cause__
             if cause is None or not is_retryable(cause):

@@ -19,7 +19,7 @@ from ..errors import (
     short_repr,
 )
 
-__all__ = ["is_retryable", "translate"]
+__all__ = ["is_disconnect", "is_retryable", "translate"]
 
 _SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: ([\w.,\s]+)")
 _SQLITE_NOT_NULL = re.compile(r"NOT NULL constraint failed: ([\w.]+)")
@@ -75,7 +75,9 @@ def translate(error: BaseException, instances: Sequence[Any] = ()) -> LineageErr
             hint="Nothing was written. Lineage is insert-only and authorship comes from the "
             "login (lineage-nb setup-postgres); ask the administrator if you need more.",
         )
-    if isinstance(error, sa_exc.ResourceClosedError) or "closed" in message.lower():
+    if isinstance(error, sa_exc.ResourceClosedError) or any(
+        marker in message.lower() for marker in _CLOSED
+    ):
         return ConfigurationError(
             f"The database connection is closed ({message.splitlines()[0]}).",
             hint="Call ln.connect() again.",
@@ -92,6 +94,13 @@ _DISCONNECT = (
     "the connection is lost",
     "connection is bad",
 )
+#: What drivers say when the connection object itself was closed (not any text with "closed").
+_CLOSED = (
+    "cannot operate on a closed database",
+    "the connection is closed",
+    "connection is closed",
+    "this connection is closed",
+)
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 _NOTHING_WRITTEN = "The transaction was rolled back: nothing of it was written."
 
@@ -107,12 +116,18 @@ def is_retryable(error: BaseException) -> bool:
     return "database is locked" in text or "database table is locked" in text
 
 
+def is_disconnect(error: BaseException) -> bool:
+    """True when the error says the connection to the server was lost."""
+    lowered = str(getattr(error, "orig", None) or error).lower()
+    return any(marker in lowered for marker in _DISCONNECT)
+
+
 def _operational(error: BaseException, message: str) -> OperationalError | None:
     """Our error for a lost connection, a full disk, a read-only or corrupt database file."""
     lowered = message.lower()
     first = message.splitlines()[0] if message else type(error).__name__
     invalidated = isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
-    if invalidated or any(marker in lowered for marker in _DISCONNECT):
+    if invalidated or is_disconnect(error):
         return OperationalError(
             f"Lost the connection to the database ({first}). {_NOTHING_WRITTEN}",
             hint="Run the call again: the next one reconnects once the server is back.",
