@@ -11,6 +11,13 @@ import lineage_nb as ln
 from lineage_nb.errors import ValidationError
 
 
+def _nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
     ("field", "value", "fragment"),
     [
@@ -27,6 +34,10 @@ from lineage_nb.errors import ValidationError
         ("taken_at", dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "aware datetime"),
         ("day", dt.datetime(2026, 1, 1), "expected date"),
         ("extra", {"x": object()}, "not JSON-serializable"),
+        ("extra", {1: "a", "1": "b"}, "key that is not text (int 1)"),
+        ("extra", [{"ok": {2.5: "x"}}], "key that is not text (float 2.5)"),
+        ("extra", {"k": ["bad \udc80"]}, "surrogate"),
+        ("extra", _nested(5_000), "nested too deeply"),
     ],
 )
 def test_clean_fields_rejects_bad_values(db: ln.Database, field: str, value: object, fragment: str) -> None:

@@ -208,37 +208,53 @@ def _check_enum(column_type: types.Enum) -> Check:
     return check
 
 
-def _bad_json_text(value: Any) -> str | None:
-    """The first string (or key) in a JSON value that is not valid UTF-8 (lone surrogates)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value
-        return None
-    items: list[Any] = []
-    if isinstance(value, dict):
-        items = [k for k in value if isinstance(k, str)] + list(value.values())
-    elif isinstance(value, list):
-        items = value
-    for item in items:
-        bad = _bad_json_text(item)
-        if bad is not None:
-            return bad
+def _json_problem(value: Any) -> str | None:
+    """What a database would change in a JSON value: a non-text key, text that is not UTF-8.
+
+    Walks the value without recursion (nesting depth is the caller's data, not a limit here).
+    """
+    pending = [value]
+    seen: set[int] = set()  # containers walked (a cycle is json.dumps's error to report)
+    while pending:
+        item = pending.pop()
+        if isinstance(item, (dict, list, tuple)):
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return (
+                    f"contains text with a surrogate that is not valid UTF-8 (got "
+                    f"{short_repr(item)}). Fix the text's encoding."
+                )
+        elif isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    return (
+                        f"has an object key that is not text ({type(key).__name__} "
+                        f"{short_repr(key)}): JSON keys are text, so it would be stored as "
+                        f"{json.dumps(str(key))} and could merge with that key. Convert the "
+                        "keys to str yourself."
+                    )
+                pending.append(key)
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
     return None
 
 
 def _check_json(value: Any) -> str | None:
+    problem = _json_problem(value)
+    if problem is not None:
+        return problem
     try:
         json.dumps(value, allow_nan=False)
+    except RecursionError:
+        return "is nested too deeply to store as JSON. Flatten it, or store it as text."
     except (TypeError, ValueError) as exc:
         return f"is not JSON-serializable ({exc}). Store lists, dicts, str, int, float, bool, None."
-    bad = _bad_json_text(value)
-    if bad is not None:
-        return (
-            f"contains text with a surrogate that is not valid UTF-8 (got {short_repr(bad)}). "
-            "Fix the text's encoding."
-        )
     return None
 
 
