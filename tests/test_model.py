@@ -228,3 +228,32 @@ def test_other_copy_in_atomic_block(db: ln.Database) -> None:
         outside.save()
     assert Project.get(outside.id).name == "outside"
     assert [e.action for e in outside.history()] == ["insert", "update", "update"]
+
+
+def test_refresh_reloads_the_related_record_with_its_key(db: ln.Database) -> None:
+    """refresh_from_db() after another writer moved the record: the relation follows the key,
+    a pending relation change is dropped, and the next save() keeps the database's value."""
+    first, second = Project(name="first").save(), Project(name="second").save()
+    sample = Sample(name="s", value=1.0, project=first).save()
+    Sample.get(sample.id).update(project_id=second.id)  # another copy of the row
+    sample.refresh_from_db()
+    assert (sample.project_id, sample.project.id, sample.project.name) == (
+        second.id, second.id, "second")
+    sample.name = "renamed"
+    sample.save()
+    assert Sample.get(sample.id).project_id == second.id
+    sample.project = first  # a pending change, then reloaded from the database
+    sample.refresh_from_db()
+    assert sample.project.id == second.id
+    sample.save()
+    assert Sample.get(sample.id).project_id == second.id
+
+
+def test_refresh_with_no_fields_reloads_nothing(db: ln.Database) -> None:
+    """refresh_from_db(fields=[]) reloads nothing and keeps pending changes (as Django)."""
+    project = Project(name="kept").save()
+    project.name = "pending"
+    project.refresh_from_db(fields=[])
+    assert project.name == "pending"
+    project.save()
+    assert Project.get(project.id).name == "pending"

@@ -32,6 +32,7 @@ __all__ = [
     "bulk_create",
     "bulk_create_frame",
     "delete_rows",
+    "follow_reloaded_keys",
     "get",
     "load_all",
     "save_related",
@@ -320,6 +321,39 @@ def bulk_create_frame(session: Session, model: type, frame: Any) -> list[Any]:
         else:
             keys.extend(tuple(row[k] for k in pk_keys) for row in rows)
     return keys
+
+
+def follow_reloaded_keys(session: Session, record: Any, keys: Sequence[str]) -> None:
+    """Make each many-to-one relation of ``record`` agree with its just reloaded foreign key.
+
+    A loaded related record whose key no longer matches, or a pending relation change, is
+    replaced by the record the key now points at (``session.get``: no query when it is in the
+    session already) — else the next flush would write the stale relation back.
+    """
+    state = instance_state(record)
+    mapper = state.mapper
+    reloaded = set(keys)
+    for rel_key, pairs in _many_to_one_keys(mapper):
+        if not reloaded & {local for local, _remote in pairs}:
+            continue
+        if rel_key not in state.dict and rel_key not in state.committed_state:
+            continue  # never loaded: nothing stale to write back
+        wanted = [state.dict.get(local) for local, _remote in pairs]
+        related = state.dict.get(rel_key)
+        rel = mapper.relationships[rel_key]
+        if rel_key not in state.committed_state and related is not None:
+            related_mapper = inspect(type(related))
+            current = [getattr(related, related_mapper.get_property_by_column(remote).key)
+                       for _local, remote in pairs]
+            if current == wanted:
+                continue
+        if any(v is None for v in wanted):
+            target = None
+        else:
+            remote_keys = [rel.mapper.get_property_by_column(remote).key for _l, remote in pairs]
+            target = session.get(rel.mapper.class_, dict(zip(remote_keys, wanted, strict=True)))
+        state.committed_state.pop(rel_key, None)
+        set_committed_value(record, rel_key, target)
 
 
 def _sqlite_rowid_key(mapper: Mapper[Any], dialect: str) -> str | None:

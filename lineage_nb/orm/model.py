@@ -423,8 +423,10 @@ class ActiveRecord:
 
     def _do_refresh(self, session: Session, fields: list[str] | None) -> Self:
         pk = self._pk_or_raise("load")
-        keys = fields or self._column_keys()
+        keys = self._column_keys() if fields is None else fields
         self._check_known(keys)
+        if not keys:  # Django: refresh_from_db(fields=[]) reloads nothing
+            return self
         row = session.execute(loading.select_by_pk(type(self), pk, keys)).one_or_none()
         if row is None:
             raise NotFound(
@@ -435,6 +437,7 @@ class ActiveRecord:
             make_transient_to_detached(self)
         for key, value in zip(keys, row, strict=True):
             set_committed_value(self, key, value)
+        loading.follow_reloaded_keys(session, self, keys)
         signals.records_read.send(session, records=[self])
         return self
 
