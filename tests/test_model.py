@@ -257,3 +257,34 @@ def test_refresh_with_no_fields_reloads_nothing(db: ln.Database) -> None:
     assert project.name == "pending"
     project.save()
     assert Project.get(project.id).name == "pending"
+
+
+def test_save_update_fields_with_relation_names(db: ln.Database) -> None:
+    """update_fields accepts a many-to-one relation's name (its key column is written); a
+    relation not listed stays pending; [] saves nothing and sends no signal; post_save gets
+    update_fields."""
+    first, second = Project(name="first").save(), Project(name="second").save()
+    sample = Sample(name="s", value=1.0, project=first).save()
+    received: list[object] = []
+
+    def on_save(sender: type, **kwargs: object) -> None:
+        received.append(kwargs.get("update_fields"))
+
+    ln.signals.post_save.connect(on_save, sender=Sample)
+    try:
+        sample.project = second
+        sample.name = "renamed"
+        sample.save(update_fields=["name"])
+        assert Sample.get(sample.id).project_id == first.id  # the relation was not listed
+        sample.save(update_fields=["project"])
+        stored = Sample.get(sample.id)
+        assert (stored.project_id, stored.name) == (second.id, "renamed")
+        sample.value = 9.0
+        sample.save(update_fields=[])
+        assert Sample.get(sample.id).value == 1.0
+        assert received == [["name"], ["project"]]
+    finally:
+        ln.signals.post_save.disconnect(on_save, sender=Sample)
+    with pytest.raises(ValidationError) as info:
+        first.save(update_fields=["samples"])
+    assert info.value.field == "samples" and "not a column" in str(info.value)

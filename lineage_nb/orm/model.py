@@ -207,6 +207,8 @@ class ActiveRecord:
             NotFound: ``force_update`` (or an update) of a row that does not exist.
         """
         fields = None if update_fields is None else list(update_fields)
+        if fields == []:  # Django: an empty update_fields skips the save (and its signals)
+            return self
         return run_sync(lambda s: self._do_save(s, force_insert, force_update, fields), [self])
 
     async def asave(
@@ -218,6 +220,8 @@ class ActiveRecord:
     ) -> Self:
         """Async twin of :meth:`save`."""
         fields = None if update_fields is None else list(update_fields)
+        if fields == []:
+            return self
         return await run_async(
             lambda s: self._do_save(s, force_insert, force_update, fields), [self]
         )
@@ -232,9 +236,8 @@ class ActiveRecord:
         cls = type(self)
         if force_insert and force_update:
             raise ValueError("save(): force_insert and force_update cannot both be true.")
-        if update_fields is not None:
-            self._check_known(update_fields)
-        exclude = None if update_fields is None else set(self._column_keys()) - set(update_fields)
+        columns = None if update_fields is None else self._update_columns(update_fields)
+        exclude = None if columns is None else set(self._column_keys()) - set(columns)
         validation.clean_fields(self, exclude, dialect=session_database(session).dialect)
         signals.pre_save.send(cls, instance=self, update_fields=update_fields)
         inserting = not self._stored
@@ -265,14 +268,34 @@ class ActiveRecord:
                 session.refresh(self, attribute_names=sorted(unloaded))
         else:
             self._attach(session)
-            self._write_fields(session, update_fields, force=update_fields is not None)
+            self._write_fields(session, columns, force=columns is not None)
             if force_update and not self._row_exists(session):
                 raise NotFound(
                     f"{cls.__name__} with primary key {self.pk!r} does not exist.",
                     model=cls.__name__, value=self.pk, hint="Call save() without force_update.",
                 )
-        signals.post_save.send(cls, instance=self, created=inserting)
+        signals.post_save.send(cls, instance=self, created=inserting, update_fields=update_fields)
         return self
+
+    def _update_columns(self, fields: list[str]) -> list[str]:
+        """Column keys of ``update_fields``: a many-to-one relation stands for its key columns."""
+        self._check_known(fields)
+        mapper = inspect(type(self))
+        columns: list[str] = []
+        for name in fields:
+            if name not in mapper.relationships:
+                columns.append(name)
+                continue
+            rel = mapper.relationships[name]
+            if rel.uselist or rel.viewonly:
+                raise ValidationError(
+                    {name: ["is not a column of this table (a relation to many records or a "
+                            "view-only one): it cannot be in update_fields."]},
+                    model=type(self).__name__, field=name, value=name,
+                    hint="Save the related records themselves (or call save_related()).",
+                )
+            columns.extend(mapper.get_property_by_column(c).key for c in rel.local_columns)
+        return columns
 
     def _write_fields(self, session: Session, fields: list[str] | None, force: bool) -> None:
         """Flush this stored instance, writing only ``fields`` (others stay pending in memory)."""
