@@ -288,3 +288,19 @@ def test_save_update_fields_with_relation_names(db: ln.Database) -> None:
     with pytest.raises(ValidationError) as info:
         first.save(update_fields=["samples"])
     assert info.value.field == "samples" and "not a column" in str(info.value)
+
+
+def test_save_after_another_process_deleted_the_row(db: ln.Database) -> None:
+    """A changed record whose row was deleted elsewhere: save() raises NotFound whose hint
+    works — save(force_insert=True) puts the row back with its key and values."""
+    project = Project(name="gone").save()
+    Project.get(project.id).delete()  # another copy: the row is gone
+    project.name = "back"
+    with pytest.raises(NotFound) as info:
+        project.save()
+    assert "force_insert=True" in str(info.value.hint)
+    project.save(force_insert=True)
+    assert Project.get(project.id).name == "back"
+    project.name = "again"
+    project.save()
+    assert Project.get(project.id).name == "again"

@@ -61,9 +61,10 @@ def translate(error: BaseException, instances: Sequence[Any] = ()) -> LineageErr
     if isinstance(error, orm_exc.StaleDataError) or "0 were matched" in message:
         model = type(instances[0]).__name__ if instances else "record"
         return NotFound(
-            f"{model} row no longer exists in the database ({message.splitlines()[0]}).",
+            f"{model} row no longer exists in the database: it was deleted since it was read "
+            f"({message.splitlines()[0]}). Nothing was written.",
             model=model,
-            hint="It was deleted; save() it again to re-insert it.",
+            hint="To store it again with its key and values, call save(force_insert=True).",
         )
     if (operational := _operational(error, message)) is not None:
         return operational
