@@ -304,3 +304,35 @@ def test_save_after_another_process_deleted_the_row(db: ln.Database) -> None:
     project.name = "again"
     project.save()
     assert Project.get(project.id).name == "again"
+
+
+def test_serializable_value_of_a_relation_is_its_key(db: ln.Database) -> None:
+    """serializable_value("project") is the key column's value: when only project_id is set,
+    and on a record from get() whose relation was never loaded."""
+    project = Project(name="p").save()
+    only_key = Sample(name="s", value=1.0, project_id=project.id)
+    assert only_key.serializable_value("project") == project.id
+    only_key.save()
+    assert Sample.get(only_key.id).serializable_value("project") == project.id
+    assert Sample(name="t", project=project).serializable_value("project") == project.id
+    with pytest.raises(ValidationError):
+        project.serializable_value("samples")
+
+
+def test_pk_setter_and_equality_of_copies(db: ln.Database) -> None:
+    """obj.pk = value sets the key; two copies of one stored row are equal and hash alike, so
+    `record in Model.filter().all()` works; unsaved records are equal only to themselves."""
+    project = Project(name="p").save()
+    copy = Project.get(project.id)
+    assert copy == project and hash(copy) == hash(project) and copy in Project.filter().all()
+    assert len({project, copy}) == 1
+    other = Project(name="q").save()
+    assert other != project
+    unsaved = Project(name="u")
+    assert unsaved != Project(name="u") and unsaved == unsaved
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(unsaved)
+    explicit = Project(name="explicit")
+    explicit.pk = 4242
+    explicit.save()
+    assert Project.get(4242).name == "explicit"

@@ -105,6 +105,43 @@ class ActiveRecord:
             return None
         return values[0] if len(values) == 1 else tuple(values)
 
+    @pk.setter
+    def pk(self, value: Any) -> None:
+        """Set the primary key column(s): a value, or a tuple for a composite key."""
+        mapper = inspect(type(self))
+        keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
+        values = value if len(keys) > 1 else (value,)
+        if not isinstance(values, tuple) or len(values) != len(keys):
+            raise ValidationError(
+                {"pk": [f"{type(self).__name__} has a composite key ({', '.join(keys)}): give a "
+                        f"tuple of {len(keys)} values."]},
+                model=type(self).__name__, field="pk", value=value,
+            )
+        for key, item in zip(keys, values, strict=True):
+            setattr(self, key, item)
+
+    def __eq__(self, other: object) -> bool:
+        """Two instances of one stored row are equal (as in Django); unsaved ones only to themselves."""
+        if self is other:
+            return True
+        if not isinstance(other, ActiveRecord):
+            return NotImplemented
+        mine, theirs = inspect(self).key, inspect(other).key
+        if mine is None or theirs is None:
+            return False
+        same_table = inspect(type(self)).base_mapper is inspect(type(other)).base_mapper
+        return same_table and mine[1] == theirs[1]
+
+    def __hash__(self) -> int:
+        """The stored row's identity; an unsaved record has none yet and is unhashable (Django)."""
+        key = inspect(self).key
+        if key is None:
+            raise TypeError(
+                f"An unsaved {type(self).__name__} is unhashable: its identity is its primary key, "
+                "which it gets when saved. Save it first, or keep it in a list."
+            )
+        return hash((inspect(type(self)).base_mapper.class_, key[1]))
+
     def _pk_or_raise(self, action: str) -> Any:
         pk = self._identity()
         if pk is None:
@@ -187,8 +224,20 @@ class ActiveRecord:
         """The field's value; for a relationship, the related record's primary key."""
         mapper = inspect(type(self))
         if field_name in mapper.relationships:
-            related = getattr(self, field_name)
-            return related.pk if isinstance(related, ActiveRecord) else related
+            rel = mapper.relationships[field_name]
+            if rel.uselist:
+                raise ValidationError(
+                    {field_name: ["relates to many records: it has no single serializable value."]},
+                    model=type(self).__name__, field=field_name, value=field_name,
+                )
+            # Django: the key column's value (parent_id), without loading the related record
+            values = instance_state(self).dict
+            keys = [mapper.get_property_by_column(c).key for c in rel.local_columns]
+            related = values.get(field_name)
+            if related is not None and any(values.get(k) is None for k in keys):
+                return related.pk  # an unsaved assignment not flushed yet
+            found = [values.get(k) for k in keys]
+            return found[0] if len(found) == 1 else tuple(found)
         return getattr(self, field_name)
 
     # -- writes -------------------------------------------------------------------------------
