@@ -90,3 +90,41 @@ def test_raising_pre_delete_keeps_row(db: ln.Database) -> None:
     finally:
         signals.pre_delete.disconnect(veto, sender=Project)
     assert Project.get(project.id).name == "keep"
+
+
+def test_bad_receivers_are_refused_at_connect() -> None:
+    """A receiver without **kwargs or a non-callable is refused when connected, naming it."""
+
+    def no_kwargs(sender: type, instance: Any) -> None:
+        pass
+
+    with pytest.raises(ln.errors.ConfigurationError, match=r"no_kwargs .*\*\*kwargs"):
+        signals.pre_save.connect(no_kwargs, sender=Project)
+    with pytest.raises(ln.errors.ConfigurationError, match="not callable"):
+        signals.post_save.connect("not a function", sender=Project)  # type: ignore[arg-type]
+    with pytest.raises(ln.errors.ConfigurationError):
+
+        @signals.pre_delete.connect_via(Project)
+        def decorated(sender: type) -> None:
+            pass
+
+
+def test_lambda_receiver_is_kept_alive(db: ln.Database) -> None:
+    """A lambda connected for a model keeps receiving after the code that made it is gone."""
+    import gc
+
+    calls: list[str] = []
+
+    def connect() -> Any:
+        receiver = lambda sender, **kwargs: calls.append(kwargs["instance"].name)  # noqa: E731
+        signals.post_save.connect(receiver, sender=Project)
+        return id(receiver)
+
+    connect()
+    gc.collect()
+    try:
+        Project(name="still heard").save()
+    finally:
+        for receiver in list(signals.post_save.receivers_for(Project)):
+            signals.post_save.disconnect(receiver, sender=Project)
+    assert calls == ["still heard"]
