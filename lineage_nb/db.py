@@ -258,6 +258,20 @@ def ambient_session() -> Session | AsyncSession | None:
     return _ambient.get()
 
 
+@contextmanager
+def ambient_scope(session: Session) -> Iterator[Session]:
+    """Make ``session`` the ambient one inside the block (a write's own transaction).
+
+    Active-record calls made meanwhile (e.g. by a signal receiver) join that transaction
+    instead of opening a second one that would wait on its lock or outlive its rollback.
+    """
+    token = _ambient.set(session)
+    try:
+        yield session
+    finally:
+        _ambient.reset(token)
+
+
 class Atomic:
     """Context manager (sync and async) making every write inside one transaction.
 

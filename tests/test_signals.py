@@ -128,3 +128,39 @@ def test_lambda_receiver_is_kept_alive(db: ln.Database) -> None:
         for receiver in list(signals.post_save.receivers_for(Project)):
             signals.post_save.disconnect(receiver, sender=Project)
     assert calls == ["still heard"]
+
+
+def test_receiver_writes_join_the_write_that_sent_them(db: ln.Database) -> None:
+    """A post_save receiver that saves another record (an audit log) writes in the same
+    transaction: no second connection waiting on the lock, and it rolls back with the save."""
+    from models import Specimen
+
+    def audit(sender: type, instance: Any, **kwargs: Any) -> None:
+        Specimen(label=f"saved {instance.name}").save()
+        if instance.name == "refused":
+            raise RuntimeError("receiver refuses")
+
+    signals.post_save.connect(audit, sender=Project)
+    try:
+        Project(name="kept").save()
+        with pytest.raises(RuntimeError):
+            Project(name="refused").save()
+    finally:
+        signals.post_save.disconnect(audit, sender=Project)
+    assert [p.name for p in Project.objects().all()] == ["kept"]
+    assert [s.label for s in Specimen.objects().all()] == ["saved kept"]
+
+
+async def test_async_receiver_writes_join_the_write(db: ln.Database) -> None:
+    """The same through asave(): the receiver's sync save() joins the async write's transaction."""
+    from models import Specimen
+
+    def audit(sender: type, instance: Any, **kwargs: Any) -> None:
+        Specimen(label=f"saved {instance.name}").save()
+
+    signals.post_save.connect(audit, sender=Project)
+    try:
+        await Project(name="async").asave()
+    finally:
+        signals.post_save.disconnect(audit, sender=Project)
+    assert [s.label for s in await Specimen.objects().aall()] == ["saved async"]

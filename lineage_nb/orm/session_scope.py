@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import LoaderCallableStatus, Session, make_transient
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..db import Database, ambient_session, get_database
+from ..db import Database, ambient_scope, ambient_session, get_database
 from ..errors import ConfigurationError, OperationalError
 from .translate import is_disconnect, is_retryable, translate
 
@@ -181,6 +181,16 @@ def _gave_up(error: BaseException, attempts: int, started: float) -> Operational
     )
 
 
+def _joined(fn: Callable[[Session], T]) -> Callable[[Session], T]:
+    """``fn`` run with its session ambient: nested active-record calls join its transaction."""
+
+    def run(session: Session) -> T:
+        with ambient_scope(session):
+            return fn(session)
+
+    return run
+
+
 def run_sync(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -> T:
     """Run ``fn`` in the ambient sync session, or in a new committed transaction.
 
@@ -203,7 +213,7 @@ def run_sync(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -> T:
             db = get_database()
             with _guarded(instances, restore=True), db.session() as session:
                 with session.begin() as transaction:
-                    result = fn(session)
+                    result = _joined(fn)(session)
                     session.flush()
                     _commit_or_say_unknown(transaction.commit, db.dialect)
                 return result
@@ -227,7 +237,7 @@ async def run_async(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -
         )
     if outer is not None:
         with _guarded(instances, restore=False):
-            return await outer.run_sync(fn)
+            return await outer.run_sync(_joined(fn))
     started = time.monotonic()
     for attempt in range(RETRY_ATTEMPTS):
         try:
@@ -235,7 +245,7 @@ async def run_async(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -
             with _guarded(instances, restore=True):
                 async with db.async_session() as session:
                     async with session.begin() as transaction:
-                        result = await session.run_sync(fn)
+                        result = await session.run_sync(_joined(fn))
                         await session.flush()
                         await _acommit_or_say_unknown(transaction.commit, db.dialect)
                     return result
