@@ -336,3 +336,21 @@ def test_pk_setter_and_equality_of_copies(db: ln.Database) -> None:
     explicit.pk = 4242
     explicit.save()
     assert Project.get(4242).name == "explicit"
+
+
+def test_changing_the_key_saves_a_new_row(db: ln.Database) -> None:
+    """As in Django and ormar: a stored record given another key (or None: a copy) is inserted
+    as a new row; the old row stays as it was."""
+    project = Project(name="original").save()
+    original_id = project.id
+    project.id = None
+    project.name = "copy"
+    project.save()
+    assert project.id != original_id
+    assert Project.get(original_id).name == "original" and Project.get(project.id).name == "copy"
+    project.pk = 9_999
+    project.name = "moved copy"
+    project.save()
+    assert {p.name for p in Project.objects().all()} == {"original", "copy", "moved copy"}
+    actions = [e.action for e in ln.RecordEvent.filter(table="project").all()]
+    assert actions == ["insert", "insert", "insert"]

@@ -290,6 +290,9 @@ class ActiveRecord:
         validation.clean_fields(self, exclude, dialect=session_database(session).dialect)
         signals.pre_save.send(cls, instance=self, update_fields=update_fields)
         inserting = not self._stored
+        if not inserting and columns is None and not force_update and self._key_changed():
+            self._become_new()  # Django and ormar: a new key is a new row; the old row stays
+            inserting = True
         if force_insert and not inserting:
             if self._row_exists(session):
                 raise IntegrityError(
@@ -325,6 +328,21 @@ class ActiveRecord:
                 )
         signals.post_save.send(cls, instance=self, created=inserting, update_fields=update_fields)
         return self
+
+    def _key_changed(self) -> bool:
+        state = inspect(self)
+        return any(
+            state.attrs[state.mapper.get_property_by_column(c).key].history.deleted
+            for c in state.mapper.primary_key
+        )
+
+    def _become_new(self) -> None:
+        """Make this stored record a new one with its current values, lineage stamps cleared."""
+        make_transient(self)
+        values = instance_state(self).dict
+        for attr in inspect(type(self)).column_attrs:
+            if attr.columns[0].info.get("lineage_nb_auto"):
+                values.pop(attr.key, None)
 
     def _update_columns(self, fields: list[str]) -> list[str]:
         """Column keys of ``update_fields``: a many-to-one relation stands for its key columns."""
