@@ -6,6 +6,8 @@ import datetime as dt
 
 import pytest
 from models import Color, Measurement, Project, Sample, Specimen
+from sqlalchemy import String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
 
 import lineage_nb as ln
 from lineage_nb.errors import ValidationError
@@ -123,3 +125,54 @@ def test_clean_hook_runs_in_full_clean(db: ln.Database) -> None:
     with pytest.raises(ValidationError) as info:
         project.full_clean()
     assert "lowercase" in str(info.value)
+
+
+class _Pair(ln.Model):
+    """Two columns unique together."""
+
+    __tablename__ = "validation_pair"
+    __table_args__ = (UniqueConstraint("left", "right", name="uq_validation_pair"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    left: Mapped[str] = mapped_column(String(10))
+    right: Mapped[str] = mapped_column(String(10))
+
+
+def test_unique_together_error_is_the_records(db: ln.Database) -> None:
+    """A taken multi-column unique value is an error of the record ("__all__"), not of its
+    first column; a single-column one stays the field's."""
+    db.create_all()
+    _Pair(left="a", right="b").save()
+    with pytest.raises(ValidationError) as info:
+        _Pair(left="a", right="b").validate_unique()
+    assert list(info.value.error_dict) == ["__all__"]
+    assert "left='a', right='b'" in info.value.error_dict["__all__"][0]
+    Project(name="taken").save()
+    with pytest.raises(ValidationError) as single:
+        Project(name="taken").validate_unique()
+    assert list(single.value.error_dict) == ["name"]
+
+
+def test_full_clean_can_leave_out_constraints(db: ln.Database) -> None:
+    """full_clean(validate_constraints=False) skips the check constraints (Django 4.1+)."""
+    project = Project(name="p").save()
+    sample = Sample(name="s", project=project).save()
+    negative = Measurement(reading=-1.0, sample_id=sample.id)
+    with pytest.raises(ValidationError):
+        negative.full_clean()
+    negative.full_clean(validate_constraints=False)
+
+
+def test_update_empty_columns_writes_every_column(db: ln.Database) -> None:
+    """update(_columns=[]) writes every column of the instance (ormar), overwriting another
+    writer's change to a column this instance did not touch."""
+    project = Project(name="p").save()
+    sample = Sample(name="mine", value=1.0, project=project).save()
+    Sample.get(sample.id).update(name="theirs")
+    sample.update(_columns=[])
+    assert Sample.get(sample.id).name == "mine"
+
+
+def test_new_record_has_no_deferred_fields() -> None:
+    """get_deferred_fields() of a record never stored is empty (nothing was left unloaded)."""
+    assert Sample(name="new").get_deferred_fields() == set()

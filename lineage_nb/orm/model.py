@@ -197,7 +197,12 @@ class ActiveRecord:
         """Evaluate CHECK constraints and foreign keys in the database against this record."""
         run_sync(lambda s: validation.validate_constraints(self, s, exclude))
 
-    def full_clean(self, exclude: Iterable[str] | None = None, validate_unique: bool = True) -> None:
+    def full_clean(
+        self,
+        exclude: Iterable[str] | None = None,
+        validate_unique: bool = True,
+        validate_constraints: bool = True,
+    ) -> None:
         """clean_fields, clean, validate_unique, validate_constraints; one error with all fields."""
         errors: dict[str, list[str]] = {}
         checks: list[Callable[[], None]] = [
@@ -206,7 +211,8 @@ class ActiveRecord:
         ]
         if validate_unique:
             checks.append(lambda: self.validate_unique(exclude))
-        checks.append(lambda: self.validate_constraints(exclude))
+        if validate_constraints:
+            checks.append(lambda: self.validate_constraints(exclude))
         for check in checks:
             try:
                 check()
@@ -217,8 +223,11 @@ class ActiveRecord:
             raise ValidationError(errors, model=type(self).__name__)
 
     def get_deferred_fields(self) -> set[str]:
-        """Column attributes not loaded on this instance."""
-        return set(self._column_keys()) & set(inspect(self).unloaded)
+        """Column attributes of a stored record that were not loaded (none for a new record)."""
+        state = inspect(self)
+        if state.key is None:
+            return set()
+        return set(self._column_keys()) & set(state.unloaded)
 
     def serializable_value(self, field_name: str) -> Any:
         """The field's value; for a relationship, the related record's primary key."""
@@ -402,7 +411,8 @@ class ActiveRecord:
         return bool(session.execute(select(exists().where(*condition))).scalar())
 
     def update(self, _columns: Iterable[str] | None = None, **kwargs: Any) -> Self:
-        """Set ``kwargs`` and write ``_columns`` (default: every changed column) to the database.
+        """Set ``kwargs`` and write ``_columns`` (default: every changed column; ``[]``: every
+        column, as in ormar) to the database.
 
         Raises:
             ModelPersistenceError: the record has no primary key.
@@ -420,6 +430,9 @@ class ActiveRecord:
     def _do_update(self, session: Session, columns: list[str] | None, values: dict[str, Any]) -> Self:
         cls = type(self)
         self._pk_or_raise("update")
+        if columns == []:  # ormar: an empty _columns writes every column
+            primary = {c.key for c in inspect(cls).primary_key}
+            columns = [k for k in self._column_keys() if k not in primary]
         self._check_known(list(values) + (columns or []))
         was_stored = inspect(self).key is not None
         for key, value in values.items():

@@ -35,7 +35,7 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql import util as sql_util
 from sqlalchemy.sql.elements import TextClause
 
-from ..errors import ValidationError, short_repr
+from ..errors import NON_FIELD_ERRORS, ValidationError, short_repr
 from .model_cache import per_model
 
 __all__ = ["clean_fields", "clean_values", "validate_constraints", "validate_unique"]
@@ -407,7 +407,8 @@ def validate_unique(instance: Any, session: Session, exclude: Iterable[str] | No
             condition = and_(condition, not_self)
         if session.execute(select(exists().where(condition))).scalar():
             shown = ", ".join(f"{k}={short_repr(v)}" for k, v in zip(keys, values, strict=True))
-            errors[keys[0]] = [
+            # one column: that field's error; several: the record's (Django's "__all__")
+            errors[keys[0] if len(keys) == 1 else NON_FIELD_ERRORS] = [
                 f"{model.__name__} with {shown} already exists. Choose another value or "
                 "update the existing record."
             ]
