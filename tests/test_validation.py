@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 
 import pytest
 from models import Color, Measurement, Project, Sample, Specimen
-from sqlalchemy import String, UniqueConstraint
+from sqlalchemy import DateTime, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 import lineage_nb as ln
@@ -176,3 +177,46 @@ def test_update_empty_columns_writes_every_column(db: ln.Database) -> None:
 def test_new_record_has_no_deferred_fields() -> None:
     """get_deferred_fields() of a record never stored is empty (nothing was left unloaded)."""
     assert Sample(name="new").get_deferred_fields() == set()
+
+
+class _Exact(ln.Model):
+    """An aware timestamp and wide numbers (values SQLite used to change silently)."""
+
+    __tablename__ = "validation_exact"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    wide: Mapped[decimal.Decimal | None] = mapped_column(Numeric(30, 10))
+    loose: Mapped[decimal.Decimal | None] = mapped_column(Numeric())
+
+
+def test_aware_datetime_keeps_its_instant(db: ln.Database) -> None:
+    """12:00+05:00 reads back as the same instant (aware), and filters find it, on both backends."""
+    db.create_all()
+    moment = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=5)))
+    record = _Exact(at=moment).save()
+    stored = _Exact.get(record.id)
+    assert stored.at == moment and stored.at.utcoffset() is not None
+    assert _Exact.filter(at=moment).count() == 1
+    [row] = _Exact.bulk_create([{"at": moment}])
+    assert _Exact.get(row["id"]).at == moment
+
+
+def test_numeric_values_sqlite_would_change_are_refused(db: ln.Database) -> None:
+    """On SQLite a Numeric value that would not read back equal is refused naming it; what is
+    accepted reads back equal (on PostgreSQL all of these are exact)."""
+    db.create_all()
+    big = decimal.Decimal("123456789012345678.0123456789")
+    many_places = decimal.Decimal("1.123456789012")
+    if db.dialect == "sqlite":
+        for field, value in (("wide", big), ("loose", many_places)):
+            with pytest.raises(ValidationError) as info:
+                _Exact(**{field: value}).save()
+            assert info.value.field == field and str(value) in str(info.value)
+    else:
+        record = _Exact(wide=big, loose=many_places).save()
+        stored = _Exact.get(record.id)
+        assert (stored.wide, stored.loose) == (big, many_places)
+    fine = _Exact(wide=decimal.Decimal("12345.6789"), loose=decimal.Decimal("0.5")).save()
+    assert (_Exact.get(fine.id).wide, _Exact.get(fine.id).loose) == (
+        decimal.Decimal("12345.6789"), decimal.Decimal("0.5"))

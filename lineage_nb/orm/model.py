@@ -43,6 +43,7 @@ from ..errors import (
     short_repr,
 )
 from . import frame_rows, loading, signals, validation
+from .column_types import aware_datetime_columns
 from .model_cache import per_model
 from .query import Query
 from .session_scope import run_async, run_sync, session_database
@@ -689,7 +690,8 @@ class Model(ActiveRecord, DeclarativeBase):
 
     Add ``ln.TracksRun`` (and ``ln.TracksUpdates``) to stamp runs and users on the rows.
     On SQLite a single integer key is ``AUTOINCREMENT``: a deleted record's key is never given to
-    a new one, so a new record never inherits an old one's history.
+    a new one, so a new record never inherits an old one's history. ``DateTime(timezone=True)``
+    columns store UTC and read back aware on every backend (see :mod:`.column_types`).
     """
 
     __abstract__ = True
@@ -700,3 +702,4 @@ class Model(ActiveRecord, DeclarativeBase):
         table = cls.__dict__.get("__table__")
         if table is not None:
             table.dialect_kwargs["sqlite_autoincrement"] = True
+            aware_datetime_columns(table)

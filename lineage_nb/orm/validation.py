@@ -135,7 +135,31 @@ def _digits(number: decimal.Decimal) -> tuple[int, int]:
     return places, max(0, len(kept) + exponent)
 
 
-def _check_numeric(precision: int | None, scale: int | None, asdecimal: bool) -> Check:
+#: Decimal places SQLAlchemy reads back from a SQLite NUMERIC declared without a scale.
+_SQLITE_NUMERIC_SCALE = 10
+
+
+def _sqlite_numeric_loss(number: decimal.Decimal, scale: int | None) -> str | None:
+    """Why SQLite would not give ``number`` back: it stores NUMERIC as a binary float."""
+    places, _whole = _digits(number)
+    if scale is None and places > _SQLITE_NUMERIC_SCALE:
+        return (
+            f"{number} has {places} decimal places; SQLite reads a Numeric() without a scale back "
+            f"with {_SQLITE_NUMERIC_SCALE}. Declare Numeric(precision, scale) or round it."
+        )
+    if decimal.Decimal(repr(float(number))) != number:
+        return (
+            f"{number} cannot be stored exactly on SQLite, which keeps a NUMERIC as a binary "
+            f"float (about 15 significant digits): it would read back as "
+            f"{decimal.Decimal(repr(float(number)))}. Use fewer digits, a String column, or "
+            "PostgreSQL."
+        )
+    return None
+
+
+def _check_numeric(
+    precision: int | None, scale: int | None, asdecimal: bool, dialect: str
+) -> Check:
     def check(value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
             return f"expected a number, got {_type_name(value)}."
@@ -159,6 +183,8 @@ def _check_numeric(precision: int | None, scale: int | None, asdecimal: bool) ->
                 f"{precision - (scale or 0)} allowed (Numeric({precision}, {scale})). "
                 "Widen the column."
             )
+        if dialect == "sqlite":
+            return _sqlite_numeric_loss(number, scale)
         return None
 
     return check
@@ -272,7 +298,7 @@ def _checker_for(column_type: types.TypeEngine[Any], dialect: str) -> Check | No
     if isinstance(impl, types.Float):
         return _check_float(allow_nan=dialect != "sqlite")
     if isinstance(impl, types.Numeric):
-        return _check_numeric(impl.precision, impl.scale, bool(impl.asdecimal))
+        return _check_numeric(impl.precision, impl.scale, bool(impl.asdecimal), dialect)
     if isinstance(impl, types.DateTime):
         return _check_datetime(bool(impl.timezone))
     if isinstance(impl, types.Date):
