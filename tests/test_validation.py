@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import uuid
 
 import pytest
 from models import Color, Measurement, Project, Sample, Specimen
-from sqlalchemy import DateTime, Numeric, String, UniqueConstraint
+from sqlalchemy import DateTime, Numeric, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 import lineage_nb as ln
@@ -220,3 +221,28 @@ def test_numeric_values_sqlite_would_change_are_refused(db: ln.Database) -> None
     fine = _Exact(wide=decimal.Decimal("12345.6789"), loose=decimal.Decimal("0.5")).save()
     assert (_Exact.get(fine.id).wide, _Exact.get(fine.id).loose) == (
         decimal.Decimal("12345.6789"), decimal.Decimal("0.5"))
+
+
+class _Tagged(ln.Model):
+    """A UUID key, and a UUID kept as text."""
+
+    __tablename__ = "validation_tagged"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    ref: Mapped[str | None] = mapped_column(Uuid(as_uuid=False))
+
+
+def test_uuid_keys_and_uuid_text(db: ln.Database) -> None:
+    """get() takes a UUID key as text; text that is not a UUID is refused (a bad value used to
+    make the whole table unreadable on SQLite)."""
+    db.create_all()
+    record = _Tagged(ref=str(uuid.uuid4())).save()
+    assert _Tagged.get(str(record.id)).ref == record.ref
+    assert _Tagged.get(record.id).id == record.id
+    with pytest.raises(ValidationError) as info:
+        _Tagged.get("not-a-uuid")
+    assert info.value.field == "id"
+    with pytest.raises(ValidationError) as bad:
+        _Tagged(ref="closed").save()
+    assert bad.value.field == "ref" and "is not a UUID" in str(bad.value)
+    assert [t.id for t in _Tagged.objects().all()] == [record.id]

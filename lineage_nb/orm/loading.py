@@ -7,10 +7,11 @@ the walk, never the number of rows.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Integer, Select, Table, and_, delete, func, insert, inspect, select
+from sqlalchemy import Integer, Select, Table, Uuid, and_, delete, func, insert, inspect, select
 from sqlalchemy.orm import (
     Mapper,
     RelationshipProperty,
@@ -43,7 +44,27 @@ T = TypeVar("T")
 
 
 def _pk_values(model: type, pk: Any) -> tuple[Any, ...]:
-    return tuple(pk) if isinstance(pk, (tuple, list)) else (pk,)
+    """The key values of ``pk``, each as its column takes it (a UUID given as text is parsed)."""
+    values = tuple(pk) if isinstance(pk, (tuple, list)) else (pk,)
+    mapper: Mapper[Any] = inspect(model)
+    return tuple(
+        _key_value(model, column, value)
+        for column, value in zip(mapper.primary_key, values, strict=False)
+    ) + values[len(mapper.primary_key):]
+
+
+def _key_value(model: type, column: Any, value: Any) -> Any:
+    column_type = getattr(column.type, "impl_instance", column.type)
+    if isinstance(column_type, Uuid) and column_type.as_uuid and isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            raise ValidationError(
+                {column.key: [f"{value!r} is not a UUID."]},
+                model=model.__name__, field=column.key, value=value,
+                hint="Pass a uuid.UUID or its text, e.g. '12345678-1234-5678-1234-567812345678'.",
+            ) from None
+    return value
 
 
 def select_by_pk(model: type, pk: Any, keys: Sequence[str]) -> Select[Any]:
@@ -57,7 +78,8 @@ def select_by_pk(model: type, pk: Any, keys: Sequence[str]) -> Select[Any]:
 
 def get(session: Session, model: type[T], pk: Any) -> T:
     """The record with primary key ``pk``; raises :class:`NotFound`."""
-    record = session.get(model, pk)
+    values = _pk_values(model, pk)
+    record = session.get(model, values[0] if len(values) == 1 else values)
     if record is None:
         raise NotFound(
             f"{model.__name__} with primary key {pk!r} does not exist.",

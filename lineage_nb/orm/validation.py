@@ -284,6 +284,17 @@ def _check_json(value: Any) -> str | None:
     return None
 
 
+def _check_uuid_text(value: Any) -> str | None:
+    """A ``Uuid(as_uuid=False)`` value: text that is a UUID (else the column cannot be read)."""
+    if not isinstance(value, str):
+        return f"expected the text of a UUID, got {_type_name(value)}."
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return f"{short_repr(value)} is not a UUID. Pass e.g. str(uuid.uuid4())."
+    return None
+
+
 def _checker_for(column_type: types.TypeEngine[Any], dialect: str) -> Check | None:
     impl: Any = getattr(column_type, "impl_instance", column_type)
     if isinstance(impl, types.Enum):
@@ -310,7 +321,7 @@ def _checker_for(column_type: types.TypeEngine[Any], dialect: str) -> Check | No
     if isinstance(impl, types.LargeBinary):
         return _check_instance((bytes, bytearray, memoryview), "bytes")
     if isinstance(impl, types.Uuid):
-        return _check_instance((uuid.UUID,), "uuid.UUID") if impl.as_uuid else None
+        return _check_instance((uuid.UUID,), "uuid.UUID") if impl.as_uuid else _check_uuid_text
     if isinstance(impl, types.JSON):
         return _check_json
     return None

@@ -44,6 +44,7 @@ __all__ = [
     "TransactionContext",
     "attach",
     "context_of",
+    "functions_sql",
     "install",
     "key_renderer",
     "register_sqlite_functions",
@@ -57,6 +58,8 @@ Resolver = Callable[[Connection | None], tuple[int | None, int, int | None]]
 STAMP_INFO = "lineage_nb_auto"
 
 register_sqlite_functions = _sqlite.register_functions
+#: The PostgreSQL functions' DDL (single-user, or team versions owned by a role): setup-postgres.
+functions_sql = _postgresql.functions_sql
 
 
 def stamp_columns(table: Table) -> frozenset[str]:
