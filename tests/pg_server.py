@@ -51,6 +51,8 @@ __all__ = [
     "connect",
     "drop_database",
     "fresh_database",
+    "fresh_database_at",
+    "password_admin_url",
     "throwaway_cluster",
 ]
 
@@ -406,3 +408,96 @@ def drop_database(url: str) -> None:
         if conn.info.server_version >= 130000:
             statement = sql.SQL("{} WITH (FORCE)").format(statement)
         conn.execute(statement)
+
+
+# ------------------------------------------------ password-auth throwaway cluster (additive)
+
+_password_lock = threading.Lock()
+_password_cluster: tuple[ThrowawayCluster, str] | None = None
+
+
+def _start_password_cluster(password: str) -> ThrowawayCluster:
+    """Like the throwaway cluster of :func:`admin_url`, but every login needs a SCRAM password."""
+    bin_dir = _find_bin_dir()
+    if bin_dir is None:
+        admin_url()  # installs PostgreSQL when we may, or says why not
+        bin_dir = _find_bin_dir()
+    if bin_dir is None:
+        raise RuntimeError("no initdb found for a password-auth PostgreSQL cluster")
+    run_as = _UNPRIVILEGED_USER if os.geteuid() == 0 else None
+    base_dir = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=_tmp_root(run_as)))
+    (base_dir / "owner.pid").write_text(f"{os.getpid()}\n")
+    socket_dir = base_dir / "sock"
+    socket_dir.mkdir()
+    pwfile = base_dir / "pwfile"
+    pwfile.write_text(password + "\n")
+    os.chmod(pwfile, 0o600)
+    if run_as:
+        os.chmod(base_dir, 0o755)
+        for path in (base_dir, socket_dir, pwfile):
+            shutil.chown(path, user=run_as)
+    cluster = ThrowawayCluster(bin_dir=bin_dir, base_dir=base_dir, port=0, run_as=run_as)
+    atexit.register(cluster.stop)
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            _cmd(argv, run_as), cwd=base_dir, stdin=subprocess.DEVNULL, capture_output=True,
+            text=True, timeout=120, check=False,
+        )
+
+    init = run([
+        str(bin_dir / "initdb"), "-D", str(cluster.data_dir), "--auth=scram-sha-256",
+        f"--pwfile={pwfile}", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync",
+    ])
+    pwfile.unlink()
+    if init.returncode != 0:
+        cluster.stop()
+        raise RuntimeError(f"initdb failed ({init.returncode}):\n{init.stdout}\n{init.stderr}")
+    for _attempt in range(3):
+        port = _free_port()
+        options = (
+            f"-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+        )
+        start = run([
+            str(bin_dir / "pg_ctl"), "-D", str(cluster.data_dir), "-l", str(cluster.log_file),
+            "-o", options, "-w", "-t", "60", "start",
+        ])
+        if start.returncode == 0:
+            cluster.port = port
+            return cluster
+    cluster.stop()
+    raise RuntimeError(f"pg_ctl start failed:\n{start.stdout}\n{start.stderr}")
+
+
+def password_admin_url() -> str:
+    """SQLAlchemy URL (with password) of the superuser of a password-auth throwaway cluster.
+
+    Started once per process (``initdb --auth=scram-sha-256``, run as ``nobody`` when we are
+    root), stopped and deleted at exit. Every role, the superuser too, logs in with a password.
+    """
+    global _password_cluster
+    with _password_lock:
+        if _password_cluster is None:
+            password = uuid.uuid4().hex
+            cluster = _start_password_cluster(password)
+            _say(f"started password-auth PostgreSQL at port {cluster.port} in {cluster.base_dir}")
+            _password_cluster = (cluster, password)
+        cluster, password = _password_cluster
+        return URL.create(
+            _DRIVER, username="postgres", password=password, host="127.0.0.1",
+            port=cluster.port, database="postgres",
+        ).render_as_string(hide_password=False)
+
+
+def fresh_database_at(admin: str, prefix: str = "t") -> str:
+    """Like :func:`fresh_database`, on the server of ``admin`` (a superuser URL)."""
+    stem = re.sub(r"[^a-z0-9_]", "_", prefix.lower())[:30] or "t"
+    name = f"{stem}_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+    with connect(admin) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(
+                sql.Identifier(name)
+            )
+        )
+    return make_url(admin).set(database=name).render_as_string(hide_password=False)

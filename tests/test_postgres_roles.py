@@ -1,4 +1,5 @@
-"""PostgreSQL team backend: two real login roles; forged authorship and event edits are refused."""
+"""PostgreSQL team backend: two real password-auth login roles; forged authorship and event edits
+are refused. The attacks of a member on a team database are in ``test_postgres_attacks.py``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from lineage_nb.errors import LineageError
 from lineage_nb.lineage.runs import LineageWarning
 from lineage_nb.lineage.verify import verify
 from lineage_nb.security import add_user, setup_postgres
+from lineage_nb.security.postgres import owner_role
 
 
 @dataclass
@@ -28,24 +30,28 @@ class Team:
     bob: str
 
     def url(self, role: str) -> str:
-        return make_url(self.admin).set(username=role).render_as_string(hide_password=False)
+        return make_url(self.admin).set(
+            username=role, password=f"pw-{role}"
+        ).render_as_string(hide_password=False)
 
 
 @pytest.fixture
 def team() -> Iterator[Team]:
-    """A fresh database set up by setup_postgres, with login roles alice_* and bob_*."""
-    admin = pg_server.fresh_database("roles")
+    """A fresh database set up by setup_postgres on a password-auth cluster, with login roles
+    alice_* and bob_* (password ``pw-<role>``)."""
+    admin = pg_server.fresh_database_at(pg_server.password_admin_url(), "roles")
     suffix = uuid.uuid4().hex[:8]
     team = Team(admin, f"lineage_users_{suffix}", f"alice_{suffix}", f"bob_{suffix}")
     report = setup_postgres(admin, group=team.group)
     assert report.group == team.group
-    add_user(admin, team.alice, name="Alice", group=team.group)
-    add_user(admin, team.bob, email="bob@example.org", group=team.group)
+    add_user(admin, team.alice, name="Alice", group=team.group, password=f"pw-{team.alice}")
+    add_user(admin, team.bob, email="bob@example.org", group=team.group,
+             password=f"pw-{team.bob}")
     yield team
     pg_server.drop_database(admin)
     server = make_url(admin).set(database="postgres").render_as_string(hide_password=False)
     with pg_server.connect(server) as conn:
-        for role in (team.alice, team.bob, team.group):
+        for role in (team.alice, team.bob, team.group, owner_role(team.group)):
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
@@ -103,8 +109,8 @@ def test_roles_forged_created_by_is_refused(team: Team) -> None:
                 "INSERT INTO project (name, created_by_id, created_at) VALUES (%s, %s, now())",
                 ("raw-forged", bob),
             )
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="user_id"):
-            conn.execute(
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+            conn.execute(  # events are written by the capture trigger alone
                 "INSERT INTO lineage_record_event (user_id, \"table\", pk, action, at) "
                 "VALUES (%s, %s, %s, %s, now())",
                 (bob, "project", "1", "insert"),
@@ -139,7 +145,7 @@ def test_roles_events_are_insert_only(team: Team) -> None:
                 conn.execute(statement, (alice_run.id,))
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("TRUNCATE lineage_record_event")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="your own runs"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
             conn.execute(
                 "INSERT INTO lineage_record_event (run_id, \"table\", pk, action, at) "
                 "VALUES (%s, %s, %s, %s, now())",

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .postgres import DEFAULT_GROUP, SetupReport, add_user, setup_postgres
+from .postgres import DEFAULT_GROUP, SetupReport, add_user, owner_role, setup_postgres
 
-__all__ = ["DEFAULT_GROUP", "SetupReport", "add_user", "setup_postgres"]
+__all__ = ["DEFAULT_GROUP", "SetupReport", "add_user", "owner_role", "setup_postgres"]

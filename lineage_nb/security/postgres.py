@@ -1,22 +1,64 @@
 """PostgreSQL as the team backend: roles, grants and server-side stamping of who wrote what.
 
 :func:`setup_postgres` (``lineage-nb setup-postgres --admin-url URL``) brings a database to the
-lineage schema and makes it safe to share:
+lineage schema and makes it safe to share between *members*: login roles in a group role (default
+``lineage_users``) made by :func:`add_user`.
 
-- a group role (default ``lineage_users``) whose members read everything, write data tables,
-  and may only *insert* into ``lineage_record_event`` and ``lineage_run_input`` (no UPDATE,
-  DELETE or TRUNCATE), so lineage cannot be rewritten by its users;
-- ``created_by_id`` of data rows, ``created_by_id`` of runs and transforms and ``user_id`` of
-  events come from the database login (``current_user``, mapped to ``lineage_user.handle`` and
-  created on first use): a trigger refuses any other value, and refuses changing them later;
-- users may only add events to their own runs, and only change their own runs;
-- an event trigger applies the same to every table a member creates later (``db.create_all()``).
+Threat model. A member is an ordinary login (password or other auth) who may run any SQL: read
+everything, write data tables, create tables, temporary tables, functions, types, casts and
+triggers in ``public`` and ``pg_temp``, and set any session setting (``set_config``, ``SET``,
+``SET ROLE`` to the group). Members must not be able to (a) gain more privileges (least of all
+superuser) through lineage_nb's functions, (b) act as another user, (c) write lineage that is
+false: events, runs, inputs or row stamps in another user's name or run, events about writes that
+did not happen, or writes that leave no event. Out of scope: the administrator (a superuser, who
+can do anything), denial of service, and what a table's owner can do to their own table's rows
+before lineage sees them. The administrator should not write members' tables: PostgreSQL runs a
+table owner's own triggers as whoever writes.
 
-:func:`add_user` creates a login role in the group together with its ``lineage_user`` row.
+What setup does, and what is refused (SQLSTATE 42501 unless said) or recorded:
+
+- every function has ``SET search_path = pg_catalog, pg_temp`` and calls everything
+  schema-qualified, and the admin session runs with that search path too, so functions, operators
+  or tables a member plants in ``public`` (``public.to_jsonb``, ``public.format`` overloads) or in
+  ``pg_temp`` (a temporary ``lineage_user``) are never called or read in their place;
+- identity is the login, ``session_user`` (not ``current_user``: ``SET ROLE`` to the group gives
+  no shared identity), mapped to ``lineage_user.handle`` and created on first use;
+- team mode is the function ``public.lineage_nb_team()`` returning the group, owned by a NOLOGIN
+  non-superuser owner role (``<group>_owner``); no session setting turns it off;
+- ``lineage_record_event`` is written only by ``lineage_nb_capture``, ``SECURITY DEFINER`` owned by
+  the owner role: members have SELECT on it and nothing else (a forged event is refused with
+  ``permission denied``); the capture takes its user from the login, refuses another
+  ``lineage_nb.user`` and a ``lineage_nb.run`` that is not the login's run (naming both), takes
+  key columns from the catalog and rows only from its trigger's transition tables, records only
+  tables in ``public``, and will not run casts made by non-superusers
+  (:mod:`lineage_nb.lineage.capture._postgresql`);
+- ``created_by_id`` / ``updated_by_id`` of data rows, ``created_by_id`` of runs and transforms:
+  another user's id is refused, ``created_by_id`` cannot change; a row's ``run_id`` must be a run
+  of the login (refused with a message naming the run, its user and the login), and an update
+  that leaves it is restamped with the writer's run;
+- ``lineage_run``: members insert their own runs and update only status, times and errored cells
+  of their own runs (row-level security; another user's run is invisible to UPDATE, changes 0
+  rows); the chain head and the rest cannot be updated;
+- ``lineage_run_input``: only inputs of the login's own runs (a trigger refuses others);
+- ``lineage_user``: members add only their own login and edit only their own name and email;
+- ``lineage_seal``: read-only for members, so :func:`lineage_nb.lineage.verify.seal` returns 0
+  for them; the administrator seals (``ln.connect(admin_url)`` then ``seal()``);
+- DELETE of shared rows is allowed and recorded (an event with the full old row and the login);
+  TRUNCATE of data tables is refused (it would delete without events);
+- an event trigger protects tables created later (grants to the group, the stamp and TRUNCATE
+  triggers), and refuses non-superusers dropping, disabling, renaming or redefining lineage_nb's
+  triggers, even on tables they own.
+
+:func:`add_user` creates a login role in the group (with a SCRAM password when given) together
+with its ``lineage_user`` row.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,138 +67,297 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 
 from ..errors import ConfigurationError
+from ..lineage.capture import functions_sql
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["DEFAULT_GROUP", "SetupReport", "add_user", "setup_postgres"]
+__all__ = ["DEFAULT_GROUP", "SetupReport", "add_user", "owner_role", "setup_postgres"]
 
 DEFAULT_GROUP = "lineage_users"
 
-#: Tables written only by inserts; their users get SELECT and INSERT, nothing else.
-APPEND_ONLY = ("lineage_record_event", "lineage_run_input")
+#: Tables members read and may insert into, through checks (nothing else).
+APPEND_ONLY = ("lineage_run_input",)
+
+#: lineage_nb's own tables (members' grants on them are set one by one below).
+LINEAGE_TABLES = (
+    "lineage_user", "lineage_transform", "lineage_run", "lineage_record_event",
+    "lineage_run_input", "lineage_seal", "lineage_nb_version",
+)
+
+#: Columns of lineage_run members may update on their own runs (what finish() and friends write).
+RUN_UPDATABLE = ("status", "finished_at", "last_seen_at", "errored_cells")
+
+_SAFE_PATH = "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)"
+
+
+def owner_role(group: str) -> str:
+    """The NOLOGIN role that owns the team's definer function (capture) and the team marker."""
+    return f"{group}_owner"
+
 
 # Server-side functions. No values are spliced into these texts: they are constant DDL, and the
 # dynamic statements inside them quote identifiers with format('%I' / regclass).
 _FUNCTIONS = r"""
 CREATE OR REPLACE FUNCTION public.lineage_nb_me() RETURNS integer
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT id FROM public.lineage_user WHERE handle = current_user::text $$;
+AS $$ SELECT u.id FROM public.lineage_user AS u WHERE u.handle = session_user::text $$;
 
 CREATE OR REPLACE FUNCTION public.lineage_nb_user_id() RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE found integer := public.lineage_nb_me();
 BEGIN
-    IF found IS NULL THEN
-        INSERT INTO public.lineage_user (handle, created_at) VALUES (current_user::text, now())
-        ON CONFLICT (handle) DO NOTHING;
-        found := public.lineage_nb_me();
+    RETURN public.lineage_nb_login_user();
+END $$;
+
+CREATE OR REPLACE FUNCTION public.lineage_nb_run_owner(run integer) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+SELECT u.handle FROM public.lineage_run AS r JOIN public.lineage_user AS u ON u.id = r.created_by_id
+WHERE r.id = run $$;
+
+CREATE OR REPLACE FUNCTION public.lineage_nb_check_run(target text, run integer) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE owner_handle text := public.lineage_nb_run_owner(run);
+BEGIN
+    IF run IS NOT NULL AND owner_handle IS DISTINCT FROM session_user::text THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = pg_catalog.format(
+                '%s = %s refused: run %s %s, not to the database login %s; only your own runs '
+                'can be written to', target, run, run,
+                CASE WHEN owner_handle IS NULL THEN 'does not exist, it does not belong'
+                     ELSE 'belongs to ' || owner_handle END, session_user),
+            HINT = 'Start your own run with ln.track().';
     END IF;
-    RETURN found;
 END $$;
 
 CREATE OR REPLACE FUNCTION public.lineage_nb_stamp_row() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     me integer := public.lineage_nb_user_id();
-    new_row jsonb := to_jsonb(NEW);
     column_name text;
     given text;
+    previous text;
 BEGIN
+    -- columns are read one by one as text (integer columns, checked by protect_table): no cast
+    -- or output function of a member's type runs here
     FOREACH column_name IN ARRAY TG_ARGV LOOP
-        CONTINUE WHEN NOT new_row ? column_name;
-        given := new_row ->> column_name;
-        IF TG_OP = 'INSERT' OR column_name = 'updated_by_id' THEN
-            IF given IS NOT NULL AND given <> me::text THEN
+        EXECUTE pg_catalog.format('SELECT ($1).%I::text', column_name) INTO given USING NEW;
+        IF TG_OP = 'UPDATE' THEN
+            EXECUTE pg_catalog.format('SELECT ($1).%I::text', column_name) INTO previous USING OLD;
+        END IF;
+        IF column_name = 'run_id' THEN
+            IF TG_OP = 'UPDATE' AND given IS NOT DISTINCT FROM previous THEN
+                -- an update that left the run alone is stamped with the writer's run
+                NEW := pg_catalog.jsonb_populate_record(
+                    NEW, pg_catalog.jsonb_build_object('run_id', public.lineage_nb_run()));
+            ELSE
+                PERFORM public.lineage_nb_check_run(
+                    pg_catalog.format('%s.run_id', TG_TABLE_NAME), given::integer);
+            END IF;
+        ELSIF TG_OP = 'INSERT' OR column_name = 'updated_by_id' THEN
+            -- given: refused unless it is the login; left as it was by an update: stamped
+            IF given IS NOT NULL AND given <> me::text
+               AND NOT (TG_OP = 'UPDATE' AND given IS NOT DISTINCT FROM previous) THEN
                 RAISE EXCEPTION USING ERRCODE = '42501',
-                    MESSAGE = format('%s.%s = %s refused: the database user is %s (lineage user '
-                                     'id %s); nobody can write as someone else',
-                                     TG_TABLE_NAME, column_name, given, current_user, me),
+                    MESSAGE = pg_catalog.format(
+                        '%s.%s = %s refused: the database user is %s (lineage user id %s); nobody '
+                        'can write as someone else', TG_TABLE_NAME, column_name, given, session_user,
+                        me),
                     HINT = 'Leave it empty: it is set from the login role.';
             END IF;
-            NEW := jsonb_populate_record(NEW, jsonb_build_object(column_name, me));
-        ELSIF given IS DISTINCT FROM (to_jsonb(OLD) ->> column_name) THEN
+            NEW := pg_catalog.jsonb_populate_record(
+                NEW, pg_catalog.jsonb_build_object(column_name, me));
+        ELSIF given IS DISTINCT FROM previous THEN
             RAISE EXCEPTION USING ERRCODE = '42501',
-                MESSAGE = format('%s.%s cannot change after insert (%s -> %s)',
-                                 TG_TABLE_NAME, column_name, to_jsonb(OLD) ->> column_name, given);
+                MESSAGE = pg_catalog.format('%s.%s cannot change after insert (%s -> %s)',
+                                            TG_TABLE_NAME, column_name, previous, given);
         END IF;
     END LOOP;
-    IF TG_TABLE_NAME = 'lineage_record_event' AND new_row ->> 'run_id' IS NOT NULL THEN
-        IF NOT EXISTS (SELECT 1 FROM public.lineage_run
-                       WHERE id = (new_row ->> 'run_id')::integer AND created_by_id = me) THEN
-            RAISE EXCEPTION USING ERRCODE = '42501',
-                MESSAGE = format('run %s belongs to another user than %s; events can only be '
-                                 'added to your own runs', new_row ->> 'run_id', current_user);
-        END IF;
-    END IF;
     RETURN NEW;
 END $$;
+
+CREATE OR REPLACE FUNCTION public.lineage_nb_check_input() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM public.lineage_nb_check_run('lineage_run_input.run_id', NEW.run_id);
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION public.lineage_nb_refuse_truncate() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+        MESSAGE = pg_catalog.format('TRUNCATE %I.%I refused: it would delete rows without record '
+                                    'events', TG_TABLE_SCHEMA, TG_TABLE_NAME),
+        HINT = 'Use DELETE, which is recorded.';
+END $$;
+
+CREATE OR REPLACE FUNCTION public.lineage_nb_stamp_columns(target regclass) RETURNS text[]
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attname) FROM pg_catalog.pg_attribute AS a
+WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped
+  AND a.attname IN ('created_by_id', 'updated_by_id', 'run_id')
+  AND a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
+                     'pg_catalog.int8'::pg_catalog.regtype) $$;
 
 CREATE OR REPLACE FUNCTION public.lineage_nb_protect_table(target regclass, grantee text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    stamped text[];
+    stamped text[] := public.lineage_nb_stamp_columns(target);
     sequence_name text;
 BEGIN
-    SELECT array_agg(attname::text ORDER BY attname) INTO stamped FROM pg_attribute
-    WHERE attrelid = target AND NOT attisdropped
-      AND attname IN ('created_by_id', 'updated_by_id');
     IF grantee IS NOT NULL THEN
-        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %I', target, grantee);
+        EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %I',
+                                  target, grantee);
         FOR sequence_name IN
-            SELECT pg_get_serial_sequence(target::text, attname) FROM pg_attribute
-            WHERE attrelid = target AND attnum > 0 AND NOT attisdropped
-              AND pg_get_serial_sequence(target::text, attname) IS NOT NULL
+            SELECT pg_catalog.pg_get_serial_sequence(target::text, a.attname)
+            FROM pg_catalog.pg_attribute AS a
+            WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped
+              AND pg_catalog.pg_get_serial_sequence(target::text, a.attname) IS NOT NULL
         LOOP
-            EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I', sequence_name, grantee);
+            EXECUTE pg_catalog.format('GRANT USAGE, SELECT ON SEQUENCE %s TO %I',
+                                      sequence_name, grantee);
         END LOOP;
     END IF;
-    IF stamped IS NOT NULL AND NOT EXISTS (
-        SELECT 1 FROM pg_trigger WHERE tgrelid = target AND tgname = 'lineage_nb_stamp'
-    ) THEN
-        EXECUTE format('CREATE TRIGGER lineage_nb_stamp BEFORE INSERT OR UPDATE ON %s '
-                       'FOR EACH ROW EXECUTE FUNCTION public.lineage_nb_stamp_row(%s)',
-                       target, array_to_string(ARRAY(SELECT quote_literal(s)
-                                                     FROM unnest(stamped) s), ', '));
+    IF stamped IS NOT NULL THEN
+        EXECUTE pg_catalog.format(
+            'CREATE OR REPLACE TRIGGER lineage_nb_stamp BEFORE INSERT OR UPDATE ON %s '
+            'FOR EACH ROW EXECUTE FUNCTION public.lineage_nb_stamp_row(%s)', target,
+            pg_catalog.array_to_string(ARRAY(SELECT pg_catalog.quote_literal(s)
+                                             FROM pg_catalog.unnest(stamped) AS s), ', '));
     END IF;
+    EXECUTE pg_catalog.format(
+        'CREATE OR REPLACE TRIGGER lineage_nb_truncate BEFORE TRUNCATE ON %s '
+        'FOR EACH STATEMENT EXECUTE FUNCTION public.lineage_nb_refuse_truncate()', target);
 END $$;
+
+-- What is wrong with lineage_nb's triggers on a table (NULL: nothing). lineage_nb_* triggers must
+-- be enabled, unconditional and of their canonical kind; lineage_nb's functions only run from
+-- triggers of those names.
+CREATE OR REPLACE FUNCTION public.lineage_nb_trigger_problem(target oid) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+WITH ours(fn, name, kind) AS (VALUES
+    ('public.lineage_nb_capture()'::pg_catalog.regprocedure, 'lineage_nb_insert', 4),
+    ('public.lineage_nb_capture()'::pg_catalog.regprocedure, 'lineage_nb_update', 16),
+    ('public.lineage_nb_capture()'::pg_catalog.regprocedure, 'lineage_nb_delete', 8),
+    ('public.lineage_nb_restamp()'::pg_catalog.regprocedure, 'lineage_nb_restamp', 19),
+    ('public.lineage_nb_stamp_row()'::pg_catalog.regprocedure, 'lineage_nb_stamp', 23),
+    ('public.lineage_nb_refuse_truncate()'::pg_catalog.regprocedure, 'lineage_nb_truncate', 34))
+SELECT pg_catalog.format('trigger %s on %s', t.tgname, t.tgrelid::pg_catalog.regclass)
+FROM pg_catalog.pg_trigger AS t
+LEFT JOIN ours AS o ON o.name = t.tgname
+WHERE t.tgrelid = target AND NOT t.tgisinternal
+  AND (t.tgname LIKE 'lineage\_nb\_%' OR t.tgfoid IN (SELECT fn FROM ours))
+  AND (o.name IS NULL OR t.tgfoid <> o.fn OR t.tgtype <> o.kind OR t.tgenabled NOT IN ('O', 'A')
+       OR pg_catalog.cardinality(t.tgattr::int2[]) > 0
+       OR (t.tgqual IS NOT NULL AND o.name <> 'lineage_nb_restamp')
+       OR (o.name = 'lineage_nb_stamp' AND NOT (
+           public.lineage_nb_stamp_columns(t.tgrelid) <@ pg_catalog.string_to_array(
+               pg_catalog.encode(t.tgargs, 'escape'), '\000'))))
+LIMIT 1 $$;
 """
 
-_EVENT_TRIGGER = r"""
+_EVENT_TRIGGERS = r"""
 CREATE OR REPLACE FUNCTION public.lineage_nb_on_create_table() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE created record;
+DECLARE
+    created record;
+    by_superuser boolean := (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r
+                             WHERE r.rolname = current_user);
 BEGIN
-    FOR created IN SELECT objid FROM pg_event_trigger_ddl_commands()
-                   WHERE command_tag = 'CREATE TABLE' AND object_type = 'table'
+    FOR created IN
+        SELECT DISTINCT c.oid, c.relname FROM pg_catalog.pg_event_trigger_ddl_commands() AS d
+        JOIN pg_catalog.pg_class AS c ON c.oid = d.objid
+        WHERE d.object_type = 'table' AND c.relpersistence <> 't'
+          AND c.relnamespace = 'public'::pg_catalog.regnamespace
     LOOP
-        CONTINUE WHEN (SELECT relname FROM pg_class WHERE oid = created.objid) LIKE 'lineage\_%';
-        PERFORM public.lineage_nb_protect_table(
-            created.objid::regclass, current_setting('lineage_nb.user_group', true));
+        CONTINUE WHEN by_superuser AND created.relname LIKE 'lineage\_%';  -- lineage_nb's own
+        PERFORM public.lineage_nb_protect_table(created.oid::pg_catalog.regclass,
+                                                public.lineage_nb_team());
     END LOOP;
 END $$;
 
+CREATE OR REPLACE FUNCTION public.lineage_nb_guard_triggers() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE problem text;
+BEGIN
+    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user) THEN
+        RETURN;
+    END IF;
+    SELECT public.lineage_nb_trigger_problem(x.rel) INTO problem FROM (
+        SELECT d.objid AS rel FROM pg_catalog.pg_event_trigger_ddl_commands() AS d
+        WHERE d.object_type = 'table'
+        UNION
+        SELECT t.tgrelid FROM pg_catalog.pg_event_trigger_ddl_commands() AS d
+        JOIN pg_catalog.pg_trigger AS t ON t.oid = d.objid WHERE d.object_type = 'trigger'
+    ) AS x WHERE public.lineage_nb_trigger_problem(x.rel) IS NOT NULL LIMIT 1;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = pg_catalog.format('%s refused: lineage_nb''s triggers record every write and '
+                                        'cannot be disabled, renamed or redefined by members',
+                                        problem);
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION public.lineage_nb_guard_drops() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE dropped text;
+BEGIN
+    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user) THEN
+        RETURN;
+    END IF;
+    SELECT d.object_identity INTO dropped FROM pg_catalog.pg_event_trigger_dropped_objects() AS d
+    WHERE d.object_type = 'trigger' AND d.original AND d.object_identity LIKE 'lineage\_nb\_%'
+    LIMIT 1;
+    IF dropped IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = pg_catalog.format('DROP TRIGGER %s refused: lineage_nb''s triggers record '
+                                        'every write and cannot be dropped by members', dropped);
+    END IF;
+END $$;
+
 DROP EVENT TRIGGER IF EXISTS lineage_nb_new_tables;
-CREATE EVENT TRIGGER lineage_nb_new_tables ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+CREATE EVENT TRIGGER lineage_nb_new_tables ON ddl_command_end
+WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
 EXECUTE FUNCTION public.lineage_nb_on_create_table();
+
+DROP EVENT TRIGGER IF EXISTS lineage_nb_guard_triggers;
+CREATE EVENT TRIGGER lineage_nb_guard_triggers ON ddl_command_end
+WHEN TAG IN ('ALTER TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
+EXECUTE FUNCTION public.lineage_nb_guard_triggers();
+
+DROP EVENT TRIGGER IF EXISTS lineage_nb_guard_drops;
+CREATE EVENT TRIGGER lineage_nb_guard_drops ON sql_drop
+EXECUTE FUNCTION public.lineage_nb_guard_drops();
 """
 
+#: BEFORE INSERT OR UPDATE stamp triggers on lineage_nb's own tables: (table, stamped columns).
 _LINEAGE_TRIGGERS = {
     "lineage_transform": ("created_by_id",),
     "lineage_run": ("created_by_id",),
-    "lineage_record_event": ("user_id",),
 }
 
 _RUN_POLICIES = r"""
-ALTER TABLE lineage_run ENABLE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS lineage_nb_read ON lineage_run;
-DROP POLICY IF EXISTS lineage_nb_insert_own ON lineage_run;
-DROP POLICY IF EXISTS lineage_nb_update_own ON lineage_run;
-CREATE POLICY lineage_nb_read ON lineage_run FOR SELECT USING (true);
-CREATE POLICY lineage_nb_insert_own ON lineage_run FOR INSERT
-    WITH CHECK (created_by_id = public.lineage_nb_user_id());
-CREATE POLICY lineage_nb_update_own ON lineage_run FOR UPDATE
-    USING (created_by_id = public.lineage_nb_me()) WITH CHECK (created_by_id = public.lineage_nb_me());
+ALTER TABLE public.lineage_run ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS lineage_nb_read ON public.lineage_run;
+DROP POLICY IF EXISTS lineage_nb_insert_own ON public.lineage_run;
+DROP POLICY IF EXISTS lineage_nb_update_own ON public.lineage_run;
+CREATE POLICY lineage_nb_read ON public.lineage_run FOR SELECT USING (true);
+CREATE POLICY lineage_nb_insert_own ON public.lineage_run FOR INSERT
+    WITH CHECK (created_by_id OPERATOR(pg_catalog.=) public.lineage_nb_user_id());
+CREATE POLICY lineage_nb_update_own ON public.lineage_run FOR UPDATE
+    USING (created_by_id OPERATOR(pg_catalog.=) public.lineage_nb_me())
+    WITH CHECK (created_by_id OPERATOR(pg_catalog.=) public.lineage_nb_me());
+
+ALTER TABLE public.lineage_user ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS lineage_nb_read ON public.lineage_user;
+DROP POLICY IF EXISTS lineage_nb_insert_self ON public.lineage_user;
+DROP POLICY IF EXISTS lineage_nb_update_self ON public.lineage_user;
+CREATE POLICY lineage_nb_read ON public.lineage_user FOR SELECT USING (true);
+CREATE POLICY lineage_nb_insert_self ON public.lineage_user FOR INSERT
+    WITH CHECK (handle OPERATOR(pg_catalog.=) session_user::text);
+CREATE POLICY lineage_nb_update_self ON public.lineage_user FOR UPDATE
+    USING (handle OPERATOR(pg_catalog.=) session_user::text)
+    WITH CHECK (handle OPERATOR(pg_catalog.=) session_user::text);
 """
 
 
@@ -181,6 +382,7 @@ def _libpq(url: str) -> str:
 
 @contextmanager
 def _admin(url: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit psycopg connection as administrator, with a search path members cannot plant in."""
     import psycopg
 
     parsed = make_url(url)
@@ -200,6 +402,7 @@ def _admin(url: str) -> Iterator[psycopg.Connection[Any]]:
             hint="Check the URL, and that the server runs and the role may create roles.",
         ) from error
     with connection:
+        connection.execute(_SAFE_PATH)
         yield connection
 
 
@@ -210,7 +413,9 @@ def _ensure_database(admin_url: str, database: str | None) -> str:
     from psycopg import sql
 
     with _admin(admin_url) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", (database,)
+        ).fetchone()
         if exists is None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     return make_url(admin_url).set(database=database).render_as_string(hide_password=False)
@@ -219,7 +424,8 @@ def _ensure_database(admin_url: str, database: str | None) -> str:
 def _ensure_role(conn: psycopg.Connection[Any], role: str, *, login: bool) -> None:
     from psycopg import sql
 
-    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+    found = conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (role,)).fetchone()
+    if found is None:
         kind = sql.SQL("LOGIN" if login else "NOLOGIN")
         conn.execute(sql.SQL("CREATE ROLE {} {}").format(sql.Identifier(role), kind))
 
@@ -229,10 +435,12 @@ def setup_postgres(
 ) -> SetupReport:
     """Create or upgrade the lineage schema and the roles, grants and triggers of a team database.
 
-    Safe to run again (after upgrades, or to protect tables created before it).
+    Safe to run again (after upgrades, or to protect tables created before it). Creates the
+    group role and its NOLOGIN owner role (:func:`owner_role`), switches the capture functions
+    to team mode (see the module docstring for what is then refused or recorded).
 
     Args:
-        admin_url: URL of a superuser (it creates roles and an event trigger).
+        admin_url: URL of a superuser (it creates roles and event triggers).
         database: set up this database (created if missing) instead of the URL's own.
         group: the group role of lineage users.
 
@@ -254,75 +462,126 @@ def setup_postgres(
     finally:
         db.close()
     report = SetupReport(make_url(url).render_as_string(hide_password=True), group)
+    owner = owner_role(group)
     with _admin(url) as conn, conn.transaction():
         _ensure_role(conn, group, login=False)
+        _ensure_role(conn, owner, login=False)
         name = sql.Identifier(group)
         dbname = sql.Identifier(str(conn.info.dbname))
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(dbname))
         conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(dbname, name))
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(name))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(owner)))
+        _team_mode(conn, group, owner)
         conn.execute(_FUNCTIONS)
-        conn.execute(_EVENT_TRIGGER)
-        conn.execute(
-            sql.SQL("ALTER DATABASE {} SET lineage_nb.user_group = {}").format(
-                dbname, sql.Literal(group)
-            )
-        )
-        _protect_lineage_tables(conn, name)
+        conn.execute(_EVENT_TRIGGERS)
+        conn.execute(sql.SQL("ALTER DATABASE {} RESET lineage_nb.user_group").format(dbname))
+        _protect_lineage_tables(conn, group, owner)
         conn.execute(_RUN_POLICIES)
         tables = conn.execute(
-            "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n "
-            "ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r' "
-            "AND c.relname NOT LIKE %s ORDER BY 1",
-            ("lineage\\_%",),
+            "SELECT c.relname::text, c.oid FROM pg_catalog.pg_class AS c "
+            "WHERE c.relnamespace = 'public'::pg_catalog.regnamespace AND c.relkind IN ('r', 'p') "
+            "AND NOT (c.relname = ANY (%s) OR (c.relname LIKE 'lineage\\_%%' AND "
+            "(SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.oid = c.relowner))) "
+            "ORDER BY 1",
+            (list(LINEAGE_TABLES),),
         ).fetchall()
-        for (table,) in tables:
-            conn.execute("SELECT public.lineage_nb_protect_table(%s::regclass, %s)", (table, group))
+        for table, oid in tables:
+            conn.execute(
+                "SELECT public.lineage_nb_protect_table(%s::pg_catalog.oid::pg_catalog.regclass, %s)",
+                (oid, group),
+            )
             report.protected_tables.append(table)
     return report
 
 
-def _protect_lineage_tables(conn: psycopg.Connection[Any], group: Any) -> None:
+def _team_mode(conn: psycopg.Connection[Any], group: str, owner: str) -> None:
+    """Make ``public.lineage_nb_team()`` return ``group``, owned by ``owner``; team capture."""
     from psycopg import sql
 
-    for table in ("lineage_user", "lineage_transform", "lineage_run", *APPEND_ONLY,
-                  "lineage_nb_version"):
-        ident = sql.Identifier(table)
-        conn.execute(sql.SQL("REVOKE ALL ON {} FROM PUBLIC, {}").format(ident, group))
-        conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(ident, group))
-    for table in ("lineage_transform", "lineage_run", *APPEND_ONLY):
-        conn.execute(sql.SQL("GRANT INSERT ON {} TO {}").format(sql.Identifier(table), group))
-    conn.execute(sql.SQL("GRANT UPDATE ON lineage_run TO {}").format(group))
+    body = sql.SQL("SELECT {}::text").format(sql.Literal(group)).as_string(conn)
+    conn.execute(
+        sql.SQL(
+            "CREATE OR REPLACE FUNCTION public.lineage_nb_team() RETURNS text LANGUAGE sql STABLE "
+            "SET search_path = pg_catalog, pg_temp AS {}"
+        ).format(sql.Literal(body))
+    )
+    conn.execute(
+        sql.SQL("ALTER FUNCTION public.lineage_nb_team() OWNER TO {}").format(sql.Identifier(owner))
+    )
+    conn.execute(functions_sql("public", owner))
+
+
+def _protect_lineage_tables(conn: psycopg.Connection[Any], group: str, owner: str) -> None:
+    from psycopg import sql
+
+    members, definer = sql.Identifier(group), sql.Identifier(owner)
+
+    def table(name: str) -> sql.Composed:
+        return sql.SQL("public.{}").format(sql.Identifier(name))
+
+    for name in LINEAGE_TABLES:
+        conn.execute(sql.SQL("REVOKE ALL ON {} FROM PUBLIC, {}, {}").format(
+            table(name), members, definer))
+        conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(table(name), members))
+    for name in ("lineage_transform", "lineage_run", "lineage_user", *APPEND_ONLY):
+        conn.execute(sql.SQL("GRANT INSERT ON {} TO {}").format(table(name), members))
+    conn.execute(sql.SQL("GRANT UPDATE ({}) ON public.lineage_run TO {}").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in RUN_UPDATABLE), members))
+    conn.execute(sql.SQL("GRANT UPDATE (name, email) ON public.lineage_user TO {}").format(members))
     # data tables of members point at runs and users (TracksRun); that needs REFERENCES
-    conn.execute(sql.SQL("GRANT REFERENCES ON lineage_run, lineage_user TO {}").format(group))
-    # lineage_user rows are created by lineage_nb_user_id() for current_user only (policy below).
-    conn.execute(sql.SQL("GRANT INSERT ON lineage_user TO {}").format(group))
-    conn.execute(sql.SQL("GRANT UPDATE (name, email) ON lineage_user TO {}").format(group))
-    conn.execute("ALTER TABLE lineage_user ENABLE ROW LEVEL SECURITY")
-    for policy in ("lineage_nb_read", "lineage_nb_insert_self", "lineage_nb_update_self"):
-        conn.execute(sql.SQL("DROP POLICY IF EXISTS {} ON lineage_user").format(
-            sql.Identifier(policy)))
-    conn.execute("CREATE POLICY lineage_nb_read ON lineage_user FOR SELECT USING (true)")
-    conn.execute(
-        "CREATE POLICY lineage_nb_insert_self ON lineage_user FOR INSERT "
-        "WITH CHECK (handle = current_user::text)"
-    )
-    conn.execute(
-        "CREATE POLICY lineage_nb_update_self ON lineage_user FOR UPDATE "
-        "USING (handle = current_user::text) WITH CHECK (handle = current_user::text)"
-    )
-    conn.execute(
-        sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(group)
-    )
-    for table, columns in _LINEAGE_TRIGGERS.items():
-        ident = sql.Identifier(table)
-        conn.execute(sql.SQL("DROP TRIGGER IF EXISTS lineage_nb_stamp ON {}").format(ident))
+    conn.execute(sql.SQL("GRANT REFERENCES ON public.lineage_run, public.lineage_user TO {}").format(
+        members))
+    # the capture function (SECURITY DEFINER, owned by the owner role) writes the events
+    conn.execute(sql.SQL("GRANT SELECT ON public.lineage_run, public.lineage_user TO {}").format(
+        definer))
+    conn.execute(sql.SQL(
+        "GRANT INSERT ON public.lineage_record_event, public.lineage_user TO {}").format(definer))
+    sequences = conn.execute(
+        "SELECT pg_catalog.pg_get_serial_sequence(t, 'id') FROM pg_catalog.unnest(%s::text[]) AS t",
+        ([f"public.{name}" for name in LINEAGE_TABLES if name != "lineage_nb_version"],),
+    ).fetchall()
+    for (sequence,) in sequences:
+        if sequence is None:
+            continue
+        ident = sql.SQL(sequence)  # pg_get_serial_sequence returns it quoted and qualified
+        conn.execute(sql.SQL("REVOKE ALL ON SEQUENCE {} FROM PUBLIC").format(ident))
+        conn.execute(sql.SQL("GRANT USAGE, SELECT ON SEQUENCE {} TO {}").format(ident, members))
+    for name in ("lineage_record_event", "lineage_user"):
+        found = conn.execute(
+            "SELECT pg_catalog.pg_get_serial_sequence(%s, 'id')", (f"public.{name}",)
+        ).fetchone()
+        if found is not None and found[0] is not None:
+            conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(
+                sql.SQL(found[0]), definer))
+    # events are written by the capture function alone: the old per-row stamp goes
+    conn.execute("DROP TRIGGER IF EXISTS lineage_nb_stamp ON public.lineage_record_event")
+    for name, columns in _LINEAGE_TRIGGERS.items():
         conn.execute(
             sql.SQL(
-                "CREATE TRIGGER lineage_nb_stamp BEFORE INSERT OR UPDATE ON {} "
+                "CREATE OR REPLACE TRIGGER lineage_nb_stamp BEFORE INSERT OR UPDATE ON {} "
                 "FOR EACH ROW EXECUTE FUNCTION public.lineage_nb_stamp_row({})"
-            ).format(ident, sql.SQL(", ").join(sql.Literal(c) for c in columns))
+            ).format(table(name), sql.SQL(", ").join(sql.Literal(c) for c in columns))
         )
+    conn.execute(
+        "CREATE OR REPLACE TRIGGER lineage_nb_check_input BEFORE INSERT "
+        "ON public.lineage_run_input FOR EACH ROW EXECUTE FUNCTION public.lineage_nb_check_input()"
+    )
+
+
+def _scram_verifier(password: str) -> str:
+    """A SCRAM-SHA-256 verifier for ``password``, so the clear password never reaches the server."""
+    salt, iterations = os.urandom(16), 4096
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
 def add_user(
@@ -333,6 +592,7 @@ def add_user(
     name: str | None = None,
     email: str | None = None,
     group: str = DEFAULT_GROUP,
+    password: str | None = None,
 ) -> int:
     """Create login role ``role`` (if missing) in the lineage group, with its ``lineage_user`` row.
 
@@ -343,6 +603,8 @@ def add_user(
         name: the person's name, stored on the lineage user.
         email: the person's email.
         group: the group role made by :func:`setup_postgres`.
+        password: the login's password, stored as a SCRAM-SHA-256 verifier computed here (the
+            clear text is not sent); None leaves the role's password as it is.
 
     Returns:
         The ``lineage_user`` id of the role.
@@ -354,14 +616,17 @@ def add_user(
     )
     with _admin(url) as conn, conn.transaction():
         _ensure_role(conn, role, login=True)
+        if password is not None:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(_scram_verifier(password))))
         conn.execute(
             sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(role))
         )
         row = conn.execute(
-            "INSERT INTO lineage_user (handle, name, email, created_at) "
-            "VALUES (%s, %s, %s, now()) ON CONFLICT (handle) DO UPDATE SET "
-            "name = COALESCE(EXCLUDED.name, lineage_user.name), "
-            "email = COALESCE(EXCLUDED.email, lineage_user.email) RETURNING id",
+            "INSERT INTO public.lineage_user AS u (handle, name, email, created_at) "
+            "VALUES (%s, %s, %s, pg_catalog.now()) ON CONFLICT (handle) DO UPDATE SET "
+            "name = COALESCE(EXCLUDED.name, u.name), "
+            "email = COALESCE(EXCLUDED.email, u.email) RETURNING id",
             (role, name, email),
         ).fetchone()
     assert row is not None

@@ -8,6 +8,21 @@ can stand in for them. Inserts and deletes are captured by ``FOR EACH STATEMENT`
 ``INSERT … SELECT`` per statement, however many rows); updates by a statement trigger that joins
 the old and new rows on the key. A ``BEFORE UPDATE`` row trigger stamps rows that an update did
 not stamp itself (raw SQL), and only fires for those (``WHEN``).
+
+The capture function takes nothing from its trigger's arguments as SQL: the key columns come from
+the catalog (``pg_index`` of ``TG_RELID``), the rows only from the trigger's own transition tables
+(checked in ``pg_trigger``), and only tables in the lineage schema are recorded. The trigger
+arguments written by :func:`trigger_sql` keep their old form (so installed triggers stay current);
+only the stamp list is used, as a bound parameter.
+
+Team mode (:mod:`lineage_nb.security.postgres`): ``lineage_nb_team()`` returns the group role
+instead of NULL, and is owned by the team's NOLOGIN owner role, so it cannot be replaced or switched
+off from a member's session. Then ``lineage_nb_capture`` is ``SECURITY DEFINER`` owned by that role
+(the only writer of ``lineage_record_event``), the user is the login (``session_user``; a different
+``lineage_nb.user`` is refused), a ``lineage_nb.run`` that is not the login's run is refused
+(message naming the run, its user and the login), and the capture refuses tables whose column
+types have casts made by non-superusers (it would run them as the owner role).
+:func:`create_functions` keeps a team database in team mode.
 """
 
 from __future__ import annotations
@@ -23,7 +38,9 @@ if TYPE_CHECKING:
     from . import TableSpec
     from ._context import TransactionContext
 
-__all__ = ["create_functions", "install", "send_context"]
+__all__ = [
+    "create_functions", "functions_sql", "install", "send_context", "team_owner", "trigger_sql",
+]
 
 _SET_CONTEXT = (
     "SELECT set_config('lineage_nb.run', %(run)s, true), "
@@ -52,12 +69,15 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-# {s} is the quoted schema of the lineage tables; nothing else is spliced into these texts.
-_FUNCTIONS = r"""
-CREATE OR REPLACE FUNCTION {s}.lineage_nb_run() RETURNS integer
+# {s} is the quoted schema of the lineage tables and {sl} its name as a string literal; {security}
+# is SECURITY INVOKER, or SECURITY DEFINER on a team database. Nothing else is spliced in.
+_TEAM_MARKER = r"""
+CREATE FUNCTION {s}.lineage_nb_team() RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT NULLIF(pg_catalog.current_setting('lineage_nb.run', true), '')::integer $$;
+AS $$ SELECT NULL::text $$;
+"""
 
+_FUNCTIONS = r"""
 CREATE OR REPLACE FUNCTION {s}.lineage_nb_cell() RETURNS integer
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT NULLIF(pg_catalog.current_setting('lineage_nb.cell', true), '')::integer $$;
@@ -70,75 +90,180 @@ CREATE OR REPLACE FUNCTION {s}.lineage_nb_login_user() RETURNS integer
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE found integer;
 BEGIN
-    SELECT id INTO found FROM {s}.lineage_user WHERE handle = session_user::text;
+    SELECT u.id INTO found FROM {s}.lineage_user AS u WHERE u.handle = session_user::text;
     IF found IS NULL THEN
-        INSERT INTO {s}.lineage_user (handle, created_at) VALUES (session_user::text, now())
+        INSERT INTO {s}.lineage_user (handle, created_at)
+        VALUES (session_user::text, pg_catalog.now())
         ON CONFLICT (handle) DO NOTHING;
-        SELECT id INTO found FROM {s}.lineage_user WHERE handle = session_user::text;
+        SELECT u.id INTO found FROM {s}.lineage_user AS u WHERE u.handle = session_user::text;
     END IF;
     RETURN found;
 END $$;
 
-CREATE OR REPLACE FUNCTION {s}.lineage_nb_user() RETURNS integer
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE given integer := NULLIF(current_setting('lineage_nb.user', true), '')::integer;
+CREATE OR REPLACE FUNCTION {s}.lineage_nb_run() RETURNS integer
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    given integer := NULLIF(pg_catalog.current_setting('lineage_nb.run', true), '')::integer;
+    owner_handle text;
 BEGIN
-    IF given IS NOT NULL THEN
+    IF given IS NULL OR {s}.lineage_nb_team() IS NULL THEN
         RETURN given;
     END IF;
-    RETURN {s}.lineage_nb_login_user();
+    SELECT u.handle INTO owner_handle FROM {s}.lineage_run AS r
+    JOIN {s}.lineage_user AS u ON u.id = r.created_by_id WHERE r.id = given;
+    IF owner_handle IS DISTINCT FROM session_user::text THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = pg_catalog.format(
+                'lineage_nb.run = %s refused: run %s %s, not to the database login %s; rows and '
+                'events can only be written in your own runs', given, given,
+                CASE WHEN owner_handle IS NULL THEN 'does not exist, it does not belong'
+                     ELSE 'belongs to ' || owner_handle END, session_user),
+            HINT = 'Start your own run with ln.track(), or write without a run.';
+    END IF;
+    RETURN given;
+END $$;
+
+CREATE OR REPLACE FUNCTION {s}.lineage_nb_user() RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    given integer := NULLIF(pg_catalog.current_setting('lineage_nb.user', true), '')::integer;
+    login integer;
+BEGIN
+    IF given IS NOT NULL AND {s}.lineage_nb_team() IS NULL THEN
+        RETURN given;
+    END IF;
+    login := {s}.lineage_nb_login_user();
+    IF given IS NOT NULL AND given IS DISTINCT FROM login THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = pg_catalog.format(
+                'lineage_nb.user = %s refused: the database login %s is lineage user %s; nobody '
+                'can write as someone else', given, session_user, login),
+            HINT = 'Leave it to lineage_nb: on a team database the user is the login role.';
+    END IF;
+    RETURN login;
 END $$;
 
 CREATE OR REPLACE FUNCTION {s}.lineage_nb_capture() RETURNS trigger
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+LANGUAGE plpgsql VOLATILE {security} SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     run integer := {s}.lineage_nb_run();
     who integer := {s}.lineage_nb_user();
     cell integer := {s}.lineage_nb_cell();
-    key_of_r text := TG_ARGV[0];
-    key_of_o text := TG_ARGV[1];
-    same_key text := TG_ARGV[2];
-    stamps text[] := TG_ARGV[3]::text[];
+    -- stamp columns left out of update diffs: only ever a bound parameter, never SQL text
+    stamps text[] := COALESCE(TG_ARGV[3], '{{}}')::text[];
     target text := TG_TABLE_NAME;
+    keys text[];
+    key_of_r text;
+    key_of_o text;
+    same_key text;
+    new_table name;
+    old_table name;
+    unsafe text;
 BEGIN
+    IF TG_WHEN <> 'AFTER' OR TG_LEVEL <> 'STATEMENT' OR TG_OP = 'TRUNCATE'
+       OR TG_TABLE_SCHEMA <> {sl} THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = pg_catalog.format(
+                'trigger %s on %I.%I refused: lineage_nb_capture only records AFTER INSERT, UPDATE '
+                'or DELETE FOR EACH STATEMENT on tables in schema %s', TG_NAME, TG_TABLE_SCHEMA,
+                TG_TABLE_NAME, {sl});
+    END IF;
+    -- the rows come from this trigger's own transition tables, never from a relation of that name
+    SELECT t.tgnewtable, t.tgoldtable INTO new_table, old_table FROM pg_catalog.pg_trigger AS t
+    WHERE t.tgrelid = TG_RELID AND t.tgname = TG_NAME;
+    IF (TG_OP <> 'DELETE' AND new_table IS DISTINCT FROM 'lineage_nb_new')
+       OR (TG_OP <> 'INSERT' AND old_table IS DISTINCT FROM 'lineage_nb_old') THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = pg_catalog.format(
+                'trigger %s on %I.%I refused: lineage_nb_capture needs the transition tables '
+                'lineage_nb_new / lineage_nb_old', TG_NAME, TG_TABLE_SCHEMA, TG_TABLE_NAME);
+    END IF;
+    -- the key comes from the catalog (the trigger's arguments are not trusted as SQL)
+    SELECT pg_catalog.array_agg(a.attname::text ORDER BY k.n) INTO keys
+    FROM pg_catalog.pg_index AS i
+    CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+    JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+    WHERE i.indrelid = TG_RELID AND i.indisprimary;
+    IF keys IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = pg_catalog.format('%I.%I has no primary key: lineage_nb cannot record '
+                                        'its rows', TG_TABLE_SCHEMA, TG_TABLE_NAME);
+    END IF;
+    IF {s}.lineage_nb_team() IS NOT NULL THEN
+        -- on a team database this runs as the lineage owner: refuse to call functions a member
+        -- made (casts of the table's column types, which to_jsonb and ::text would call)
+        WITH RECURSIVE used(typ) AS (
+            SELECT a.atttypid FROM pg_catalog.pg_attribute AS a
+            WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+            SELECT n.typ FROM used AS u JOIN pg_catalog.pg_type AS t ON t.oid = u.typ
+            CROSS JOIN LATERAL (
+                SELECT t.typbasetype WHERE t.typbasetype <> 0
+                UNION ALL SELECT t.typelem WHERE t.typelem <> 0
+                UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute AS a
+                WHERE t.typrelid <> 0 AND a.attrelid = t.typrelid AND a.attnum > 0
+                  AND NOT a.attisdropped
+            ) AS n(typ)
+        )
+        SELECT pg_catalog.format('%s -> %s', c.castsource::regtype, c.casttarget::regtype)
+        INTO unsafe FROM pg_catalog.pg_cast AS c
+        JOIN used AS u ON u.typ = c.castsource
+        JOIN pg_catalog.pg_proc AS p ON p.oid = c.castfunc
+        JOIN pg_catalog.pg_roles AS o ON o.oid = p.proowner
+        WHERE NOT o.rolsuper LIMIT 1;
+        IF unsafe IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = '42501',
+                MESSAGE = pg_catalog.format(
+                    'writes to %I.%I refused: the cast %s is a function of a non-superuser, '
+                    'which lineage capture will not run', TG_TABLE_SCHEMA, TG_TABLE_NAME, unsafe),
+                HINT = 'Drop the cast (its owner or an administrator).';
+        END IF;
+    END IF;
+    IF pg_catalog.cardinality(keys) = 1 THEN
+        key_of_r := pg_catalog.format('(r.%I)::text', keys[1]);
+        key_of_o := pg_catalog.format('(o.%I)::text', keys[1]);
+    ELSE
+        key_of_r := pg_catalog.format('json_build_array(%s)::text', (
+            SELECT pg_catalog.string_agg(pg_catalog.format('r.%I', k.c), ', ' ORDER BY k.n)
+            FROM pg_catalog.unnest(keys) WITH ORDINALITY AS k(c, n)));
+        key_of_o := pg_catalog.format('json_build_array(%s)::text', (
+            SELECT pg_catalog.string_agg(pg_catalog.format('o.%I', k.c), ', ' ORDER BY k.n)
+            FROM pg_catalog.unnest(keys) WITH ORDINALITY AS k(c, n)));
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.format('r.%I = o.%I', k.c, k.c), ' AND ' ORDER BY k.n)
+    INTO same_key FROM pg_catalog.unnest(keys) WITH ORDINALITY AS k(c, n);
     IF TG_OP = 'INSERT' THEN
-        EXECUTE format(
+        EXECUTE pg_catalog.format(
             'INSERT INTO {s}.lineage_record_event (run_id, user_id, "table", pk, action, cell, at) '
             'SELECT $1, $2, $3, %s, ''insert'', $4, statement_timestamp() FROM lineage_nb_new AS r',
             key_of_r) USING run, who, target, cell;
     ELSIF TG_OP = 'DELETE' THEN
-        EXECUTE format(
+        EXECUTE pg_catalog.format(
             'INSERT INTO {s}.lineage_record_event '
             '(run_id, user_id, "table", pk, action, changes, cell, at) '
             'SELECT $1, $2, $3, %s, ''delete'', (SELECT jsonb_object_agg(j.key, '
             'jsonb_build_array(j.value, NULL)) FROM jsonb_each(to_jsonb(r)) AS j)::json, $4, '
             'statement_timestamp() FROM lineage_nb_old AS r', key_of_r) USING run, who, target, cell;
     ELSE
-        -- rows matched on their key: the changed columns, stamps left out; none changed: no event
-        EXECUTE format(
+        -- one statement: rows matched on their key give their changed columns (stamps left out;
+        -- none changed: no event); a key that changed gives a delete of the old key (full row)
+        -- and an insert of the new one
+        EXECUTE pg_catalog.format(
             'INSERT INTO {s}.lineage_record_event '
             '(run_id, user_id, "table", pk, action, changes, cell, at) '
-            'SELECT $1, $2, $3, d.pk, ''update'', d.changes::json, $4, statement_timestamp() FROM ('
-            'SELECT %s AS pk, (SELECT jsonb_object_agg(nj.key, jsonb_build_array(oj.value, '
-            'nj.value)) FROM jsonb_each(to_jsonb(r)) AS nj JOIN jsonb_each(to_jsonb(o)) AS oj '
-            'ON oj.key = nj.key WHERE nj.value IS DISTINCT FROM oj.value '
-            'AND NOT (nj.key = ANY ($5))) AS changes '
-            'FROM lineage_nb_new AS r JOIN lineage_nb_old AS o ON %s) AS d '
-            'WHERE d.changes IS NOT NULL', key_of_r, same_key) USING run, who, target, cell, stamps;
-        -- rows whose key changed: the old key deleted (full row), the new key inserted
-        EXECUTE format(
-            'INSERT INTO {s}.lineage_record_event '
-            '(run_id, user_id, "table", pk, action, changes, cell, at) '
-            'SELECT $1, $2, $3, %s, ''delete'', (SELECT jsonb_object_agg(j.key, '
-            'jsonb_build_array(j.value, NULL)) FROM jsonb_each(to_jsonb(o)) AS j)::json, $4, '
-            'statement_timestamp() FROM lineage_nb_old AS o '
-            'WHERE NOT EXISTS (SELECT 1 FROM lineage_nb_new AS r WHERE %s)',
-            key_of_o, same_key) USING run, who, target, cell;
-        EXECUTE format(
-            'INSERT INTO {s}.lineage_record_event (run_id, user_id, "table", pk, action, cell, at) '
-            'SELECT $1, $2, $3, %s, ''insert'', $4, statement_timestamp() FROM lineage_nb_new AS r '
-            'WHERE NOT EXISTS (SELECT 1 FROM lineage_nb_old AS o WHERE %s)',
-            key_of_r, same_key) USING run, who, target, cell;
+            'SELECT $1, $2, $3, d.pk, d.action, d.changes::json, $4, statement_timestamp() FROM ('
+            'SELECT %1$s AS pk, ''update''::text AS action, (SELECT jsonb_object_agg(nj.key, '
+            'jsonb_build_array(oj.value, nj.value)) FROM jsonb_each(to_jsonb(r)) AS nj '
+            'JOIN jsonb_each(to_jsonb(o)) AS oj ON oj.key = nj.key '
+            'WHERE nj.value IS DISTINCT FROM oj.value AND NOT (nj.key = ANY ($5))) AS changes '
+            'FROM lineage_nb_new AS r JOIN lineage_nb_old AS o ON %3$s '
+            'UNION ALL SELECT %2$s, ''delete'', (SELECT jsonb_object_agg(j.key, '
+            'jsonb_build_array(j.value, NULL)) FROM jsonb_each(to_jsonb(o)) AS j) '
+            'FROM lineage_nb_old AS o WHERE NOT EXISTS (SELECT 1 FROM lineage_nb_new AS r WHERE %3$s) '
+            'UNION ALL SELECT %1$s, ''insert'', NULL FROM lineage_nb_new AS r '
+            'WHERE NOT EXISTS (SELECT 1 FROM lineage_nb_old AS o WHERE %3$s)'
+            ') AS d WHERE d.changes IS NOT NULL OR d.action = ''insert''',
+            key_of_r, key_of_o, same_key) USING run, who, target, cell, stamps;
     END IF;
     RETURN NULL;
 END $fn$;
@@ -150,27 +275,91 @@ DECLARE
     columns text[] := TG_ARGV[0]::text[];
 BEGIN
     IF 'run_id' = ANY (columns) THEN
-        stamps := stamps || jsonb_build_object('run_id', {s}.lineage_nb_run());
+        stamps := stamps || pg_catalog.jsonb_build_object('run_id', {s}.lineage_nb_run());
     END IF;
     IF 'updated_at' = ANY (columns) THEN
-        stamps := stamps || jsonb_build_object('updated_at', statement_timestamp());
+        stamps := stamps || pg_catalog.jsonb_build_object('updated_at',
+                                                          pg_catalog.statement_timestamp());
     END IF;
     IF 'updated_by_id' = ANY (columns) THEN
-        stamps := stamps || jsonb_build_object('updated_by_id', {s}.lineage_nb_user());
+        stamps := stamps || pg_catalog.jsonb_build_object('updated_by_id', {s}.lineage_nb_user());
     END IF;
-    NEW := jsonb_populate_record(NEW, stamps);
+    NEW := pg_catalog.jsonb_populate_record(NEW, stamps);
     RETURN NEW;
 END $$;
 """
 
 
+def _schema_name(connection: Connection) -> str:
+    return str(connection.execute(text("SELECT current_schema()")).scalar_one())
+
+
 def _schema(connection: Connection) -> str:
-    return _ident(str(connection.execute(text("SELECT current_schema()")).scalar_one()))
+    return _ident(_schema_name(connection))
+
+
+def functions_sql(schema_name: str, owner: str | None = None) -> str:
+    """The DDL of the context and capture functions in schema ``schema_name``.
+
+    ``owner`` None: the single-user functions (all ``SECURITY INVOKER``, as before team mode).
+    ``owner`` a role: the team versions, with ``lineage_nb_capture`` ``SECURITY DEFINER`` owned
+    by that role (it alone may insert events); whether the functions check the login against
+    the context comes from ``lineage_nb_team()``, which only the team setup makes non-NULL.
+    """
+    security = "SECURITY INVOKER" if owner is None else "SECURITY DEFINER"
+    ddl = (
+        _FUNCTIONS.replace("{sl}", _literal(schema_name))
+        .replace("{s}", _ident(schema_name))
+        .replace("{security}", security)
+        .replace("{{}}", "{}")
+    )
+    if owner is not None:
+        ddl += _OWNED.replace("{s}", _ident(schema_name)).replace("{owner}", _ident(owner))
+    return ddl
+
+
+_OWNED = """
+ALTER FUNCTION {s}.lineage_nb_capture() OWNER TO {owner};
+"""
+
+_TEAM_OWNER = (
+    "SELECT pg_catalog.pg_get_userbyid(p.proowner) FROM pg_catalog.pg_proc AS p "
+    "WHERE p.oid = pg_catalog.to_regprocedure(:marker)"
+)
+_TEAM_GROUP = "SELECT {s}.lineage_nb_team()"
+
+
+def team_owner(connection: Connection) -> str | None:
+    """The owner of the team functions when ``setup-postgres`` made this a team database.
+
+    Team mode is ``lineage_nb_team()`` returning the group role; the function is owned by the
+    team's owner role, so no member can replace it (nor switch team mode off from a session).
+    """
+    schema = _schema(connection)
+    owner = connection.execute(
+        text(_TEAM_OWNER), {"marker": schema + ".lineage_nb_team()"}
+    ).scalar()
+    if owner is None or connection.execute(text(_TEAM_GROUP.replace("{s}", schema))).scalar() is None:
+        return None
+    return str(owner)
 
 
 def create_functions(connection: Connection) -> None:
-    """Create or replace the context and capture functions in the lineage tables' schema."""
-    ddl = _FUNCTIONS.replace("{s}", _schema(connection)).replace("{{}}", "{}")
+    """Create or replace the context and capture functions in the lineage tables' schema.
+
+    Team-aware: on a database set up by ``setup-postgres`` it creates the team versions (so a
+    later migration does not undo team mode); otherwise the single-user ones. The marker
+    ``lineage_nb_team()`` is created (returning NULL: single user) only when missing.
+    """
+    name = _schema_name(connection)
+    owner = team_owner(connection)
+    ddl = functions_sql(name, owner)
+    marker = connection.execute(
+        text("SELECT pg_catalog.to_regprocedure(:marker) IS NULL"),
+        {"marker": _ident(name) + ".lineage_nb_team()"},
+    ).scalar_one()
+    if marker:
+        ddl = _TEAM_MARKER.replace("{s}", _ident(name)) + ddl
     cursor = connection.connection.cursor()  # no parameters: psycopg leaves format()'s %s alone
     try:
         cursor.execute(ddl)
