@@ -224,3 +224,28 @@ def test_capture_mixed_paths_match_rows(db: ln.Database, project: Project, ops: 
     for pk, changed in state.items():
         for field, new in changed.items():
             assert getattr(rows[pk], field) == pytest.approx(new)
+
+
+def test_capture_update_diff_of_every_column_type(db: ln.Database, run: ln.Run) -> None:
+    """An update's changes hold exactly the changed columns, whatever their type (JSON has no
+    equality operator on PostgreSQL; NULL to value and back counts as a change)."""
+    import datetime as dt
+    import decimal
+
+    from models import Color, Specimen
+
+    specimen = Specimen(label="a", count=1, ratio=0.5, flag=True, color=Color.red,
+                        day=dt.date(2026, 1, 1), amount=decimal.Decimal("1.5000"),
+                        extra={"k": [1, 2]}).save()
+    specimen.update(extra={"k": [1, 3]}, notes="new", day=dt.date(2026, 1, 2))
+    specimen.update(extra={"k": [1, 3]}, count=1)  # nothing changed: no event
+    specimen.update(color=Color.green, flag=None, amount=decimal.Decimal("2.2500"))
+    events = _events(db, "specimen")
+    assert [action for _pk, action, _c in events] == ["insert", "update", "update"]
+    first, second = events[1][2], events[2][2]
+    assert first == {"extra": [{"k": [1, 2]}, {"k": [1, 3]}], "notes": [None, "new"],
+                     "day": ["2026-01-01", "2026-01-02"]}
+    assert set(second) == {"color", "flag", "amount"}
+    assert second["color"] == ["red", "green"] and second["flag"] == [True, None]
+    assert [decimal.Decimal(str(v)) for v in second["amount"]] == [
+        decimal.Decimal("1.5"), decimal.Decimal("2.25")]

@@ -28,6 +28,9 @@ _AUTO = {"lineage_nb_auto": True}
 
 #: Column defaults that ask the transaction's lineage context (see ``lineage.capture``), for rows
 #: written by raw SQL or ``DataFrame.to_sql``; lineage_nb's own writes set the values themselves.
+#: The same expressions are the ``onupdate`` of the columns a write restamps, so a Core
+#: ``update()`` stamps its rows in its own SET clause and the database's restamp trigger (there
+#: for raw SQL) does not fire for it.
 _CONTEXT_DEFAULTS = {
     "lineage_nb_run": "(lineage_nb_run())",
     "lineage_nb_user": "(lineage_nb_user())",
@@ -52,7 +55,7 @@ class TracksRun:
     def run_id(cls) -> Mapped[int | None]:
         return mapped_column(
             ForeignKey(Run.__table__.c.id), index=True, info=_AUTO,
-            server_default=_context("lineage_nb_run"),
+            server_default=_context("lineage_nb_run"), onupdate=_context("lineage_nb_run"),
         )
 
     @declared_attr
@@ -83,12 +86,16 @@ class TracksUpdates:
 
     @declared_attr
     def updated_at(cls) -> Mapped[dt.datetime | None]:
-        return mapped_column(UTCDateTime, info=_AUTO, server_default=_context("lineage_nb_now"))
+        return mapped_column(
+            UTCDateTime, info=_AUTO, server_default=_context("lineage_nb_now"),
+            onupdate=_context("lineage_nb_now"),
+        )
 
     @declared_attr
     def updated_by_id(cls) -> Mapped[int | None]:
         return mapped_column(
-            ForeignKey(User.__table__.c.id), info=_AUTO, server_default=_context("lineage_nb_user")
+            ForeignKey(User.__table__.c.id), info=_AUTO,
+            server_default=_context("lineage_nb_user"), onupdate=_context("lineage_nb_user"),
         )
 
     @declared_attr

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, event, inspect
 from sqlalchemy.orm import Mapper, Session, UOWTransaction
-from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm.attributes import flag_modified, instance_state
 
 from ..db import Database, LineageSession
 from ..errors import ValidationError
@@ -159,12 +159,16 @@ def _check_created_unchanged(obj: Any) -> None:
 
 
 def _stamp_update(obj: Any, stamp: _Stamp) -> None:
+    """Set the update stamps as values of the flush itself (flagged even when unchanged, so the
+    columns' ``onupdate`` SQL, there for Core statements, is not used and nothing is expired)."""
     tracks_run, tracks_updates = _stamped_columns(type(obj))
     if tracks_run:
         obj.run_id = stamp.run_id
+        flag_modified(obj, "run_id")
     if tracks_updates:
         obj.updated_at = stamp.at
         obj.updated_by_id = stamp.user_id
+        flag_modified(obj, "updated_by_id")
 
 
 def _modified(session: Session, obj: Any) -> bool:

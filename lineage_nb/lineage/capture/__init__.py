@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -194,12 +195,21 @@ def _before_statement(resolver: Resolver, dialect: str) -> Callable[..., None]:
     return before
 
 
+_OWN_TABLE_WRITE = re.compile(
+    r'\s*(?:insert\s+into|update|delete\s+from)\s+(?:"?\w+"?\.)?"?lineage_', re.IGNORECASE
+)
+
+
 def _writes(statement: str) -> bool:
-    """Whether a statement may write a tracked table (our own tables' writes need no context)."""
-    head = statement.lstrip()[:64].lower()
+    """Whether a statement may write a tracked table (writes to our own tables need no context).
+
+    Only the statement's target decides: ``UPDATE sample SET run_id = (lineage_nb_run())`` is a
+    write of ``sample``.
+    """
+    head = statement.lstrip()[:16].lower()
     if not head.startswith(("insert", "update", "delete", "with", "merge", "copy")):
         return False
-    return "lineage_" not in head
+    return _OWN_TABLE_WRITE.match(statement) is None
 
 
 def _reset(conn: Connection) -> None:

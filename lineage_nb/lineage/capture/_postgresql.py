@@ -144,7 +144,7 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION {s}.lineage_nb_capture() RETURNS trigger
-LANGUAGE plpgsql VOLATILE {security} SET search_path = pg_catalog, pg_temp AS $fn$
+LANGUAGE plpgsql VOLATILE {security} SET search_path = pg_catalog, pg_temp SET jit = off AS $fn$
 DECLARE
     run integer := {s}.lineage_nb_run();
     who integer := {s}.lineage_nb_user();
@@ -156,6 +156,7 @@ DECLARE
     key_of_r text;
     key_of_o text;
     same_key text;
+    diff text;
     new_table name;
     old_table name;
     unsafe text;
@@ -245,6 +246,25 @@ BEGIN
             'jsonb_build_array(j.value, NULL)) FROM jsonb_each(to_jsonb(r)) AS j)::json, $4, '
             'statement_timestamp() FROM lineage_nb_old AS r', key_of_r) USING run, who, target, cell;
     ELSE
+        -- the diff, one expression per column (stamps left out): a native comparison for
+        -- pg_catalog types with a pg_catalog equality, else the jsonb values compared, so no
+        -- member-made operator runs here
+        SELECT pg_catalog.string_agg(pg_catalog.format(
+            'CASE WHEN %s THEN pg_catalog.jsonb_build_object(%L, pg_catalog.jsonb_build_array('
+            'pg_catalog.to_jsonb(o.%I), pg_catalog.to_jsonb(r.%I))) ELSE ''{}''::jsonb END',
+            CASE WHEN t.typnamespace = 'pg_catalog'::pg_catalog.regnamespace AND EXISTS (
+                SELECT 1 FROM pg_catalog.pg_operator AS op
+                WHERE op.oprname = '=' AND op.oprleft = a.atttypid AND op.oprright = a.atttypid
+                  AND op.oprnamespace = 'pg_catalog'::pg_catalog.regnamespace)
+            THEN pg_catalog.format('r.%I IS DISTINCT FROM o.%I', a.attname, a.attname)
+            ELSE pg_catalog.format('pg_catalog.to_jsonb(r.%I) IS DISTINCT FROM '
+                                   'pg_catalog.to_jsonb(o.%I)', a.attname, a.attname) END,
+            a.attname, a.attname, a.attname), ' || ' ORDER BY a.attnum)
+        INTO diff FROM pg_catalog.pg_attribute AS a
+        JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid
+        WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
+          AND NOT (a.attname::text = ANY (stamps));
+        diff := pg_catalog.format('NULLIF(%s, ''{}''::jsonb)', COALESCE(diff, 'NULL::jsonb'));
         -- one statement: rows matched on their key give their changed columns (stamps left out;
         -- none changed: no event); a key that changed gives a delete of the old key (full row)
         -- and an insert of the new one
@@ -252,10 +272,7 @@ BEGIN
             'INSERT INTO {s}.lineage_record_event '
             '(run_id, user_id, "table", pk, action, changes, cell, at) '
             'SELECT $1, $2, $3, d.pk, d.action, d.changes::json, $4, statement_timestamp() FROM ('
-            'SELECT %1$s AS pk, ''update''::text AS action, (SELECT jsonb_object_agg(nj.key, '
-            'jsonb_build_array(oj.value, nj.value)) FROM jsonb_each(to_jsonb(r)) AS nj '
-            'JOIN jsonb_each(to_jsonb(o)) AS oj ON oj.key = nj.key '
-            'WHERE nj.value IS DISTINCT FROM oj.value AND NOT (nj.key = ANY ($5))) AS changes '
+            'SELECT %1$s AS pk, ''update''::text AS action, %4$s AS changes '
             'FROM lineage_nb_new AS r JOIN lineage_nb_old AS o ON %3$s '
             'UNION ALL SELECT %2$s, ''delete'', (SELECT jsonb_object_agg(j.key, '
             'jsonb_build_array(j.value, NULL)) FROM jsonb_each(to_jsonb(o)) AS j) '
@@ -263,7 +280,7 @@ BEGIN
             'UNION ALL SELECT %1$s, ''insert'', NULL FROM lineage_nb_new AS r '
             'WHERE NOT EXISTS (SELECT 1 FROM lineage_nb_old AS o WHERE %3$s)'
             ') AS d WHERE d.changes IS NOT NULL OR d.action = ''insert''',
-            key_of_r, key_of_o, same_key) USING run, who, target, cell, stamps;
+            key_of_r, key_of_o, same_key, diff) USING run, who, target, cell;
     END IF;
     RETURN NULL;
 END $fn$;
