@@ -26,10 +26,12 @@ TRANSFORM = str(Path(__file__).with_name("run.py"))
 FULL = {
     "single": 2_000, "bulk": 50_000, "update": 2_000, "load": 10_000, "history": 1_000_000,
     "df": 100_000, "browse_big": 1_000_000, "browse_small": 1_000, "memory": 100_000,
+    "save": 2_000, "update_set": 50_000, "storage": 100_000,
 }
 QUICK = {
     "single": 100, "bulk": 2_000, "update": 100, "load": 1_000, "history": 20_000,
     "df": 10_000, "browse_big": 20_000, "browse_small": 1_000, "memory": 5_000,
+    "save": 100, "update_set": 2_000, "storage": 5_000,
 }
 
 

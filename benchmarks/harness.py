@@ -53,6 +53,7 @@ class Result:
     unit: str = "s"  # "s" (time) or "MiB" (peak memory)
     note: str = ""
     error: str | None = None
+    also: list[tuple[str, float]] = field(default_factory=list)  # more (reference, max ratio)
 
     @property
     def median(self) -> float | None:
@@ -289,6 +290,14 @@ def table(results: list[Result], backend: str) -> str:
         ratio_text = "—" if ratio is None else f"{ratio:.2f}× {r.reference}"
         if r.reference == r.system:
             ratio_text = "1.00 (reference)"
+        for other, limit in r.also:  # a second baseline the same row is held against
+            ref2 = by_name.get((r.operation, other))
+            if median is None or ref2 is None or not ref2.median or r.error:
+                continue
+            ratio2 = median / ref2.median
+            ratio_text += f"; {ratio2:.2f}× {other}"
+            if verdict == "pass" and ratio2 > limit:
+                verdict = "fall short"
         if r.note:
             verdict = f"{verdict} ({r.note})" if verdict else r.note
         stmts = "—" if r.statements is None else f"{r.statements:,}"

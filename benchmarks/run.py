@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import ops_capture
 import ops_read
 import ops_write
 from context import Ctx, close_context, open_context
@@ -42,6 +43,9 @@ OPERATIONS: dict[str, Callable[[Ctx], None]] = {
     "df": ops_read.dataframe,
     "browse": ops_read.browse,
     "memory": ops_write.memory,
+    "save": ops_capture.save,
+    "update_set": ops_capture.update_set,
+    "storage": ops_capture.storage,
 }
 
 
