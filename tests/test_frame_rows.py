@@ -147,3 +147,17 @@ async def test_frame_async_twin(db: ln.Database) -> None:
     keys = await Sample.abulk_create(pd.DataFrame({"name": ["a", "b"], "project_id": project.id}))
     assert [(await Sample.aget(k)).name for k in keys] == ["a", "b"]
     assert len(_events("sample")) == 2
+
+
+def test_frame_with_lineage_off_may_give_the_stamps(db_url: str) -> None:
+    """With lineage off nothing stamps rows, so a frame may (must, for NOT NULL) give them."""
+    off = ln.connect(db_url, lineage=False)
+    try:
+        user = ln.User(handle="someone").save()
+        project = Project(name="off", created_by_id=user.id).save()
+        keys = Sample.bulk_create(pd.DataFrame({
+            "name": ["a"], "project_id": [project.id], "created_by_id": [user.id],
+        }))
+        assert Sample.get(keys[0]).created_by_id == user.id
+    finally:
+        off.close()

@@ -327,10 +327,12 @@ def bulk_create_frame(session: Session, model: type, frame: Any) -> list[Any]:
     """
     mapper: Mapper[Any] = inspect(model)
     pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
-    refused = frozenset(
-        attr.key for attr in mapper.column_attrs if attr.columns[0].info.get("lineage_nb_auto")
+    db = session_database(session)
+    refused = frozenset(  # lineage stamps come from the run, unless lineage is off
+        attr.key for attr in mapper.column_attrs
+        if db.lineage and attr.columns[0].info.get("lineage_nb_auto")
     )
-    dialect = session_database(session).dialect
+    dialect = db.dialect
     keys: list[Any] = []
     for rows in frame_rows.frame_chunks(model, frame, dialect=dialect, refused=refused):
         for row in rows:  # a missing key is generated, as for dicts
