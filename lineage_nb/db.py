@@ -79,6 +79,10 @@ def _async_url(url: URL) -> URL:
     return url.set(drivername="postgresql+psycopg")
 
 
+#: Execution option of an ``atomic()`` block's connection: on SQLite it begins ``IMMEDIATE``.
+WRITE_TRANSACTION = "lineage_nb_write_transaction"
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
@@ -86,6 +90,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """An ``atomic()`` block begins ``BEGIN IMMEDIATE``: its reads are inside its transaction.
+
+    The sqlite3 module begins a transaction only before the first INSERT/UPDATE/DELETE, so a
+    block's reads would see no lock and a read-modify-write could lose another writer's update.
+    Taking the write lock at the start makes other writers wait (within ``busy_timeout``).
+    Other transactions keep the module's late begin: readers never wait, and a session that
+    reads and then writes does not fail on a snapshot another writer made stale.
+    """
+    if connection.get_execution_options().get(WRITE_TRANSACTION, False):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -105,6 +122,7 @@ class Database:
         self.engine: Engine = create_engine(self.url, echo=echo, **self._engine_options())
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
         self._async_engine: AsyncEngine | None = None
         #: Engine listeners of the layers above (installed on every engine of this database).
         self._listeners: list[tuple[str, Callable[..., Any]]] = []
@@ -151,6 +169,7 @@ class Database:
             )
             if self.dialect == "sqlite":
                 event.listen(self._async_engine.sync_engine, "connect", _sqlite_pragmas)
+                event.listen(self._async_engine.sync_engine, "begin", _sqlite_begin)
             for identifier, fn in self._listeners:
                 event.listen(self._async_engine.sync_engine, identifier, fn)
         return self._async_engine
@@ -188,9 +207,9 @@ class Database:
             for hook in self.create_all_hooks:
                 hook(connection)
 
-    def atomic(self) -> Atomic:
+    def atomic(self, *, isolation: str | None = None) -> Atomic:
         """A transaction on this database; see :func:`atomic`."""
-        return Atomic(self)
+        return Atomic(self, isolation=isolation)
 
     def close(self) -> None:
         """Dispose of the connection pools; later use raises ``ConfigurationError``."""
@@ -278,8 +297,22 @@ class Atomic:
     Nested blocks become savepoints. An exception rolls back the block and propagates.
     """
 
-    def __init__(self, db: Database | None = None) -> None:
+    def __init__(self, db: Database | None = None, *, isolation: str | None = None) -> None:
+        if isolation is not None and isolation.lower() not in _ISOLATION:
+            raise ConfigurationError(
+                f"atomic(isolation={isolation!r}) is not a known isolation level.",
+                value=isolation,
+                hint=f"Use one of {', '.join(sorted(_ISOLATION))} (or leave it out).",
+            )
         self._db = db
+        self._isolation = None if isolation is None else _ISOLATION[isolation.lower()]
+
+    def _options(self) -> dict[str, Any]:
+        """Execution options of the block's connection (PostgreSQL: its isolation level)."""
+        options: dict[str, Any] = {WRITE_TRANSACTION: True}
+        if self._isolation is not None and (self._db or get_database()).dialect == "postgresql":
+            options["isolation_level"] = self._isolation
+        return options
 
     def __enter__(self) -> Session:
         self._sync_cm = self._sync_scope()
@@ -315,6 +348,7 @@ class Atomic:
         token = _ambient.set(session)
         try:
             with session.begin():
+                session.connection(execution_options=self._options())
                 yield session
         finally:
             _ambient.reset(token)
@@ -336,16 +370,30 @@ class Atomic:
         token = _ambient.set(session)
         try:
             async with session.begin():
+                await session.connection(execution_options=self._options())
                 yield session
         finally:
             _ambient.reset(token)
             await session.close()
 
 
-def atomic(db: Database | None = None) -> Atomic:
+_ISOLATION = {
+    "read committed": "READ COMMITTED",
+    "repeatable read": "REPEATABLE READ",
+    "serializable": "SERIALIZABLE",
+}
+
+
+def atomic(db: Database | None = None, *, isolation: str | None = None) -> Atomic:
     """Run every write inside as one transaction, lineage events included.
 
     Works as ``with ln.atomic():`` and ``async with ln.atomic():``; nested blocks are savepoints.
+
+    Reads inside the block are part of the transaction. On SQLite the block takes the write lock
+    when it starts (``BEGIN IMMEDIATE``), so a read-modify-write block is never interleaved with
+    another writer's. PostgreSQL runs it at READ COMMITTED unless ``isolation`` says otherwise:
+    with ``isolation="serializable"`` a concurrent conflicting block fails with
+    ``OperationalError`` (run it again) instead of losing an update.
 
     Examples:
         >>> import lineage_nb as ln
@@ -353,4 +401,4 @@ def atomic(db: Database | None = None) -> Atomic:
         >>> with ln.atomic() as session:
         ...     pass
     """
-    return Atomic(db)
+    return Atomic(db, isolation=isolation)
