@@ -16,16 +16,16 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Integer, create_engine, event, inspect, select
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapper, Session, make_transient
 
 from .errors import ConfigurationError
 
@@ -345,11 +345,15 @@ class Atomic:
                 yield outer
             return
         session = (self._db or get_database()).session()
+        event.listen(session, "pending_to_persistent", _note_inserted)
         token = _ambient.set(session)
         try:
             with session.begin():
                 session.connection(execution_options=self._options())
                 yield session
+        except BaseException:
+            _reload_after_rollback(session)
+            raise
         finally:
             _ambient.reset(token)
             session.close()
@@ -367,14 +371,65 @@ class Atomic:
                 yield outer
             return
         session = (self._db or get_database()).async_session()
+        event.listen(session.sync_session, "pending_to_persistent", _note_inserted)
         token = _ambient.set(session)
         try:
             async with session.begin():
                 await session.connection(execution_options=self._options())
                 yield session
+        except BaseException:
+            await session.run_sync(_reload_after_rollback)
+            raise
         finally:
             _ambient.reset(token)
             await session.close()
+
+
+def _reload_after_rollback(session: Session) -> None:
+    """Give the records a rolled-back block touched the values the database has.
+
+    A rollback expires every record of the session; closed, they would be husks that raise on
+    every read. Stored ones are read again (one SELECT per table); rows the block inserted are
+    gone, so those records become new again (key cleared when the database generated it).
+    """
+    by_class: dict[type, list[Any]] = {}
+    for record in list(session.identity_map.values()):
+        by_class.setdefault(type(record), []).append(record)
+    for cls, records in by_class.items():
+        mapper: Mapper[Any] = inspect(cls)
+        keys = [inspect(r).key[1] for r in records]
+        found: Sequence[Any]
+        try:
+            if len(mapper.primary_key) == 1:
+                column = mapper.primary_key[0]
+                found = session.scalars(
+                    select(cls).where(column.in_([k[0] for k in keys]))
+                    .execution_options(populate_existing=True)
+                ).all()
+            else:
+                found = [session.get(cls, k, populate_existing=True) for k in keys]
+        except SQLAlchemyError:  # the database is unreachable: leave the records as they are
+            return
+        present = {id(r) for r in found if r is not None}
+        for record in records:
+            if id(record) not in present:
+                session.expunge(record)
+                make_transient(record)
+    for record in session.info.pop(_INSERTED, ()):
+        if inspect(record).transient:  # its INSERT was rolled back: new again, key not taken
+            record_mapper: Mapper[Any] = inspect(type(record))
+            keys_of = record_mapper.primary_key
+            generated = len(keys_of) == 1 and keys_of[0].autoincrement in (True, "auto")
+            if generated and isinstance(keys_of[0].type, Integer):
+                setattr(record, record_mapper.get_property_by_column(keys_of[0]).key, None)
+
+
+#: ``session.info`` key: records a block's flushes inserted (see :func:`_note_inserted`).
+_INSERTED = "lineage_nb_inserted"
+
+
+def _note_inserted(session: Session, instance: Any) -> None:
+    session.info.setdefault(_INSERTED, []).append(instance)
 
 
 _ISOLATION = {

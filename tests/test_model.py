@@ -354,3 +354,19 @@ def test_changing_the_key_saves_a_new_row(db: ln.Database) -> None:
     assert {p.name for p in Project.objects().all()} == {"original", "copy", "moved copy"}
     actions = [e.action for e in ln.RecordEvent.filter(table="project").all()]
     assert actions == ["insert", "insert", "insert"]
+
+
+def test_records_stay_usable_after_an_atomic_block_fails(db: ln.Database) -> None:
+    """After an exception rolls an atomic() block back, the records it touched read as the
+    database has them (nothing of the block), and can be saved and updated again."""
+    project = Project(name="before").save()
+    with pytest.raises(RuntimeError), ln.atomic():
+        project.name = "inside"
+        project.save()
+        sample = Sample(name="new in block", value=1.0, project=project).save()
+        raise RuntimeError
+    assert project.name == "before"
+    assert sample.name == "new in block" and sample.id is None
+    project.update(name="after")
+    sample.save()
+    assert Project.get(project.id).name == "after" and Sample.get(sample.id).project_id == project.id
