@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, create_engine, event, inspect, select
+from sqlalchemy import Connection, Engine, Integer, create_engine, event, inspect, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
@@ -78,6 +78,9 @@ def _async_url(url: URL) -> URL:
         return url.set(drivername="sqlite+aiosqlite")
     return url.set(drivername="postgresql+psycopg")
 
+
+#: Advisory lock key of lineage_nb's schema changes on PostgreSQL (any fixed 64-bit number).
+SCHEMA_LOCK_KEY = 0x6C696E65  # "line" (the key earlier versions' upgrades took)
 
 #: Execution option of an ``atomic()`` block's connection: on SQLite it begins ``IMMEDIATE``.
 WRITE_TRANSACTION = "lineage_nb_write_transaction"
@@ -203,9 +206,24 @@ class Database:
 
         self._check_open()
         with self.engine.begin() as connection:
+            self.lock_schema(connection)
             Model.metadata.create_all(connection)
             for hook in self.create_all_hooks:
                 hook(connection)
+
+    def lock_schema(self, connection: Connection) -> None:
+        """Serialize schema changes of processes connecting at once, until the transaction ends.
+
+        Creating tables and triggers checks what exists and then creates what is missing; two
+        processes doing that at once both try to create the same table. PostgreSQL: a
+        transaction-level advisory lock; SQLite: the write lock (``BEGIN IMMEDIATE``).
+        """
+        if self.dialect == "postgresql":
+            connection.execute(
+                text("SELECT pg_catalog.pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY}
+            )
+        elif not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     def atomic(self, *, isolation: str | None = None) -> Atomic:
         """A transaction on this database; see :func:`atomic`."""

@@ -98,3 +98,30 @@ def test_no_database_connected() -> None:
     """Active-record calls before connect() say to call ln.connect()."""
     with pytest.raises(ConfigurationError, match="connect"):
         Project.objects().count()
+
+
+def test_processes_connecting_at_once_to_a_fresh_database(backend: str, tmp_path: Path) -> None:
+    """Eight processes connect to one new database at the same moment (schema, tables,
+    triggers, user) and each saves a record: none fails."""
+    import subprocess
+    import sys
+
+    from conftest import database_url
+
+    url = database_url(backend, tmp_path)
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[2]); import models, lineage_nb as ln; "
+        "ln.connect(sys.argv[1]); models.Project(name='p' + sys.argv[3]).save(); print('saved')"
+    )
+    tests = str(Path(__file__).parent)
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script, url, tests, str(i)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(8)
+    ]
+    outcomes = [p.communicate(timeout=180) for p in processes]
+    failures = [err for p, (_out, err) in zip(processes, outcomes, strict=True) if p.returncode]
+    assert failures == []
+    db = ln.connect(url)
+    assert sorted(p.name for p in Project.objects().all()) == [f"p{i}" for i in range(8)]
+    db.close()

@@ -25,6 +25,7 @@ def _prepare(db: Database) -> None:
         return
     db.create_all_hooks.append(_install_triggers)
     with db.engine.begin() as connection:
+        db.lock_schema(connection)
         _install_triggers(connection)
 
 

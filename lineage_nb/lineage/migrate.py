@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from ..db import Database
@@ -17,7 +17,6 @@ from ..errors import ConfigurationError
 __all__ = ["VERSION_TABLE", "current_revision", "head_revision", "upgrade_schema"]
 
 VERSION_TABLE = "lineage_nb_version"
-_PG_LOCK_KEY = 0x6C696E65  # "line": serializes concurrent upgrades on PostgreSQL
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -57,8 +56,7 @@ def upgrade_schema(db: Database, revision: str = "head") -> None:
             if revision == "head" and current_revision(connection) == _HEAD:
                 return
         with db.engine.begin() as connection:
-            if db.dialect == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+            db.lock_schema(connection)  # another process may be upgrading at this moment
             command.upgrade(_config(connection), revision)
     except DBAPIError as error:  # unreachable, refused, read-only, or not a database at all
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
