@@ -8,7 +8,17 @@ import uuid
 
 import pytest
 from models import Color, Measurement, Project, Sample, Specimen
-from sqlalchemy import DateTime, Numeric, String, UniqueConstraint, Uuid
+from sqlalchemy import (
+    REAL,
+    DateTime,
+    Float,
+    Interval,
+    Numeric,
+    String,
+    Time,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 import lineage_nb as ln
@@ -246,3 +256,38 @@ def test_uuid_keys_and_uuid_text(db: ln.Database) -> None:
         _Tagged(ref="closed").save()
     assert bad.value.field == "ref" and "is not a UUID" in str(bad.value)
     assert [t.id for t in _Tagged.objects().all()] == [record.id]
+
+
+class _Measures(ln.Model):
+    """Types whose values used to be refused or changed silently."""
+
+    __tablename__ = "validation_measures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    took: Mapped[dt.timedelta | None] = mapped_column(Interval)
+    at: Mapped[dt.time | None] = mapped_column(Time)
+    single: Mapped[float | None] = mapped_column(REAL)
+    double: Mapped[float | None] = mapped_column(Float)
+
+
+def test_interval_time_real_and_nan_round_trip_or_are_refused(db: ln.Database) -> None:
+    """Interval takes timedeltas; an aware time in Time() is refused (its zone would be
+    dropped); a value a 4-byte REAL would change is refused on PostgreSQL; Decimal NaN is
+    refused on SQLite like float NaN. What is accepted reads back equal."""
+    db.create_all()
+    record = _Measures(took=dt.timedelta(hours=1, seconds=3), at=dt.time(12, 30),
+                       single=0.5, double=0.123456789).save()
+    stored = _Measures.get(record.id)
+    assert (stored.took, stored.at, stored.single, stored.double) == (
+        dt.timedelta(hours=1, seconds=3), dt.time(12, 30), 0.5, 0.123456789)
+    with pytest.raises(ValidationError) as aware:
+        _Measures(at=dt.time(12, 30, tzinfo=dt.timezone.utc)).save()
+    assert aware.value.field == "at" and "time zone" in str(aware.value)
+    if db.dialect == "postgresql":
+        with pytest.raises(ValidationError) as real:
+            _Measures(single=0.123456789).save()
+        assert real.value.field == "single" and "REAL" in str(real.value)
+    else:
+        with pytest.raises(ValidationError) as nan:
+            _Measures(double=decimal.Decimal("NaN")).save()
+        assert nan.value.field == "double" and "NaN" in str(nan.value)

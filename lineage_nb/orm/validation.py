@@ -11,6 +11,7 @@ import datetime as dt
 import decimal
 import json
 import math
+import struct
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -105,14 +106,38 @@ def _check_integer(bits: int) -> Check:
     return check
 
 
-def _check_float(allow_nan: bool) -> Check:
+def _check_float(allow_nan: bool, single: bool) -> Check:
+    """A float column's check; ``single``: stored as a 4-byte REAL (PostgreSQL ``Float(p <= 24)``)."""
+
     def check(value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
             return f"expected a number, got {_type_name(value)}."
         if isinstance(value, int) and abs(value) > 2**53:
             return f"{value} cannot be stored exactly as a float. Use a Numeric column."
-        if not allow_nan and isinstance(value, float) and math.isnan(value):
+        nan = value.is_nan() if isinstance(value, decimal.Decimal) else math.isnan(value)
+        if not allow_nan and nan:
             return "NaN cannot be stored in SQLite (it becomes NULL). Use None for missing values."
+        if single and not nan and math.isfinite(float(value)):
+            stored = struct.unpack("f", struct.pack("f", float(value)))[0]
+            if stored != float(value):
+                return (
+                    f"{value!r} does not fit a 4-byte REAL column exactly (it would read back as "
+                    f"{stored!r}). Use Float() (double precision) or round it."
+                )
+        return None
+
+    return check
+
+
+def _check_time(timezone: bool) -> Check:
+    def check(value: Any) -> str | None:
+        if not isinstance(value, dt.time):
+            return f"expected time, got {_type_name(value)}."
+        if value.tzinfo is not None and not timezone:
+            return (
+                f"time {value.isoformat()} has a time zone, which Time() drops. Pass a naive "
+                "time, or declare Time(timezone=True) on PostgreSQL."
+            )
         return None
 
     return check
@@ -296,6 +321,8 @@ def _check_uuid_text(value: Any) -> str | None:
 
 
 def _checker_for(column_type: types.TypeEngine[Any], dialect: str) -> Check | None:
+    if isinstance(column_type, types.Interval):  # a TypeDecorator over DateTime on SQLite
+        return _check_instance((dt.timedelta,), "timedelta")
     impl: Any = getattr(column_type, "impl_instance", column_type)
     if isinstance(impl, types.Enum):
         return _check_enum(impl)
@@ -307,7 +334,10 @@ def _checker_for(column_type: types.TypeEngine[Any], dialect: str) -> Check | No
         bits = next(b for kind, b in _INT_RANGES if isinstance(impl, kind))
         return _check_integer(bits)
     if isinstance(impl, types.Float):
-        return _check_float(allow_nan=dialect != "sqlite")
+        single = dialect == "postgresql" and (
+            isinstance(impl, types.REAL) or (impl.precision is not None and impl.precision <= 24)
+        )
+        return _check_float(allow_nan=dialect != "sqlite", single=single)
     if isinstance(impl, types.Numeric):
         return _check_numeric(impl.precision, impl.scale, bool(impl.asdecimal), dialect)
     if isinstance(impl, types.DateTime):
@@ -315,7 +345,7 @@ def _checker_for(column_type: types.TypeEngine[Any], dialect: str) -> Check | No
     if isinstance(impl, types.Date):
         return _check_instance((dt.date,), "date", exclude=(dt.datetime,))
     if isinstance(impl, types.Time):
-        return _check_instance((dt.time,), "time")
+        return _check_time(bool(impl.timezone) and dialect == "postgresql")
     if isinstance(impl, types.Interval):
         return _check_instance((dt.timedelta,), "timedelta")
     if isinstance(impl, types.LargeBinary):
