@@ -85,3 +85,12 @@ async def test_async_query_twins(samples: list[Sample]) -> None:
     first = await query.afirst()
     assert first is not None and first.name == "s3"
     assert (await Sample.filter(name="s4").aone()).value == 4.0
+
+
+def test_filter_with_an_integer_beyond_64_bits_is_refused(db: ln.Database) -> None:
+    """filter(id=2**70) names the field instead of an OverflowError from the SQLite driver."""
+    with pytest.raises(ValidationError) as info:
+        Project.filter(id=2**70).all()
+    assert info.value.field == "id" and "64-bit" in str(info.value)
+    with pytest.raises(ValidationError):
+        Project.filter(id=[1, -(2**64)]).count()

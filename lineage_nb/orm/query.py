@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Select, func, inspect, select
+from sqlalchemy import Select, func, inspect, select, types
 from sqlalchemy.orm import Session
 
 from ..errors import MultipleFound, NotFound, ValidationError, short_repr
@@ -54,6 +54,7 @@ class Query(Generic[T]):
         for name, value in equals.items():
             attribute = self._attribute(name)
             _check_text(self.model, name, value)
+            _check_integer(self.model, name, attribute, value)
             if isinstance(value, (list, tuple, set, frozenset)):
                 conditions.append(attribute.in_(list(value)))
             elif value is None:
@@ -160,6 +161,24 @@ class Query(Generic[T]):
     async def acount(self) -> int:
         """Async twin of :meth:`count`."""
         return await run_async(self._count)
+
+
+def _check_integer(model: type, name: str, attribute: Any, value: Any) -> None:
+    """Refuse an integer filter value beyond 64 bits for an integer column: no stored value can
+    equal it (and SQLite's driver cannot even send it: OverflowError)."""
+    column_type = getattr(getattr(attribute, "type", None), "impl_instance", None) or getattr(
+        attribute, "type", None
+    )
+    if not isinstance(column_type, types.Integer):
+        return
+    values = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
+    for item in values:
+        if isinstance(item, int) and not isinstance(item, bool) and not -(2**63) <= item < 2**63:
+            raise ValidationError(
+                {name: [f"filter value {item} is outside the 64-bit integer range; no stored "
+                        "integer can equal it."]},
+                model=model.__name__, field=name, value=item,
+            )
 
 
 def _check_text(model: type, name: str, value: Any) -> None:
