@@ -385,16 +385,7 @@ def throwaway_cluster() -> ThrowawayCluster | None:
 
 def fresh_database(prefix: str = "t") -> str:
     """Create a new, uniquely named, empty database; return its SQLAlchemy URL."""
-    admin = admin_url()
-    stem = re.sub(r"[^a-z0-9_]", "_", prefix.lower())[:30] or "t"
-    name = f"{stem}_{os.getpid()}_{uuid.uuid4().hex[:12]}"
-    with connect(admin) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(
-                sql.Identifier(name)
-            )
-        )
-    return make_url(admin).set(database=name).render_as_string(hide_password=False)
+    return fresh_database_at(admin_url(), prefix)
 
 
 def drop_database(url: str) -> None:
