@@ -47,6 +47,10 @@ class LineageSession(Session):
 #: Called with each new :class:`Database` by :func:`connect` (the lineage layer upgrades its schema).
 connect_hooks: list[Callable[[Database], None]] = []
 
+#: ``(error, committing, dialect) -> our error or None``, installed by the ORM layer: turns a
+#: database error of an ``atomic()`` block (``committing``: raised by its COMMIT) into ours.
+block_error_translators: list[Callable[[BaseException, bool, str], BaseException | None]] = []
+
 _default: Database | None = None
 _ambient: contextvars.ContextVar[Session | AsyncSession | None] = contextvars.ContextVar(
     "lineage_nb_ambient_session", default=None
@@ -362,16 +366,22 @@ class Atomic:
             with outer.begin_nested():
                 yield outer
             return
-        session = (self._db or get_database()).session()
+        db = self._db or get_database()
+        session = db.session()
         event.listen(session, "pending_to_persistent", _note_inserted)
         token = _ambient.set(session)
+        committing = False
         try:
             with session.begin():
                 session.connection(execution_options=self._options())
                 yield session
-        except BaseException:
+                committing = True
+        except BaseException as error:
             _reload_after_rollback(session)
-            raise
+            ours = _translated(error, committing, db.dialect)
+            if ours is error:
+                raise
+            raise ours from error
         finally:
             _ambient.reset(token)
             session.close()
@@ -388,19 +398,35 @@ class Atomic:
             async with outer.begin_nested():
                 yield outer
             return
-        session = (self._db or get_database()).async_session()
+        db = self._db or get_database()
+        session = db.async_session()
         event.listen(session.sync_session, "pending_to_persistent", _note_inserted)
         token = _ambient.set(session)
+        committing = False
         try:
             async with session.begin():
                 await session.connection(execution_options=self._options())
                 yield session
-        except BaseException:
+                committing = True
+        except BaseException as error:
             await session.run_sync(_reload_after_rollback)
-            raise
+            ours = _translated(error, committing, db.dialect)
+            if ours is error:
+                raise
+            raise ours from error
         finally:
             _ambient.reset(token)
             await session.close()
+
+
+def _translated(error: BaseException, committing: bool, dialect: str) -> BaseException:
+    """Our error for a database error of an ``atomic()`` block; anything else unchanged."""
+    if isinstance(error, SQLAlchemyError):
+        for translator in block_error_translators:
+            ours = translator(error, committing, dialect)
+            if ours is not None:
+                return ours
+    return error
 
 
 def _reload_after_rollback(session: Session) -> None:

@@ -312,3 +312,35 @@ def test_connection_lost_at_commit_says_outcome_unknown(db: ln.Database, backend
     assert "before running the call again" in str(info.value.hint)
     Sample(name="after", value=2.0, project=project).save()  # the database is usable again
     assert "after" in [s.name for s in Sample.objects().all()]
+
+
+def test_connection_lost_at_atomic_commit_says_outcome_unknown(
+    db: ln.Database, backend: str
+) -> None:
+    """The COMMIT of an ln.atomic() block that loses its connection: our error, outcome unknown."""
+    if backend == "sqlite":
+        pytest.skip("SQLite has no server connection to lose at COMMIT")
+
+    def fail_at_commit(conn: Any) -> None:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with pg_server.connect(db.url) as killer:
+            killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    event.listen(db.engine, "commit", fail_at_commit)
+    try:
+        with pytest.raises(OperationalError) as info, ln.atomic():
+            Project(name="in the block").save()
+    finally:
+        event.remove(db.engine, "commit", fail_at_commit)
+    assert "outcome is unknown" in str(info.value)
+    Project(name="after").save()
+
+
+def test_database_error_inside_atomic_is_ours(db: ln.Database) -> None:
+    """A raw statement failing inside ln.atomic() surfaces as our error naming the problem."""
+    from sqlalchemy import text
+
+    with pytest.raises(ln.errors.LineageError) as info, ln.atomic() as session:
+        session.execute(text("INSERT INTO project (id, name, created_by_id) VALUES (1, NULL, 1)"))
+    assert not isinstance(info.value, ConfigurationError)
+    assert "null" in str(info.value).lower()

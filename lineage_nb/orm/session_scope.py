@@ -19,7 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import LoaderCallableStatus, Session, make_transient
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..db import Database, ambient_scope, ambient_session, get_database
+from ..db import (
+    Database,
+    ambient_scope,
+    ambient_session,
+    block_error_translators,
+    get_database,
+)
 from ..errors import ConfigurationError, OperationalError
 from .translate import is_disconnect, is_retryable, translate
 
@@ -144,6 +150,17 @@ def _outcome_unknown(error: BaseException, dialect: str) -> bool:
     if dialect == "sqlite" or not isinstance(error, sa_exc.DBAPIError):
         return False
     return bool(error.connection_invalidated) or is_disconnect(error)
+
+
+def _block_error(error: BaseException, committing: bool, dialect: str) -> BaseException:
+    """Our error for a database error of an ``atomic()`` block (installed in ``db``)."""
+    if committing and _outcome_unknown(error, dialect):
+        return _unknown_outcome(error)
+    return translate(error)
+
+
+if _block_error not in block_error_translators:
+    block_error_translators.append(_block_error)
 
 
 def _commit_or_say_unknown(commit: Callable[[], None], dialect: str) -> None:
