@@ -226,7 +226,7 @@ def save_related(
     """Upsert loaded related records that are unsaved or changed (all with ``save_all``)."""
     skip = _paths(exclude)
     seen: set[int] = {id(record)}
-    count = 0
+    count = _save_links(session, record, skip)
     for _path, _rel, related in list(_walk(record, follow, skip)):
         if id(related) in seen or getattr(type(related), "__lineage_internal__", False):
             continue
@@ -237,6 +237,23 @@ def save_related(
             related._do_save(session, False, False, None)
             count += 1
     return count
+
+
+def _save_links(session: Session, record: Any, skip: set[str]) -> int:
+    """Write ``record``'s pending many-to-many links; how many were added."""
+    state = inspect(record)
+    added = 0
+    for rel in state.mapper.relationships:
+        if rel.secondary is None or rel.viewonly or rel.key in skip or rel.key not in state.dict:
+            continue
+        added += len(state.attrs[rel.key].history.added)
+    if added or any(
+        state.attrs[rel.key].history.deleted for rel in state.mapper.relationships
+        if rel.secondary is not None and rel.key in state.dict
+    ):
+        attach(session, record)
+        session.flush()
+    return added
 
 
 def _batch_size(session: Session, columns: int) -> int:
@@ -448,6 +465,14 @@ def attach(session: Session, record: Any) -> None:
         if rel.key not in state.dict or rel.viewonly:
             continue
         related = state.dict[rel.key]
+        if rel.uselist and rel.secondary is not None:
+            # many-to-many: the links are this record's to write; the linked records join the
+            # session (unsaved ones are inserted first) so the flush can write the link rows
+            history = state.attrs[rel.key].history
+            for linked in [*history.added, *history.unchanged, *history.deleted]:
+                if inspect(linked).session_id != session.hash_key:
+                    attach(session, linked)
+            continue
         if rel.uselist:  # children are written by their own save (ormar's save_related)
             if state.attrs[rel.key].history.has_changes():
                 set_committed_value(record, rel.key, list(related))

@@ -328,6 +328,9 @@ class ActiveRecord:
             unloaded = set(self._column_keys()) & set(inspect(self).unloaded)
             if unloaded:  # server-side defaults: read them now, later the record is detached
                 session.refresh(self, attribute_names=sorted(unloaded))
+            for rel in inspect(cls).relationships:  # a row just inserted has no related rows yet
+                if rel.uselist and rel.key in inspect(self).unloaded:
+                    set_committed_value(self, rel.key, [])
         else:
             self._attach(session)
             self._write_fields(session, columns, force=columns is not None)
