@@ -286,6 +286,22 @@ def test_reconnect_after_postgres_restart() -> None:
         cluster.stop()
 
 
+@contextlib.contextmanager
+def _server_connection_killed_at_commit(db: ln.Database) -> Iterator[None]:
+    """Inside the block, every COMMIT finds its server connection terminated from elsewhere."""
+
+    def kill(conn: Any) -> None:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with pg_server.connect(db.url) as killer:
+            killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    event.listen(db.engine, "commit", kill)
+    try:
+        yield
+    finally:
+        event.remove(db.engine, "commit", kill)
+
+
 def test_connection_lost_at_commit_says_outcome_unknown(db: ln.Database, backend: str) -> None:
     """A failure at COMMIT is reported as an unknown outcome, never as "nothing was written".
 
@@ -295,18 +311,8 @@ def test_connection_lost_at_commit_says_outcome_unknown(db: ln.Database, backend
     if backend == "sqlite":
         pytest.skip("SQLite has no server connection to lose at COMMIT")
     project = Project(name="first").save()
-
-    def fail_at_commit(conn: Any) -> None:
-        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-        with pg_server.connect(db.url) as killer:
-            killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
-
-    event.listen(db.engine, "commit", fail_at_commit)
-    try:
-        with pytest.raises(OperationalError) as info:
-            Sample(name="at commit", value=1.0, project=project).save()
-    finally:
-        event.remove(db.engine, "commit", fail_at_commit)
+    with _server_connection_killed_at_commit(db), pytest.raises(OperationalError) as info:
+        Sample(name="at commit", value=1.0, project=project).save()
     message = str(info.value)
     assert "outcome is unknown" in message and "nothing" not in message.lower()
     assert "before running the call again" in str(info.value.hint)
@@ -320,18 +326,9 @@ def test_connection_lost_at_atomic_commit_says_outcome_unknown(
     """The COMMIT of an ln.atomic() block that loses its connection: our error, outcome unknown."""
     if backend == "sqlite":
         pytest.skip("SQLite has no server connection to lose at COMMIT")
-
-    def fail_at_commit(conn: Any) -> None:
-        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-        with pg_server.connect(db.url) as killer:
-            killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
-
-    event.listen(db.engine, "commit", fail_at_commit)
-    try:
-        with pytest.raises(OperationalError) as info, ln.atomic():
+    with _server_connection_killed_at_commit(db), pytest.raises(OperationalError) as info:
+        with ln.atomic():
             Project(name="in the block").save()
-    finally:
-        event.remove(db.engine, "commit", fail_at_commit)
     assert "outcome is unknown" in str(info.value)
     Project(name="after").save()
 
