@@ -109,26 +109,6 @@ BEGIN
     RETURN public.lineage_nb_login_user();
 END $$;
 
-CREATE OR REPLACE FUNCTION public.lineage_nb_run_owner(run integer) RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-SELECT u.handle FROM public.lineage_run AS r JOIN public.lineage_user AS u ON u.id = r.created_by_id
-WHERE r.id = run $$;
-
-CREATE OR REPLACE FUNCTION public.lineage_nb_check_run(target text, run integer) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE owner_handle text := public.lineage_nb_run_owner(run);
-BEGIN
-    IF run IS NOT NULL AND owner_handle IS DISTINCT FROM session_user::text THEN
-        RAISE EXCEPTION USING ERRCODE = '42501',
-            MESSAGE = pg_catalog.format(
-                '%s = %s refused: run %s %s, not to the database login %s; only your own runs '
-                'can be written to', target, run, run,
-                CASE WHEN owner_handle IS NULL THEN 'does not exist, it does not belong'
-                     ELSE 'belongs to ' || owner_handle END, session_user),
-            HINT = 'Start your own run with ln.track().';
-    END IF;
-END $$;
-
 CREATE OR REPLACE FUNCTION public.lineage_nb_stamp_row() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

@@ -100,25 +100,35 @@ BEGIN
     RETURN found;
 END $$;
 
+-- Refuses (42501) a run that is not the login's: the one check of run ownership, used by
+-- lineage_nb_run() here and by the team setup's row and input triggers.
+CREATE OR REPLACE FUNCTION {s}.lineage_nb_check_run(target text, run integer) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE owner_handle text;
+BEGIN
+    IF run IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT u.handle INTO owner_handle FROM {s}.lineage_run AS r
+    JOIN {s}.lineage_user AS u ON u.id = r.created_by_id WHERE r.id = run;
+    IF owner_handle IS DISTINCT FROM session_user::text THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = pg_catalog.format(
+                '%s = %s refused: run %s %s, not to the database login %s; rows, events and '
+                'inputs can only be written in your own runs', target, run, run,
+                CASE WHEN owner_handle IS NULL THEN 'does not exist, it does not belong'
+                     ELSE 'belongs to ' || owner_handle END, session_user),
+            HINT = 'Start your own run with ln.track(), or write without a run.';
+    END IF;
+END $$;
+
 CREATE OR REPLACE FUNCTION {s}.lineage_nb_run() RETURNS integer
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     given integer := NULLIF(pg_catalog.current_setting('lineage_nb.run', true), '')::integer;
-    owner_handle text;
 BEGIN
-    IF given IS NULL OR {s}.lineage_nb_team() IS NULL THEN
-        RETURN given;
-    END IF;
-    SELECT u.handle INTO owner_handle FROM {s}.lineage_run AS r
-    JOIN {s}.lineage_user AS u ON u.id = r.created_by_id WHERE r.id = given;
-    IF owner_handle IS DISTINCT FROM session_user::text THEN
-        RAISE EXCEPTION USING ERRCODE = '42501',
-            MESSAGE = pg_catalog.format(
-                'lineage_nb.run = %s refused: run %s %s, not to the database login %s; rows and '
-                'events can only be written in your own runs', given, given,
-                CASE WHEN owner_handle IS NULL THEN 'does not exist, it does not belong'
-                     ELSE 'belongs to ' || owner_handle END, session_user),
-            HINT = 'Start your own run with ln.track(), or write without a run.';
+    IF given IS NOT NULL AND {s}.lineage_nb_team() IS NOT NULL THEN
+        PERFORM {s}.lineage_nb_check_run('lineage_nb.run', given);
     END IF;
     RETURN given;
 END $$;
