@@ -18,8 +18,11 @@ from .db import get_database as get_database
 from .lineage import context as context
 from .lineage.graph import runs as runs
 from .lineage.graph import runs_df as runs_df
+from .lineage.history import diff as diff
+from .lineage.history import stale as stale
 from .lineage.mixins import TracksRun as TracksRun
 from .lineage.mixins import TracksUpdates as TracksUpdates
+from .lineage.reads import untracked_reads as untracked_reads
 from .lineage.runs import finish as finish
 from .lineage.runs import track as track
 from .lineage.schema import RecordEvent as RecordEvent
@@ -47,6 +50,7 @@ __all__ = [
     "atomic",
     "connect",
     "context",
+    "diff",
     "errors",
     "export",
     "finish",
@@ -54,7 +58,9 @@ __all__ = [
     "runs",
     "runs_df",
     "signals",
+    "stale",
     "track",
+    "untracked_reads",
     "widgets",
 ]
 

@@ -179,7 +179,9 @@ def _view_frame(db: Database, args: argparse.Namespace, runs: list[Any]) -> Any:
     if view == "runs":
         frame = runs_df(transform=args.notebook, user=args.user, status=args.status, limit=None)
         return frame[frame["run_id"].isin(run_ids)].sort_values("run_id").reset_index(drop=True)
-    table_name = {"events": "lineage_record_event", "inputs": "lineage_run_input"}.get(view)
+    if view == "inputs":
+        return _inputs_frame(runs)
+    table_name = {"events": "lineage_record_event"}.get(view)
     table = Table(table_name or resolve_table(db, view), MetaData(), autoload_with=db.engine)
     statement = select(table)
     if table_name is not None:
@@ -187,6 +189,18 @@ def _view_frame(db: Database, args: argparse.Namespace, runs: list[Any]) -> Any:
     with db.engine.connect() as connection:
         result = connection.execute(statement)
         return typed_frame(list(result.keys()), result.all(), list(table.columns))
+
+
+def _inputs_frame(runs: list[Any]) -> Any:
+    """One row per record each run read: the version read, the current one, changed since."""
+    import pandas as pd
+
+    frames = [r.inputs_df().assign(run_id=r.id) for r in runs]
+    if not frames:
+        return pd.DataFrame(columns=["run_id", "table", "pk", "at", "read_version",
+                                     "current_version", "changed_since"])
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[["run_id", *[c for c in frame.columns if c != "run_id"]]]
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -40,6 +40,11 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("lineage/capture/_sqlite.py", "DROP TRIGGER "): _TRIGGER_DDL,
     ("lineage/capture/_sqlite.py", "SELECT "): _TRIGGER_DDL + " (a trigger's sub-select)",
     ("lineage/capture/_sqlite.py", "INSERT INTO "): _TRIGGER_DDL + " (a trigger's event insert)",
+    ("lineage/capture/_postgresql.py", "SELECT "): (
+        "replay selects (current rows as JSON, past rows typed back): only the tracked table's own "
+        "identifiers, quoted by _ident; the keys and rows are the bound parameters :keys, "
+        ":ln_rows and :ln_changed"
+    ),
     ("db.py", "PRAGMA busy_timeout = "): (
         "the value is the module constant SQLITE_BUSY_TIMEOUT_MS (an int), never user input; "
         "SQLite PRAGMAs take no bound parameters"

@@ -88,12 +88,18 @@ def test_specimen_dtypes(db: ln.Database) -> None:
 
 
 def test_df_is_one_query(db: ln.Database, run: ln.Run) -> None:
-    """Model.df() over many rows issues exactly one SELECT (labels come from joins)."""
+    """Model.df() over many rows issues exactly one SELECT of rows (labels come from joins);
+    inside a run, one more reads the version watermark of the read (its inputs' versions)."""
     project = Project(name="p").save()
     Sample.bulk_create([Sample(name=f"s{i}", value=1.0, project=project) for i in range(50)])
     with statements(db) as seen:
         frame = Sample.df()
     assert len(frame) == 50
+    selects = _selects(seen)
+    watermarks = [s for s in selects if "FROM lineage_record_event" in s]
+    assert len(selects) == 2 and len(watermarks) == 1, seen
+    with ln.untracked_reads(), statements(db) as seen:
+        Sample.df()
     assert len(_selects(seen)) == 1, seen
 
 

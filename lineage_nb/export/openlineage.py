@@ -41,8 +41,9 @@ from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from ..db import get_database
-from ..lineage.inputs import write_pending
-from ..lineage.schema import RecordEvent, Run, RunInput
+from ..lineage.history import input_versions
+from ..lineage.reads import write_pending
+from ..lineage.schema import RecordEvent, Run
 from ..orm.session_scope import run_sync
 from ._progress import progress
 
@@ -134,13 +135,10 @@ def _counts(session: Session, run_id: int) -> tuple[dict[str, int], dict[str, in
         .group_by(RecordEvent.table)
         .order_by(RecordEvent.table)
     ).all()
-    read = session.execute(
-        select(RunInput.table, func.count(RunInput.id))
-        .where(RunInput.run_id == run_id)
-        .group_by(RunInput.table)
-        .order_by(RunInput.table)
-    ).all()
-    return {t: int(n) for t, n in read}, {t: int(n) for t, n in written}
+    read: dict[str, int] = {}
+    for version in input_versions(session, [run_id]):
+        read[version.table] = read.get(version.table, 0) + 1
+    return dict(sorted(read.items())), {t: int(n) for t, n in written}
 
 
 def _job(run: Run, namespace: str, producer: str) -> Job:

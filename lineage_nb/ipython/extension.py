@@ -21,7 +21,7 @@ from typing import Any
 
 from ..db import Database, connect, get_database
 from ..errors import ConfigurationError
-from ..lineage import context, inputs, runs
+from ..lineage import context, reads, runs
 from ..lineage.schema import Run
 from .notebook import NotebookLocation, find_notebook, identify, notebook_file
 
@@ -152,7 +152,7 @@ def _post_run_cell(result: Any) -> None:
         _say(f"could not record the failed cell: {_one_line(error)}", error=True)
     try:
         if _state.db is not None:
-            inputs.write_now(_state.db)  # the records this cell read, once per cell
+            reads.write_now(_state.db)  # the records this cell read, once per cell
     except Exception as error:
         _say(f"could not record the cell's inputs: {_one_line(error)}", error=True)
     finally:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..errors import ConfigurationError, LineageError, NotFound
+from ..lineage.reads import untracked_reads
 from ..lineage import context, runs
 from ..lineage.schema import LineageModel, Run
 
@@ -181,7 +182,8 @@ def lineage_magic(line: str) -> Any:
     try:
         args = _parser().parse_args(shlex.split(line))
         command = f"lineage {args.command}" if args.command else command
-        return _dispatch(args)
+        with untracked_reads():  # showing records is not using them
+            return _dispatch(args)
     except Exception as error:
         text = str(error).strip().splitlines()
         message = text[0] if text else type(error).__name__

@@ -15,8 +15,9 @@ from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from ..orm.session_scope import run_sync
-from .inputs import write_pending
-from .schema import RecordEvent, Run, RunInput, Transform, User
+from .history import input_versions, inputs_frame
+from .reads import write_pending
+from .schema import RecordEvent, Run, Transform, User
 from .stamping import record_key
 
 if TYPE_CHECKING:
@@ -93,10 +94,10 @@ def run_records_df(run: Run) -> pd.DataFrame:
 
 
 def run_inputs_df(run: Run) -> pd.DataFrame:
-    """Every record ``run`` read, with when it was first read."""
-    run_sync(write_pending)  # inputs noted in this process and not written yet
-    statement = select(RunInput.table, RunInput.pk, RunInput.at).where(RunInput.run_id == run.id)
-    return _frame(statement.order_by(RunInput.id))
+    """Every record ``run`` read, with the version read and whether it changed since."""
+    from ..views.frames import add_lineage_labels
+
+    return add_lineage_labels(inputs_frame(run))
 
 
 def _runs_statement(
@@ -184,14 +185,15 @@ def _add_runs(graph: nx.DiGraph, session: Session, run_ids: Iterable[int]) -> li
 
 
 def _writers(session: Session, keys: set[RecordKey]) -> dict[RecordKey, set[int]]:
-    if not keys:
-        return {}
-    rows = session.execute(
-        select(RecordEvent.table, RecordEvent.pk, RecordEvent.run_id)
-        .where(tuple_(RecordEvent.table, RecordEvent.pk).in_(sorted(keys)))
-        .where(RecordEvent.run_id.is_not(None))
-        .distinct()
-    ).all()
+    ordered = sorted(keys)
+    rows: list[Any] = []
+    for start in range(0, len(ordered), 500):  # bounded IN lists (PostgreSQL's stack depth)
+        rows += session.execute(
+            select(RecordEvent.table, RecordEvent.pk, RecordEvent.run_id)
+            .where(tuple_(RecordEvent.table, RecordEvent.pk).in_(ordered[start : start + 500]))
+            .where(RecordEvent.run_id.is_not(None))
+            .distinct()
+        ).all()
     found: dict[RecordKey, set[int]] = {}
     for table, pk, run_id in rows:
         found.setdefault((table, pk), set()).add(cast(int, run_id))
@@ -201,12 +203,9 @@ def _writers(session: Session, keys: set[RecordKey]) -> dict[RecordKey, set[int]
 def _inputs(session: Session, run_ids: set[int]) -> dict[int, set[RecordKey]]:
     if not run_ids:
         return {}
-    rows = session.execute(
-        select(RunInput.run_id, RunInput.table, RunInput.pk).where(RunInput.run_id.in_(run_ids))
-    ).all()
     found: dict[int, set[RecordKey]] = {}
-    for run_id, table, pk in rows:
-        found.setdefault(int(run_id), set()).add((table, pk))
+    for version in input_versions(session, run_ids):
+        found.setdefault(version.run_id, set()).add((version.table, version.pk))
     return found
 
 

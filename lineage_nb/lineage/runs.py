@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..db import Database, get_database
 from ..errors import ValidationError
-from . import context, inputs
+from . import context, reads
 from .identity import SourceIdentity, environment, script_identity, user_handle
 from .schema import RUN_STATUSES, RecordEvent, Run, Transform, User
 from .types import utcnow
@@ -311,7 +311,7 @@ def finish(status: str = "completed", *, run: Run | None = None) -> Run | None:
     db: Database = getattr(run, "_ln_db", None) or get_database()
     now = utcnow()
     with db.session() as session, session.begin():
-        inputs.write_in_session(session, run)  # what it read and has not written yet
+        reads.write_in_session(session, run)  # what it read and has not written yet
         session.execute(
             update(Run).where(Run.id == run.id).values(
                 status=status, finished_at=now, last_seen_at=now, errored_cells=run.errored_cells

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -129,7 +130,9 @@ class Run(LineageModel):
         return run_records_df(self)
 
     def inputs_df(self) -> pd.DataFrame:
-        """Every record this run read (its inputs), as a DataFrame (one query)."""
+        """Every record this run read (its inputs): table, pk, when read, ``read_version`` (the
+        event that produced the version read), ``current_version`` and ``changed_since``
+        (changed or deleted by another run since)."""
         from .graph import run_inputs_df
 
         return run_inputs_df(self)
@@ -199,16 +202,28 @@ class Seal(LineageModel):
 
 
 class RunInput(LineageModel):
-    """A record a run read through ``get``, ``load`` or ``load_all`` (once per run)."""
+    """One read of one table by a run: the records read and which events the read could see.
+
+    Reads with nothing written between them share a row. ``pk`` is the key's text when one record
+    was read, ``keys`` the packed key set when several were (:mod:`lineage_nb.lineage._keyset`),
+    ``count`` how many. ``watermark`` is the newest event id committed when the read began (with
+    ``snapshot``, PostgreSQL's ``pg_current_snapshot()`` then, to leave out events in flight): the
+    version a record was read at is its newest event the read could see. Rows from before version
+    0.3 have no watermark; their version is the record's newest event at or before ``at``.
+    """
 
     __tablename__ = "lineage_run_input"
     __table_args__ = (
-        UniqueConstraint("run_id", "table", "pk"),
         Index("ix_lineage_run_input_record", "table", "pk"),
+        Index("ix_lineage_run_input_run_id", "run_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntegerPK, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("lineage_run.id"))
     table: Mapped[str] = mapped_column(String(255))
-    pk: Mapped[str] = mapped_column(Text)
+    pk: Mapped[str | None] = mapped_column(Text)
+    keys: Mapped[bytes | None] = mapped_column(LargeBinary)
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    watermark: Mapped[int | None] = mapped_column(BigIntegerPK)
+    snapshot: Mapped[str | None] = mapped_column(Text)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,8 +7,7 @@ write path. What stays in Python is cheap and per write, never I/O inside a flus
   per transaction by :func:`resolver_for` before the transaction's first statement;
 - ``run_id`` / ``created_*`` / ``updated_*`` set on ORM objects in ``before_flush`` and on
   ``bulk_create`` rows from that same context, so the objects know the values the row holds;
-- noting the run's inputs (reads) and outputs (records it inserted), written with the run's
-  next write (see :mod:`lineage_nb.lineage.inputs`).
+- writing the run's waiting inputs with its next write (see :mod:`lineage_nb.lineage.reads`).
 """
 
 from __future__ import annotations
@@ -19,11 +18,10 @@ import decimal
 import enum
 import math
 import uuid
-from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, event, inspect
-from sqlalchemy.orm import Mapper, Session, UOWTransaction
+from sqlalchemy.orm import Session, UOWTransaction
 from sqlalchemy.orm.attributes import flag_modified, instance_state
 
 from ..db import Database, LineageSession
@@ -31,7 +29,7 @@ from ..errors import ValidationError
 from ..orm import signals
 from ..orm.model import Model
 from ..orm.model_cache import per_model
-from . import capture, context, inputs
+from . import capture, context, reads
 from .capture import Resolver, context_of
 from .runs import user_id_for
 from .schema import Run
@@ -68,16 +66,6 @@ def _tracked(obj: Any) -> bool:
     return isinstance(obj, Model)
 
 
-def _key_text(cls: type, dialect: Any) -> Callable[[Sequence[Any]], str]:
-    """The key renderer (:func:`capture.key_renderer`) of model ``cls`` on ``dialect``."""
-
-    def compute() -> Callable[[Sequence[Any]], str]:
-        mapper: Mapper[Any] = inspect(cls)
-        return capture.key_renderer([c.type for c in mapper.primary_key], dialect)
-
-    return per_model(cls, f"key_text_{dialect.name}", compute)
-
-
 def record_key(obj: Any, dialect: Any = None) -> tuple[str, str]:
     """``(table name, key text)`` of a mapped record, as the capture triggers store the key.
 
@@ -90,7 +78,7 @@ def record_key(obj: Any, dialect: Any = None) -> tuple[str, str]:
         dialect = get_database().engine.dialect
     mapper = inspect(type(obj))
     values = mapper.primary_key_from_instance(obj)
-    return mapper.local_table.name, _key_text(type(obj), dialect)(values)
+    return mapper.local_table.name, reads.key_text(type(obj), dialect)(values)
 
 
 def json_safe(value: Any) -> Any:
@@ -194,18 +182,11 @@ def _before_flush(session: Session, flush_context: UOWTransaction, instances: An
 
 @event.listens_for(LineageSession, "after_flush")
 def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
-    """The run's waiting inputs land with its write; records it inserted are not its inputs."""
+    """The run's waiting inputs land with its write, in the same transaction."""
     db = _database(session)
     run = _stamp_run(db) if db is not None else None
-    if run is None:
-        return
-    inserted = [o for o in session.new if _tracked(o)]
-    if not (inserted or session.dirty or session.deleted):
-        return
-    inputs.write_in_session(session, run)
-    if inserted:
-        dialect = session.get_bind().dialect
-        inputs.note_written(run, [inputs.SEPARATOR.join(record_key(o, dialect)) for o in inserted])
+    if run is not None and (session.new or session.dirty or session.deleted):
+        reads.write_in_session(session, run)
 
 
 @signals.bulk_insert.connect
@@ -228,55 +209,11 @@ def _stamp_bulk(session: Session, *, model: type, rows: list[dict[str, Any]]) ->
 
 
 @signals.bulk_inserted.connect
-def _bulk_outputs(session: Session, *, model: type, rows: list[dict[str, Any]]) -> None:
+def _bulk_written(session: Session, *, model: type, rows: list[dict[str, Any]]) -> None:
     db = _database(session)
     run = _stamp_run(db) if db is not None else None
-    if run is None or not issubclass(model, Model):
-        return
-    mapper: Mapper[Any] = inspect(model)
-    table = cast(Table, mapper.local_table).name
-    pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
-    render = _key_text(model, session.get_bind().dialect)
-    prefix = table + inputs.SEPARATOR
-    inputs.write_in_session(session, run)
-    inputs.note_written(run, [prefix + render([row[k] for k in pk_keys]) for row in rows])
-
-
-@signals.records_read.connect
-def _record_inputs(session: Session, *, records: list[Any]) -> None:
-    db = _database(session)
-    if db is None:
-        return
-    run = _stamp_run(db)
-    if run is None:
-        return
-    notes = _loaded_keys(records, session.get_bind().dialect)
-    if inputs.note_read(run, notes, utcnow()) >= inputs.MAX_PENDING:
-        inputs.write_in_session(session, run)
-
-
-def _loaded_keys(records: list[Any], dialect: Any) -> list[str]:
-    """Notes (``table`` + ``inputs.SEPARATOR`` + key text) of the tracked records just read.
-
-    Built as strings: no GC-tracked objects per record.
-    """
-    known: dict[type, tuple[str, Callable[[Sequence[Any]], str]] | None] = {}
-    notes = []
-    for record in records:
-        cls = type(record)
-        if cls not in known:
-            table = cast(Table, inspect(cls).local_table).name
-            tracked = issubclass(cls, Model)
-            known[cls] = (table + inputs.SEPARATOR, _key_text(cls, dialect)) if tracked else None
-        found = known[cls]
-        if found is None:
-            continue
-        identity = instance_state(record).key
-        if identity is None:
-            notes.append(inputs.SEPARATOR.join(record_key(record, dialect)))
-            continue
-        notes.append(found[0] + found[1](identity[1]))
-    return notes
+    if run is not None and issubclass(model, Model):
+        reads.write_in_session(session, run)
 
 
 def _stamp_run(db: Database | None) -> Run | None:

@@ -8,7 +8,7 @@ the walk, never the number of rows.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Integer, Select, Table, Uuid, and_, delete, func, insert, inspect, select
@@ -33,6 +33,7 @@ __all__ = [
     "bulk_create",
     "bulk_create_frame",
     "delete_rows",
+    "detached",
     "follow_reloaded_keys",
     "get",
     "load_all",
@@ -510,3 +511,17 @@ def delete_rows(session: Session, record: Any, pk: Any, keep_parents: bool) -> N
         condition = and_(*(col == val for col, val in zip(columns, pk, strict=True)))
         session.execute(delete(table).where(condition))
     signals.records_deleted.send(session, records=[record])
+
+
+def detached(model: type, row: Mapping[str, Any]) -> Any:
+    """A detached ``model`` record holding ``row``'s column values (by column name), in no
+    session: a copy of a row as it stood at some point (``Model.as_of``), not the live record."""
+    mapper: Mapper[Any] = inspect(model)
+    record = mapper.class_manager.new_instance()
+    for attribute in mapper.column_attrs:
+        set_committed_value(record, attribute.key, row[attribute.columns[0].name])
+    for relationship in mapper.relationships:
+        if relationship.uselist:
+            set_committed_value(record, relationship.key, [])
+    make_transient_to_detached(record)
+    return record

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import Select, func, inspect, select, types
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.util import ClauseAdapter
 
 from ..errors import MultipleFound, NotFound, ValidationError, short_repr
+from . import loading
 from .session_scope import run_async, run_sync
 
 if TYPE_CHECKING:
@@ -29,15 +31,27 @@ class Query(Generic[T]):
         >>> # Sample.filter(Sample.value > 1, project_id=3).order_by("-value").limit(10).all()
     """
 
-    def __init__(self, model: type[T], statement: Select[Any] | None = None) -> None:
+    def __init__(
+        self, model: type[T], statement: Select[Any] | None = None, *, source: Any = None
+    ) -> None:
         self.model = model
-        self.statement: Select[Any] = statement if statement is not None else select(model)
+        #: An aliased entity of ``model`` over a derived table (``Model.as_of``): conditions and
+        #: ordering are adapted to it, and records come back as detached copies, not live ones.
+        self.source = source
+        if statement is None:
+            statement = select(source if source is not None else model)
+        self.statement: Select[Any] = statement
 
     def __repr__(self) -> str:
         return f"<Query of {self.model.__name__}: {self.statement}>"
 
     def _with(self, statement: Select[Any]) -> Query[T]:
-        return Query(self.model, statement)
+        return Query(self.model, statement, source=self.source)
+
+    def _adapt(self, clause: Any) -> Any:
+        if self.source is None:
+            return clause
+        return ClauseAdapter(inspect(self.source).selectable).traverse(clause)
 
     def _attribute(self, name: str) -> Any:
         mapper = inspect(self.model)
@@ -61,7 +75,7 @@ class Query(Generic[T]):
                 conditions.append(attribute.is_(None))
             else:
                 conditions.append(attribute == value)
-        return self._with(self.statement.where(*conditions))
+        return self._with(self.statement.where(*(self._adapt(c) for c in conditions)))
 
     def order_by(self, *fields: Any) -> Query[T]:
         """Order by field names (``"-name"`` for descending) or SQLAlchemy expressions."""
@@ -72,7 +86,7 @@ class Query(Generic[T]):
                 clauses.append(attribute.desc() if field.startswith("-") else attribute.asc())
             else:
                 clauses.append(field)
-        return self._with(self.statement.order_by(*clauses))
+        return self._with(self.statement.order_by(*(self._adapt(c) for c in clauses)))
 
     def limit(self, count: int) -> Query[T]:
         """At most ``count`` records."""
@@ -84,10 +98,13 @@ class Query(Generic[T]):
 
     # -- terminal -----------------------------------------------------------------------------
     def _all(self, session: Session) -> list[T]:
+        if self.source is not None:  # copies of past rows: never merged with live records
+            rows = session.connection().execute(self.statement).mappings()
+            return [loading.detached(self.model, dict(row)) for row in rows]
         return list(session.execute(self.statement).scalars().unique().all())
 
     def _one(self, session: Session) -> T:
-        found = session.execute(self.statement.limit(2)).scalars().unique().all()
+        found = self.limit(2)._all(session)
         if not found:
             raise NotFound(f"No {self.model.__name__} matches {self._conditions()}.",
                            model=self.model.__name__, hint="Check the filter values.")
@@ -140,7 +157,7 @@ class Query(Generic[T]):
         """
         from ..views.frames import model_frame
 
-        return model_frame(self.model, self.statement)
+        return model_frame(self.model, self.statement, adapt=self._adapt if self.source else None)
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.all())

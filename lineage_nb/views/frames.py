@@ -19,6 +19,7 @@ import pandas as pd
 from sqlalchemy import Column, Select, String, inspect, type_coerce, types
 from sqlalchemy.orm import Mapper, Session, aliased
 
+from ..lineage import reads
 from ..orm.session_scope import run_sync
 
 __all__ = ["add_lineage_labels", "label_columns", "model_frame", "statement_frame", "typed_frame"]
@@ -181,40 +182,54 @@ def _fast(column: Any) -> Any:
     return type_coerce(column, String) if isinstance(impl, types.DateTime) else column
 
 
-def _model_statement(model: type, statement: Select[Any]) -> tuple[Select[Any], list[Any], list[_LabelColumn]]:
+def _model_statement(
+    model: type, statement: Select[Any], adapt: Callable[[Any], Any]
+) -> tuple[Select[Any], list[Any], list[_LabelColumn]]:
     mapper: Mapper[Any] = inspect(model)
     base = [a.columns[0] for a in mapper.column_attrs]
-    columns = [_fast(c).label(a.key) for a, c in zip(mapper.column_attrs, base, strict=True)]
+    columns = [adapt(_fast(c)).label(a.key) for a, c in zip(mapper.column_attrs, base, strict=True)]
     labels = label_columns(model)
     selected = statement.with_only_columns(*columns)
     for i, label in enumerate(labels):
         for target, onclause in label.joins:
-            selected = selected.outerjoin(target, onclause)
+            selected = selected.outerjoin(target, adapt(onclause))
         selected = selected.add_columns(
             *(c.label(f"_label_{i}_{j}") for j, c in enumerate(label.extra))
         )
     return selected, base, labels
 
 
-def model_frame(model: type, statement: Select[Any]) -> pd.DataFrame:
+def model_frame(
+    model: type, statement: Select[Any], *, adapt: Callable[[Any], Any] | None = None
+) -> pd.DataFrame:
     """The rows of a ``select(model)`` statement as a typed DataFrame with FK label columns.
+
+    Inside a run, the records in the frame are the run's inputs (see
+    :mod:`lineage_nb.lineage.reads`), unless the statement is marked as not a read.
 
     Args:
         model: the mapped class.
         statement: ``select(model)`` with any filters, order, limit and offset.
+        adapt: adapts the model's columns to the statement's source (``Model.as_of``).
 
     Returns:
         One row per record, one column per mapped column, plus a label column after each
         many-to-one foreign key; built from one query.
     """
-    selected, base, labels = _model_statement(model, statement)
+    selected, base, labels = _model_statement(model, statement, adapt or (lambda c: c))
     mapper: Mapper[Any] = inspect(model)
     keys = [str(a.key) for a in mapper.column_attrs]
+    key_names = {mapper.get_property_by_column(c).key for c in mapper.primary_key}
+    key_positions = [i for i, name in enumerate(keys) if name in key_names]
+    is_read = reads.NOT_A_READ not in statement.get_execution_options()
 
     def build(session: Session) -> pd.DataFrame:
+        read = reads.begin_read(session) if is_read else None
         result = session.connection().execute(selected)
         names = list(result.keys())
         rows = result.all()
+        if read is not None:
+            reads.note_rows(read, model, rows, key_positions)
         extras = [c for label in labels for c in label.extra]
         frame = typed_frame(names, rows, base + extras)
         frame.columns = pd.Index(keys + names[len(keys) :])

@@ -167,13 +167,15 @@ def _loaded(obj: Any, name: str) -> Any:
 
 
 def _run_counts(run_id: int) -> tuple[int, int] | None:
-    from ..lineage.inputs import write_pending
+    from ..lineage.reads import write_pending
     from ..lineage.schema import RecordEvent, RunInput
     from ..orm.session_scope import run_sync
 
     statement = select(
         select(func.count(RecordEvent.id)).where(RecordEvent.run_id == run_id).scalar_subquery(),
-        select(func.count(RunInput.id)).where(RunInput.run_id == run_id).scalar_subquery(),
+        select(func.coalesce(func.sum(RunInput.count), 0))
+        .where(RunInput.run_id == run_id)
+        .scalar_subquery(),
     )
     def counts(session: Session) -> Any:
         write_pending(session)  # inputs this process noted and has not written yet

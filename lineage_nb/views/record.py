@@ -18,6 +18,8 @@ class ViewableRecord:
         return LineagePicture(graph, title=f"Lineage of {type(self).__name__} {self.pk}")  # type: ignore[attr-defined]
 
     def _repr_html_(self) -> str:
+        from ..lineage.reads import untracked_reads
         from .html import record_html
 
-        return record_html(self)
+        with untracked_reads():  # showing a record is not using it
+            return record_html(self)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapper, Session
 from ..errors import ValidationError
 from ..orm.query import Query
 from ..orm.session_scope import run_sync
+from ..lineage.reads import untracked_reads
 from ..views.frames import model_frame
 
 __all__ = ["ESTIMATE_ABOVE", "Page", "PagedSource"]
@@ -164,6 +165,12 @@ class PagedSource:
         estimate: a short page is the last one (exact count), one row more means more pages;
         an empty page past the end falls back to a COUNT and the last page.
         """
+        with untracked_reads():  # browsing is not using: nothing here is the run's input
+            return self._page(number, size, text, sort, descending)
+
+    def _page(
+        self, number: int, size: int, text: str, sort: str, descending: bool
+    ) -> Page:
         total, estimated = self.total(text)
         statement = self._ordered(self._filtered(text), sort, descending)
         if estimated:
@@ -183,4 +190,5 @@ class PagedSource:
 
     def get(self, pk: Any) -> Any:
         """The record with primary key ``pk``, with its related records loaded (``load_all``)."""
-        return self.model.get(pk).load_all()  # type: ignore[attr-defined]
+        with untracked_reads():
+            return self.model.get(pk).load_all()  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
+from ..lineage.reads import untracked_reads
 from ..views.html import format_value
 
 __all__ = ["cell_text", "error_html", "parse_pk", "reporting"]
@@ -27,12 +28,14 @@ def error_html(message: str) -> str:
 
 
 def reporting(method: F) -> F:
-    """Run a widget callback; an exception sets ``self.error`` instead of raising a traceback."""
+    """Run a widget callback (its reads are not the run's inputs); an exception sets
+    ``self.error`` instead of raising a traceback."""
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            result = method(self, *args, **kwargs)
+            with untracked_reads():  # looking at records is not using them
+                result = method(self, *args, **kwargs)
         except Exception as error:
             self.error = f"{type(error).__name__}: {error}"
             return None

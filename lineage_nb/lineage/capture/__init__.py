@@ -49,6 +49,8 @@ __all__ = [
     "install",
     "key_renderer",
     "register_sqlite_functions",
+    "current_rows_sql",
+    "rows_sql",
     "stamp_columns",
 ]
 
@@ -111,6 +113,33 @@ def create_functions(connection: Connection) -> None:
     """Create the database-side context and capture functions (PostgreSQL; SQLite has none)."""
     if connection.dialect.name == "postgresql":
         _postgresql.create_functions(connection)
+
+
+def _table_spec(table: Table) -> TableSpec:
+    spec = _spec(table)
+    if spec is None:
+        raise ValueError(f"table {table.name!r} has no primary key: it is not tracked")
+    return spec
+
+
+def current_rows_sql(table: Table, dialect: str) -> str:
+    """``SELECT key, row`` of ``table``'s rows whose key text is in the JSON array ``:keys``, each
+    row as one JSON object rendered exactly as the triggers render values in events (so a current
+    row and an event's old values compare)."""
+    spec = _table_spec(table)
+    if dialect == "sqlite":
+        return _sqlite.current_rows_sql(spec)
+    return _postgresql.current_rows_sql(spec)
+
+
+def rows_sql(table: Table, dialect: str, *, replacing: bool) -> str:
+    """A ``SELECT`` of ``table``'s columns, typed as stored, from ``:ln_rows`` (a JSON array of
+    row objects rendered as the triggers render them); with ``replacing``, the table's other rows
+    too: those whose key text is not in the JSON array ``:ln_changed``."""
+    spec = _table_spec(table)
+    if dialect == "sqlite":
+        return _sqlite.rows_sql(spec, replacing=replacing)
+    return _postgresql.rows_sql(spec, replacing=replacing)
 
 
 def key_renderer(key_types: Sequence[Any], dialect: Dialect) -> Callable[[Sequence[Any]], str]:

@@ -401,6 +401,34 @@ def _key(alias: str, spec: TableSpec) -> str:
     return f"json_build_array({', '.join(columns)})::text"
 
 
+def current_rows_sql(spec: TableSpec) -> str:
+    """Key text and ``to_jsonb`` row (as events render it) of the rows keyed in ``:keys``."""
+    key = _key("t", spec)
+    return (
+        f"SELECT {key}, pg_catalog.to_jsonb(t) FROM {_ident(spec.name)} AS t WHERE {key} IN "
+        "(SELECT pg_catalog.jsonb_array_elements_text(CAST(:keys AS jsonb)))"
+    )
+
+
+def rows_sql(spec: TableSpec, *, replacing: bool) -> str:
+    """Rows typed as the table's columns from ``:ln_rows`` (``to_jsonb`` objects); with
+    ``replacing``, the table's rows not keyed in ``:ln_changed`` first."""
+    table = _ident(spec.name)
+    columns = ", ".join(f"r.{_ident(c)}" for c in spec.columns)
+    from_json = (
+        f"SELECT {columns} FROM pg_catalog.jsonb_array_elements(CAST(:ln_rows AS jsonb)) AS d, "
+        f"pg_catalog.jsonb_populate_record(NULL::{table}, d.value) AS r"
+    )
+    if not replacing:
+        return from_json
+    kept = ", ".join(f"t.{_ident(c)}" for c in spec.columns)
+    return (
+        f"SELECT {kept} FROM {table} AS t WHERE {_key('t', spec)} NOT IN "
+        "(SELECT pg_catalog.jsonb_array_elements_text(CAST(:ln_changed AS jsonb))) "
+        f"UNION ALL {from_json}"
+    )
+
+
 def _array(values: Sequence[str]) -> str:
     return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
 

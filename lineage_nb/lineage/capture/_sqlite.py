@@ -18,7 +18,9 @@ from ._context import TransactionContext, context_of
 if TYPE_CHECKING:
     from . import Resolver, TableSpec
 
-__all__ = ["install", "on_connect", "register_functions", "trigger_sql"]
+__all__ = [
+    "current_rows_sql", "install", "on_connect", "register_functions", "rows_sql", "trigger_sql",
+]
 
 EVENTS = "lineage_record_event"
 
@@ -50,6 +52,14 @@ def register_functions(
     dbapi_connection.create_function("lineage_nb_user", 0, lambda: values()[1])
     dbapi_connection.create_function("lineage_nb_cell", 0, lambda: values()[2])
     dbapi_connection.create_function("lineage_nb_now", 0, context.now_text)
+    dbapi_connection.create_function("lineage_nb_unhex", 1, _unhex, deterministic=True)
+
+
+def _unhex(value: Any) -> Any:
+    """``'hex:0a1b'`` (a BLOB as events store it) back to bytes; anything else unchanged."""
+    if isinstance(value, str) and value.startswith("hex:"):
+        return bytes.fromhex(value[4:])
+    return value
 
 
 def on_connect(resolver: Resolver) -> Callable[[Any, Any], None]:
@@ -75,6 +85,43 @@ def _value(alias: str, column: str, spec: TableSpec) -> str:
     if column in spec.json:
         return f"CASE WHEN json_valid({ref}) THEN json({ref}) ELSE {ref} END"
     return f"CASE typeof({ref}) WHEN 'blob' THEN 'hex:' || lower(hex({ref})) ELSE {ref} END"
+
+
+def _row_json(alias: str, spec: TableSpec) -> str:
+    pairs = ", ".join(f"{_literal(c)}, {_value(alias, c, spec)}" for c in spec.columns)
+    return f"json_object({pairs})"
+
+
+def current_rows_sql(spec: TableSpec) -> str:
+    """Key text and row JSON (as events render it) of the rows keyed in ``:keys``."""
+    key = _key("t", spec)
+    return (
+        f"SELECT {key}, {_row_json('t', spec)} FROM {_ident(spec.name)} AS t "
+        f"WHERE {key} IN (SELECT value FROM json_each(:keys))"
+    )
+
+
+def rows_sql(spec: TableSpec, *, replacing: bool) -> str:
+    """Rows typed as stored from ``:ln_rows`` (BLOBs back from ``hex:`` text); with
+    ``replacing``, the table's rows not keyed in ``:ln_changed`` first."""
+    columns = []
+    for column in spec.columns:
+        path = _literal("$." + '"' + column.replace('"', '""') + '"')
+        value = f"json_extract(d.value, {path})"
+        if column in spec.binary:
+            value = f"lineage_nb_unhex({value})"
+        elif column in spec.json:  # the stored JSON text of the value, SQL NULL for null
+            value = f"CASE json_type(d.value, {path}) WHEN 'null' THEN NULL ELSE d.value -> {path} END"
+        columns.append(f"{value} AS {_ident(column)}")
+    from_json = f"SELECT {', '.join(columns)} FROM json_each(:ln_rows) AS d"
+    if not replacing:
+        return from_json
+    kept = ", ".join(f"t.{_ident(c)}" for c in spec.columns)
+    return (
+        f"SELECT {kept} FROM {_ident(spec.name)} AS t "
+        f"WHERE {_key('t', spec)} NOT IN (SELECT value FROM json_each(:ln_changed)) "
+        f"UNION ALL {from_json}"
+    )
 
 
 def _pairs(spec: TableSpec, columns: Sequence[str], new: str | None, only_changed: bool) -> str:

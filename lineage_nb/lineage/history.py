@@ -1,0 +1,592 @@
+"""Replay of the event log: the version each input was read at, time travel, staleness, diffs.
+
+Events hold every change (:mod:`.capture`): an insert no values (the row holds them), an update
+the changed fields' old and new values, a delete the whole old row. So a record's state at a
+past point is its current row (or the row its delete kept) with the later events undone, newest
+first. States are compared as events render values (JSON); typed records come back through the
+database (:func:`capture.rows_from_json_sql`), so every column type round-trips as stored.
+
+A *point* is a ``datetime`` (the committed state at that instant; events count by their time
+stamp) or a :class:`Run` (the tables *as that run saw them*: each record it read at the version
+it read, every other record as it stood when the run started). Nothing here writes to the
+user's tables, and nothing here is a read of the run's inputs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import Table, Text, func, inspect, literal_column, select
+from sqlalchemy import cast as sql_cast
+from sqlalchemy import text as sql_text
+from sqlalchemy.orm import Mapper, Session, aliased
+
+from ..db import get_database
+from ..errors import ValidationError
+from ..orm.loading import detached
+from ..orm.model import Model
+from ..orm.session_scope import run_sync
+from . import _keyset, capture, reads
+from .schema import RecordEvent, Run, RunInput
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "InputVersion",
+    "as_of_query",
+    "diff",
+    "input_versions",
+    "is_stale",
+    "record_as_of",
+    "stale",
+    "stale_inputs",
+]
+
+#: Keys per ``IN (...)`` list: well under every backend's parameter and recursion limits.
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class _Event:
+    id: int
+    table: str
+    pk: str
+    action: str
+    changes: dict[str, Any] | None
+    run_id: int | None
+    user_id: int
+    at: dt.datetime
+    xid: int | None  # PostgreSQL: the writing transaction (xmin)
+
+
+@dataclass(frozen=True)
+class _Read:
+    run_id: int
+    table: str
+    pk: str
+    watermark: int | None
+    snapshot: str | None
+    at: dt.datetime
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+class _Snapshot:
+    """A ``pg_current_snapshot()`` (``xmin:xmax:xip,...``): which transactions it saw."""
+
+    def __init__(self, text: str) -> None:
+        xmin, xmax, xip = text.split(":")
+        self.xmin, self.xmax = int(xmin), int(xmax)
+        self.in_progress = {int(x) for x in xip.split(",") if x}
+
+    def sees(self, xid32: int) -> bool:
+        full = (self.xmax & ~0xFFFFFFFF) | xid32  # the 64-bit id of a 32-bit xmin
+        if full > self.xmax:
+            full -= 1 << 32
+        return full < self.xmin or (full < self.xmax and full not in self.in_progress)
+
+
+def _seen_by(read: _Read, event: _Event, snapshots: dict[str, _Snapshot]) -> bool:
+    """Whether ``read`` could see ``event``."""
+    if read.watermark is None:  # a read from before version 0.3: by time
+        return _utc(event.at) <= _utc(read.at)
+    if event.id > read.watermark:
+        return False
+    if read.snapshot is not None and event.xid is not None:
+        snapshot = snapshots.get(read.snapshot)
+        if snapshot is None:
+            snapshot = snapshots[read.snapshot] = _Snapshot(read.snapshot)
+        return snapshot.sees(event.xid)
+    return True
+
+
+# -- loading events and reads ----------------------------------------------------------------------
+def _event_columns(session: Session) -> list[Any]:
+    columns: list[Any] = [
+        RecordEvent.id, RecordEvent.table, RecordEvent.pk, RecordEvent.action, RecordEvent.changes,
+        RecordEvent.run_id, RecordEvent.user_id, RecordEvent.at,
+    ]
+    if session.get_bind().dialect.name == "postgresql":
+        xmin: Any = literal_column(f"{RecordEvent.__tablename__}.xmin")
+        columns.append(sql_cast(sql_cast(xmin, Text), RecordEvent.id.type))
+    return columns
+
+
+def _events_of(session: Session, table: str, pks: Iterable[str]) -> dict[str, list[_Event]]:
+    """Every event of the records ``pks`` of ``table``, oldest first."""
+    found: dict[str, list[_Event]] = {}
+    keys = sorted(set(pks))
+    columns = _event_columns(session)
+    for start in range(0, len(keys), _CHUNK):
+        statement = (
+            select(*columns)
+            .where(RecordEvent.table == table, RecordEvent.pk.in_(keys[start : start + _CHUNK]))
+            .order_by(RecordEvent.id)
+        )
+        for row in session.execute(statement):
+            event = _event(row)
+            found.setdefault(event.pk, []).append(event)
+    return found
+
+
+def _event(row: Sequence[Any]) -> _Event:
+    xid = row[8] if len(row) > 8 else None
+    return _Event(
+        id=row[0], table=row[1], pk=row[2], action=row[3], changes=row[4], run_id=row[5],
+        user_id=row[6], at=row[7], xid=None if xid is None else int(xid),
+    )
+
+
+def _reads_of(session: Session, run_ids: Iterable[int]) -> list[_Read]:
+    """The records ``run_ids`` read: the latest read of each record by each run."""
+    ids = sorted(set(run_ids))
+    latest: dict[tuple[int, str, str], _Read] = {}
+    for start in range(0, len(ids), _CHUNK):
+        rows = session.execute(
+            select(RunInput.run_id, RunInput.table, RunInput.pk, RunInput.keys,
+                   RunInput.watermark, RunInput.snapshot, RunInput.at)
+            .where(RunInput.run_id.in_(ids[start : start + _CHUNK]))
+            .order_by(RunInput.id)
+        )
+        for run_id, table, pk, packed, watermark, snapshot, at in rows:
+            keys = [pk] if pk is not None else _keyset.decode(packed) if packed else []
+            for key in keys:
+                latest[(run_id, table, key)] = _Read(run_id, table, key, watermark, snapshot, at)
+    return list(latest.values())
+
+
+# -- versioned inputs ----------------------------------------------------------------------------
+@dataclass
+class InputVersion:
+    """One input of a run: the version it read and what changed since (by other runs)."""
+
+    run_id: int
+    table: str
+    pk: str
+    at: dt.datetime
+    read_version: int | None
+    current_version: int | None
+    changes: list[_Event] = field(default_factory=list)
+
+    @property
+    def changed_since(self) -> bool:
+        return bool(self.changes)
+
+    def what_changed(self) -> str:
+        """``deleted``, ``changed: a, b`` or ``re-inserted`` (empty when unchanged)."""
+        if not self.changes:
+            return ""
+        if self.changes[-1].action == "delete":
+            return "deleted"
+        fields = sorted({f for e in self.changes if e.action == "update" for f in e.changes or {}})
+        if fields:
+            return "changed: " + ", ".join(fields)
+        return "deleted and inserted again"
+
+
+def input_versions(session: Session, run_ids: Iterable[int]) -> list[InputVersion]:
+    """The inputs of ``run_ids`` with their versions; records a run wrote itself before reading
+    them (its own outputs) are left out."""
+    found_reads = _reads_of(session, run_ids)
+    by_table: dict[str, set[str]] = {}
+    for read in found_reads:
+        by_table.setdefault(read.table, set()).add(read.pk)
+    events = {table: _events_of(session, table, pks) for table, pks in by_table.items()}
+    snapshots: dict[str, _Snapshot] = {}
+    versions = []
+    for read in found_reads:
+        history = events[read.table].get(read.pk, [])
+        seen = [e for e in history if _seen_by(read, e, snapshots)]
+        read_version = seen[-1] if seen else None
+        if read_version is not None and read_version.run_id == read.run_id:
+            continue  # the run's own output
+        unseen = [e for e in history if e.run_id != read.run_id and not _seen_by(read, e, snapshots)]
+        versions.append(InputVersion(
+            read.run_id, read.table, read.pk, read.at,
+            None if read_version is None else read_version.id,
+            history[-1].id if history else None,
+            unseen,
+        ))
+    versions.sort(key=lambda v: (v.run_id, v.at, v.table, v.pk))
+    return versions
+
+
+def inputs_frame(run: Run) -> pd.DataFrame:
+    """``run``'s inputs: table, pk, at, read_version, current_version, changed_since."""
+    import pandas as pd
+
+    def build(session: Session) -> list[InputVersion]:
+        reads.write_pending(session)
+        return input_versions(session, [run.id])
+
+    with reads.untracked_reads():
+        versions = run_sync(build)
+    return pd.DataFrame({
+        "table": pd.Series([v.table for v in versions], dtype="string"),
+        "pk": pd.Series([v.pk for v in versions], dtype="string"),
+        "at": pd.to_datetime(pd.Series([_utc(v.at) for v in versions], dtype=object), utc=True),
+        "read_version": pd.array([v.read_version for v in versions], dtype="Int64"),
+        "current_version": pd.array([v.current_version for v in versions], dtype="Int64"),
+        "changed_since": pd.array([v.changed_since for v in versions], dtype="bool"),
+    })
+
+
+# -- staleness ---------------------------------------------------------------------------------
+def _record_key(record: Any, dialect: Any) -> tuple[str, str]:
+    mapper: Mapper[Any] = inspect(type(record))
+    values = mapper.primary_key_from_instance(record)
+    return cast(Table, mapper.local_table).name, reads.key_text(type(record), dialect)(values)
+
+
+def _last_writer(session: Session, table: str, pk: str) -> int | None:
+    return session.execute(
+        select(RecordEvent.run_id)
+        .where(RecordEvent.table == table, RecordEvent.pk == pk)
+        .order_by(RecordEvent.id.desc())
+        .limit(1)
+    ).scalar()
+
+
+def _stale_inputs(session: Session, record: Any) -> list[InputVersion]:
+    reads.write_pending(session)
+    key = _record_key(record, session.get_bind().dialect)
+    run_id = _last_writer(session, *key)
+    if run_id is None:
+        return []
+    return [
+        v for v in input_versions(session, [run_id])
+        if v.changed_since and (v.table, v.pk) != key
+    ]
+
+
+def is_stale(record: Any) -> bool:
+    """Whether the run that last wrote ``record`` read an input that changed or went since."""
+    with reads.untracked_reads():
+        return bool(run_sync(lambda s: _stale_inputs(s, record)))
+
+
+def stale_inputs(record: Any) -> pd.DataFrame:
+    """The changed inputs of the run that last wrote ``record``: table, pk, read_version,
+    current_version, change."""
+    import pandas as pd
+
+    with reads.untracked_reads():
+        found = run_sync(lambda s: _stale_inputs(s, record))
+    return pd.DataFrame({
+        "table": pd.Series([v.table for v in found], dtype="string"),
+        "pk": pd.Series([v.pk for v in found], dtype="string"),
+        "read_version": pd.array([v.read_version for v in found], dtype="Int64"),
+        "current_version": pd.array([v.current_version for v in found], dtype="Int64"),
+        "change": pd.Series([v.what_changed() for v in found], dtype="string"),
+    })
+
+
+def stale(model: type | None = None) -> pd.DataFrame:
+    """Every stale record (its last writer read an input changed since): table, pk, run_id,
+    changed_inputs. ``model`` limits it to one model's records."""
+    import pandas as pd
+
+    table = _table_name(model) if model is not None else None
+
+    def build(session: Session) -> list[tuple[str, str, int, int]]:
+        reads.write_pending(session)
+        readers = [r for (r,) in session.execute(select(RunInput.run_id).distinct())]
+        changed: dict[int, int] = {}
+        for version in input_versions(session, readers):
+            if version.changed_since:
+                changed[version.run_id] = changed.get(version.run_id, 0) + 1
+        if not changed:
+            return []
+        later = aliased(RecordEvent)
+        newer = select(later.id).where(
+            later.table == RecordEvent.table, later.pk == RecordEvent.pk, later.id > RecordEvent.id
+        )
+        statement = (
+            select(RecordEvent.table, RecordEvent.pk, RecordEvent.run_id)
+            .where(RecordEvent.run_id.in_(sorted(changed)), RecordEvent.action != "delete")
+            .where(~newer.exists())
+            .order_by(RecordEvent.id)
+        )
+        if table is not None:
+            statement = statement.where(RecordEvent.table == table)
+        return [(t, pk, r, changed[r]) for t, pk, r in session.execute(statement) if r is not None]
+
+    with reads.untracked_reads():
+        rows = run_sync(build)
+    return pd.DataFrame({
+        "table": pd.Series([r[0] for r in rows], dtype="string"),
+        "pk": pd.Series([r[1] for r in rows], dtype="string"),
+        "run_id": pd.array([r[2] for r in rows], dtype="Int64"),
+        "changed_inputs": pd.array([r[3] for r in rows], dtype="Int64"),
+    })
+
+
+# -- points in time ----------------------------------------------------------------------------
+class _Point:
+    """Which events a point in time saw: everything below ``lower``, and above it ``seen()``."""
+
+    lower: int | None  # None: the point saw every event
+
+    def seen(self, event: _Event) -> bool:
+        raise NotImplementedError
+
+
+class _Instant(_Point):
+    def __init__(self, session: Session, when: dt.datetime) -> None:
+        self.when = when
+        self.lower = session.execute(
+            select(func.min(RecordEvent.id)).where(RecordEvent.at > when)
+        ).scalar()
+
+    def seen(self, event: _Event) -> bool:
+        return _utc(event.at) <= self.when
+
+
+class _AsRunSaw(_Point):
+    def __init__(self, session: Session, run: Run) -> None:
+        reads.write_pending(session)
+        self.start = _Instant(session, _utc(run.started_at))
+        self.reads = {(r.table, r.pk): r for r in _reads_of(session, [run.id])}
+        self.snapshots: dict[str, _Snapshot] = {}
+        bounds = [b for b in [self.start.lower] if b is not None]
+        for read in self.reads.values():
+            if read.watermark is not None:
+                bounds.append(read.watermark + 1)
+            else:
+                bounds.append(self.start.lower or 0)
+        self.lower = min(bounds) if bounds else None
+
+    def seen(self, event: _Event) -> bool:
+        read = self.reads.get((event.table, event.pk))
+        if read is not None:
+            return _seen_by(read, event, self.snapshots)
+        return self.start.seen(event)
+
+
+def _point(session: Session, when: Any, argument: str = "when") -> _Point:
+    if isinstance(when, Run):
+        found = session.get(Run, when.id)
+        if found is None or found.uid != when.uid:
+            raise ValidationError(
+                {argument: [f"run {when.id} is not a run of this database; pass a run of the "
+                            "connected database or a datetime."]},
+                field=argument, value=when.label,
+            )
+        return _AsRunSaw(session, found)
+    if isinstance(when, dt.datetime):
+        return _Instant(session, _utc(when))
+    raise ValidationError(
+        {argument: [f"expected a datetime or a Run, got {type(when).__name__} {when!r}."]},
+        field=argument, value=when,
+    )
+
+
+# -- states ------------------------------------------------------------------------------------
+def _table_name(model: type) -> str:
+    if not (isinstance(model, type) and issubclass(model, Model)):
+        raise ValidationError(
+            {"model": [f"expected an ln.Model class, got {model!r}."]}, field="model", value=model
+        )
+    return cast(Table, inspect(model).local_table).name
+
+
+def _changed_keys(session: Session, table: str, points: Sequence[_Point]) -> set[str]:
+    """Keys of ``table`` with an event one of ``points`` did not see."""
+    lowers = [p.lower for p in points if p.lower is not None]
+    if not lowers:
+        return set()
+    statement = (
+        select(*_event_columns(session))
+        .where(RecordEvent.table == table, RecordEvent.id >= min(lowers))
+        .order_by(RecordEvent.id)
+    )
+    changed = set()
+    for row in session.execute(statement):
+        event = _event(row)
+        if event.pk not in changed and any(not p.seen(event) for p in points):
+            changed.add(event.pk)
+    return changed
+
+
+def _current_rows(session: Session, model: type, pks: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Current rows of ``pks`` as JSON objects rendered as events render them."""
+    table = cast(Table, inspect(model).local_table)
+    statement = sql_text(capture.current_rows_sql(table, session.get_bind().dialect.name))
+    found: dict[str, dict[str, Any]] = {}
+    step = _CHUNK * 20
+    for start in range(0, len(pks), step):
+        chunk = json.dumps(list(pks[start : start + step]))
+        for pk, values in session.execute(statement, {"keys": chunk}):
+            found[str(pk)] = values if isinstance(values, dict) else json.loads(values)
+    return found
+
+
+def _stamp_values(model: type, event: _Event, dialect: Any) -> dict[str, Any]:
+    """The stamp columns of the version ``event`` wrote, rendered as events render values."""
+    table = cast(Table, inspect(model).local_table)
+    stamps = capture.stamp_columns(table)
+    values: dict[str, Any] = {}
+    if "run_id" in stamps:
+        values["run_id"] = event.run_id
+    if "updated_by_id" in stamps:
+        values["updated_by_id"] = event.user_id
+    if "updated_at" in stamps and event.action != "delete":
+        at = _utc(event.at)
+        # SQLite's DateTime storage text; PostgreSQL parses ISO 8601
+        values["updated_at"] = (
+            at.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect.name == "sqlite" else at.isoformat()
+        )
+    return values
+
+
+def _state(
+    model: type, current: dict[str, Any] | None, history: list[_Event], point: _Point, dialect: Any
+) -> dict[str, Any] | None:
+    """A record's state at ``point``: ``current`` with the events ``point`` did not see undone."""
+    state = None if current is None else dict(current)
+    seen: _Event | None = None
+    for event in reversed(history):
+        if point.seen(event):
+            seen = seen or event
+            continue
+        if event.action == "insert":
+            state = None
+        elif event.action == "delete":
+            state = {name: pair[0] for name, pair in (event.changes or {}).items()}
+        elif state is not None:
+            for name, pair in (event.changes or {}).items():
+                state[name] = pair[0]
+    if state is not None and seen is not None and seen.action != "delete":
+        state.update(_stamp_values(model, seen, dialect))
+    return state
+
+
+def _states(
+    session: Session, model: type, pks: Sequence[str], points: Sequence[_Point]
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, dict[str, Any] | None]]]:
+    """Current rows of ``pks`` and, for each point, their states there."""
+    table = _table_name(model)
+    dialect = session.get_bind().dialect
+    current = _current_rows(session, model, pks)
+    events = _events_of(session, table, pks)
+    states = [
+        {pk: _state(model, current.get(pk), events.get(pk, []), point, dialect) for pk in pks}
+        for point in points
+    ]
+    return current, states
+
+
+def _typed_rows_statement(
+    model: type, changed: list[str], rows: list[dict[str, Any]], *, only_rows: bool = False
+) -> Any:
+    """A subquery of ``model``'s table with the rows of ``changed`` keys replaced by ``rows``
+    (typed by the database); with ``only_rows``, just ``rows``."""
+    table = cast(Table, inspect(model).local_table)
+    dialect = get_database().engine.dialect.name
+    params: dict[str, Any] = {"ln_rows": json.dumps(rows)}
+    if not only_rows:
+        params["ln_changed"] = json.dumps(changed)
+    sql = capture.rows_sql(table, dialect, replacing=not only_rows)
+    return sql_text(sql).bindparams(**params).columns(*table.c).subquery("as_of")
+
+
+def as_of_query(model: type, when: Any) -> Any:
+    """An aliased entity of ``model`` over its table as it stood at ``when``."""
+    table = _table_name(model)
+
+    def build(session: Session) -> tuple[list[str], list[dict[str, Any]]]:
+        point = _point(session, when)
+        changed = sorted(_changed_keys(session, table, [point]))
+        _current, (states,) = _states(session, model, changed, [point])
+        return changed, [s for s in states.values() if s is not None]
+
+    with reads.untracked_reads():
+        changed, rows = run_sync(build)
+    return aliased(model, _typed_rows_statement(model, changed, rows))
+
+
+def record_as_of(record: Any, when: Any) -> Any:
+    """``record`` as it stood at ``when`` (None if it did not exist then), as a detached copy."""
+    model = type(record)
+
+    def build(session: Session) -> Any:
+        point = _point(session, when)
+        key = _record_key(record, session.get_bind().dialect)
+        _current, (states,) = _states(session, model, [key[1]], [point])
+        state = states[key[1]]
+        if state is None:
+            return None
+        subquery = _typed_rows_statement(model, [], [state], only_rows=True)
+        row = session.connection().execute(select(subquery)).one()
+        return detached(model, dict(row._mapping))
+
+    with reads.untracked_reads():
+        return run_sync(build)
+
+
+# -- diffs -------------------------------------------------------------------------------------
+def _tracked_models() -> list[type]:
+    found = []
+    for mapper in Model.registry.mappers:
+        cls = mapper.class_
+        if issubclass(cls, Model):
+            found.append(cls)
+    return sorted(found, key=lambda c: _table_name(c))
+
+
+def diff(a: Any, b: Any, *, models: Iterable[type] | None = None) -> pd.DataFrame:
+    """What differs between points ``a`` and ``b`` (``datetime`` or ``Run``): one row per changed
+    field (``action`` ``changed``), or per record ``added``/``removed``; columns ``table, pk,
+    action, field, old, new``. Lineage stamp columns are not compared."""
+    import pandas as pd
+
+    chosen = list(models) if models is not None else _tracked_models()
+    for model in chosen:
+        _table_name(model)
+
+    def build(session: Session) -> list[tuple[Any, ...]]:
+        points = [_point(session, a, "a"), _point(session, b, "b")]
+        existing = set(inspect(session.get_bind()).get_table_names())
+        rows: list[tuple[Any, ...]] = []
+        for model in chosen:
+            table = _table_name(model)
+            if table not in existing:
+                continue
+            changed = sorted(_changed_keys(session, table, points))
+            if not changed:
+                continue
+            _current, (before, after) = _states(session, model, changed, points)
+            stamps = capture.stamp_columns(cast(Table, inspect(model).local_table))
+            for pk in changed:
+                old, new = before[pk], after[pk]
+                if old is None and new is None:
+                    continue
+                if old is None:
+                    rows.append((table, pk, "added", None, None, new))
+                elif new is None:
+                    rows.append((table, pk, "removed", None, old, None))
+                else:
+                    for name in old:
+                        if name not in stamps and old[name] != new.get(name):
+                            rows.append((table, pk, "changed", name, old[name], new.get(name)))
+        return rows
+
+    with reads.untracked_reads():
+        rows = run_sync(build)
+    return pd.DataFrame(
+        {
+            "table": pd.Series([r[0] for r in rows], dtype="string"),
+            "pk": pd.Series([r[1] for r in rows], dtype="string"),
+            "action": pd.Series([r[2] for r in rows], dtype="string"),
+            "field": pd.Series([r[3] for r in rows], dtype="string"),
+            "old": pd.Series([r[4] for r in rows], dtype=object),
+            "new": pd.Series([r[5] for r in rows], dtype=object),
+        }
+    )
