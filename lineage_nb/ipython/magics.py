@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..errors import ConfigurationError, LineageError, NotFound
-from ..lineage.reads import untracked_reads
 from ..lineage import context, runs
+from ..lineage.reads import untracked_reads
 from ..lineage.schema import LineageModel, Run
 
 __all__ = ["HELP", "lineage_magic", "register"]

@@ -16,9 +16,9 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapper, Session
 
 from ..errors import ValidationError
+from ..lineage.reads import untracked_reads
 from ..orm.query import Query
 from ..orm.session_scope import run_sync
-from ..lineage.reads import untracked_reads
 from ..views.frames import model_frame
 
 __all__ = ["ESTIMATE_ABOVE", "Page", "PagedSource"]
