@@ -25,6 +25,7 @@ from .lineage.mixins import TracksUpdates as TracksUpdates
 from .lineage.reads import untracked_reads as untracked_reads
 from .lineage.runs import finish as finish
 from .lineage.runs import track as track
+from .lineage.runs import tracking as tracking
 from .lineage.schema import RecordEvent as RecordEvent
 from .lineage.schema import Run as Run
 from .lineage.schema import RunInput as RunInput
@@ -60,6 +61,7 @@ __all__ = [
     "signals",
     "stale",
     "track",
+    "tracking",
     "untracked_reads",
     "widgets",
 ]

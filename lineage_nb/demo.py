@@ -1,15 +1,18 @@
 """``python -m lineage_nb demo``: run the quickstart notebook headless and print its lineage.
 
-The notebook is copied into a fresh directory and executed top to bottom with nbclient on a real
-IPython kernel against a fresh SQLite file there; the kernel gets ``JPY_SESSION_NAME`` (so it
-knows its notebook) and ``LINEAGE_NB_DATABASE_URL``. Afterwards the recorded lineage is read
-back from that database and printed: runs, the notebook and its version, and per record who
-wrote it, when and in which cell.
+The notebook (with the Python files beside it: its models and the lab's scripts it runs) is
+copied into a fresh directory and executed top to bottom with nbclient on a real IPython kernel
+against a fresh SQLite file there; the kernel gets ``JPY_SESSION_NAME`` (so it knows its
+notebook) and ``LINEAGE_NB_DATABASE_URL``. Afterwards the recorded lineage is read back from
+that database and printed: the runs of the ingest script, the analysis notebook and the
+correction, per record who wrote it, when and in which cell, what each run read at which
+version, which records are now stale, and what changed since the analysis read its inputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import shutil
 import sys
@@ -73,6 +76,8 @@ def execute_notebook(
     workdir.mkdir(parents=True, exist_ok=True)
     copy = workdir / notebook.name
     shutil.copyfile(notebook, copy)
+    for companion in sorted(notebook.parent.glob("*.py")):  # models and scripts it imports/runs
+        shutil.copyfile(companion, workdir / companion.name)
     document = nbformat.read(str(copy), as_version=4)  # type: ignore[no-untyped-call]
     env = {
         **os.environ,
@@ -104,7 +109,8 @@ def _when(value: Any) -> str:
 
 
 def print_lineage(database_url: str, out: Any = None) -> int:
-    """Print the runs, notebooks and per-record events recorded in ``database_url``.
+    """Print the runs, notebooks, per-record events, inputs, stale records and a diff recorded
+    in ``database_url``.
 
     Returns:
         The number of record events printed.
@@ -151,12 +157,23 @@ def print_lineage(database_url: str, out: Any = None) -> int:
         print(_table(pd.DataFrame(rows)), file=out)
         inputs = [
             {"run": run.id, "record read": f"{row['table']} {row['pk']}",
-             "first read (UTC)": f"{row['at']:%H:%M:%S.%f}"[:-3]}
+             "read (UTC)": f"{row['at']:%H:%M:%S.%f}"[:-3],
+             "version read": row["read_version"], "current version": row["current_version"],
+             "changed since": "yes" if row["changed_since"] else "no"}
             for run in reversed(runs)
             for row in run.inputs_df().to_dict("records")
         ]
-        print("\nInputs: records each run read", file=out)
+        print("\nInputs: records each run read, at which version (event id)", file=out)
         print(_table(pd.DataFrame(inputs)), file=out)
+        print("\nStale: records whose run read an input that has changed since", file=out)
+        print(_table(ln.stale()), file=out)
+        readers = [r for r in runs if len(r.inputs_df())]
+        readers.sort(key=lambda r: (r.transform.type == "notebook", r.id), reverse=True)
+        if readers:
+            reader = readers[0]  # the newest notebook run that read records
+            now = dt.datetime.now(dt.timezone.utc)
+            print(f"\nWhat changed between what run {reader.id} read and now (ln.diff)", file=out)
+            print(_table(ln.diff(reader, now)), file=out)
         return len(rows)
     finally:
         db.close()

@@ -5,17 +5,27 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
+import uuid
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
+    Integer,
+    Interval,
+    LargeBinary,
     Numeric,
+    SmallInteger,
     String,
     Text,
+    Time,
+    Uuid,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -72,3 +82,46 @@ class Specimen(ln.Model):
     day: Mapped[dt.date | None] = mapped_column(Date)
     amount: Mapped[decimal.Decimal | None] = mapped_column(Numeric(12, 4))
     extra: Mapped[dict[str, object] | None] = mapped_column(JSON)
+
+
+class Document(ln.Model):
+    """A record with a deferred column (not loaded until read)."""
+
+    __tablename__ = "document"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(50))
+    body: Mapped[str | None] = mapped_column(Text, deferred=True)
+
+
+class Level(enum.Enum):
+    """Member names differ from their values: SQLAlchemy's Enum stores the names."""
+
+    low = "L"
+    high = "H"
+
+
+class EveryType(ln.Model):
+    """One nullable column of each SQLAlchemy column type (tests/test_column_roundtrip.py)."""
+
+    __tablename__ = "every_type"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    short_text: Mapped[str | None] = mapped_column(String(20))
+    long_text: Mapped[str | None] = mapped_column(Text)
+    small_int: Mapped[int | None] = mapped_column(SmallInteger)
+    int32: Mapped[int | None] = mapped_column(Integer)
+    big_int: Mapped[int | None] = mapped_column(BigInteger)
+    double: Mapped[float | None] = mapped_column(Float)
+    amount: Mapped[decimal.Decimal | None] = mapped_column(Numeric(12, 4))
+    flag: Mapped[bool | None] = mapped_column(Boolean)
+    day: Mapped[dt.date | None] = mapped_column(Date)
+    naive_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=False))
+    aware_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    naive_time: Mapped[dt.time | None] = mapped_column(Time(timezone=False))
+    aware_time: Mapped[dt.time | None] = mapped_column(Time(timezone=True))
+    duration: Mapped[dt.timedelta | None] = mapped_column(Interval)
+    doc: Mapped[object | None] = mapped_column(JSON)
+    blob: Mapped[bytes | None] = mapped_column(LargeBinary)
+    level: Mapped[Level | None] = mapped_column(Enum(Level))
+    uid: Mapped[uuid.UUID | None] = mapped_column(Uuid)

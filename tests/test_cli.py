@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -361,28 +362,38 @@ def test_quickstart_database_exports_in_every_format(
         assert code == 0, err
     runs = pd.read_csv(files["runs.csv"])
     assert runs[["transform_key", "status", "events"]].values.tolist() == [
-        ["quickstart.ipynb", "completed", 4]
+        ["quickstart.ipynb", "completed", 1], ["ingest.py", "completed", 4],
+        ["correct.py", "completed", 1],
     ]
     samples = pq.read_table(files["sample.parquet"]).to_pandas()
-    assert samples["id"].tolist() == [1, 2]
+    assert samples["id"].tolist() == [1, 2, 3]
     events = [json.loads(line) for line in files["events.ndjson"].read_text().splitlines()]
-    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    assert [(e["eventType"], e["job"]["name"]) for e in events] == [
+        ("START", "quickstart.ipynb"), ("COMPLETE", "quickstart.ipynb"),
+        ("START", "ingest.py"), ("COMPLETE", "ingest.py"),
+        ("START", "correct.py"), ("COMPLETE", "correct.py"),
+    ]
     assert all(schema_errors(e) == [] for e in events)
-    assert events[1]["job"]["name"] == "quickstart.ipynb"
-    assert events[1]["job"]["facets"]["jobType"]["jobType"] == "NOTEBOOK"
-    outputs = {
-        d["name"]: d["outputFacets"]["outputStatistics"]["rowCount"] for d in events[1]["outputs"]
-    }
-    assert outputs == {"project": 1, "sample": 2}
+    analysis, ingest = events[1], events[3]
+    assert analysis["job"]["facets"]["jobType"]["jobType"] == "NOTEBOOK"
+
+    def statistics(datasets: list[dict[str, Any]], facet: str) -> dict[str, int]:
+        return {d["name"]: d[facet][facet.replace("Facets", "Statistics")]["rowCount"]
+                for d in datasets}
+
+    assert statistics(ingest["outputs"], "outputFacets") == {"project": 1, "sample": 3}
+    assert statistics(analysis["outputs"], "outputFacets") == {"summary": 1}
+    assert statistics(analysis["inputs"], "inputFacets") == {"project": 1, "sample": 3}
     as_json = ProvDocument.deserialize(files["lineage.json"], format="json")
     as_provn = ProvDocument.deserialize(files["lineage.provn"], format="provn")
-    assert as_json == as_provn  # one run: the runs' document is the samples' document
     generated = {
         tuple(str(v) for _k, v in g.formal_attributes if v is not None)
         for g in as_json.get_records(ProvGeneration)
     }
-    run_id = f"ln:run.{events[0]['run']['runId']}"
-    assert generated == {(f"ln:record.{t}", run_id) for t in ("project.1", "sample.1", "sample.2")}
+    ingest_run, analysis_run = (f"ln:run.{e['run']['runId']}" for e in (ingest, analysis))
+    assert {(f"ln:record.{t}", ingest_run) for t in ("project.1", "sample.1", "sample.2")} <= generated
+    assert (("ln:record.summary.1", analysis_run)) in generated
+    assert {str(r.identifier) for r in as_provn.get_records()} >= {"ln:record.sample.1"}
 
 
 def test_demo_rejects_a_non_demo_database(capsys: pytest.CaptureFixture[str]) -> None:

@@ -138,3 +138,18 @@ def test_run_lineage_graph(db: ln.Database, run: ln.Run) -> None:
     assert graph.has_edge(("run", run.id), ("record", "project", str(project.id)))
     assert graph.has_edge(("transform", run.transform_id), ("run", run.id))
     assert graph.nodes[("run", run.id)]["kind"] == "run"
+
+
+def test_runs_df_reads_the_stored_event_count_of_finished_runs(db: ln.Database) -> None:
+    """A finished run's event count is stored at finish; runs_df reads it instead of counting
+    the run's events (flat in the size of the event log); a running run is counted live."""
+    run = ln.track(TESTS / "test_lineage_graph.py")
+    project = Project(name="counted").save()
+    project.update(name="counted2")
+    assert ln.runs_df().loc[0, "events"] == 2  # running: counted
+    ln.finish()
+    stored = ln.Run.get(run.id)
+    assert stored.event_count == 2
+    with db.engine.begin() as connection:  # the listing trusts the stored count
+        connection.execute(ln.Run.__table__.update().values(event_count=99))
+    assert ln.runs_df().loc[0, "events"] == 99

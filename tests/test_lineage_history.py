@@ -264,3 +264,49 @@ def test_typed_values_round_trip_through_as_of(db: ln.Database) -> None:
     assert {f: getattr(old, f) for f in FIELDS} == values
     with db.session() as session:  # nothing was written back
         assert session.scalars(select(Specimen).where(Specimen.id == record.id)).first() is None
+
+
+def test_staleness_shows_in_repr_graph_picture_and_detail_pane(scenario: dict[str, Any]) -> None:
+    from lineage_nb.widgets.detail import DetailPane
+
+    summary, samples, analysis = scenario["summary"], scenario["samples"], scenario["analysis"]
+    fresh_graph = summary.lineage()
+    assert not fresh_graph.nodes[("record", "project", str(summary.id))].get("stale")
+    samples[1].update(name="<b>s1</b>")  # a correction outside any run
+    card = summary._repr_html_()
+    assert (f"stale: its run read 1 record(s) that changed since (sample {samples[1].id}: "
+            "changed: name)") in card
+    graph = summary.lineage()
+    focus = graph.nodes[("record", "project", str(summary.id))]
+    assert focus["stale"] and focus["stale_inputs"] == 1
+    used = {u[2]: d["changed"] for u, _v, d in graph.in_edges(("run", analysis.id), data=True)
+            if d["relation"] == "used"}
+    assert used == {str(s.id): s is samples[1] for s in samples}
+    svg = summary.view_lineage().svg
+    assert "used, changed since" in svg and "#fff8e1" in svg
+    pane = DetailPane()
+    pane.show(Project.get(summary.id))
+    assert "stale: its run read 1 record(s)" in pane.fields.value
+    assert "<b>s1</b>" not in pane.fields.value + svg + card  # escaped everywhere
+
+
+def test_large_fan_in_is_one_group_node(db: ln.Database) -> None:
+    """A run that read many records of a table is one node with their count; upstream runs
+    still connect to it; group_above=None keeps one node per record (exports)."""
+    writer = ln.track(__file__)
+    project = Project(name="many").save()
+    Sample.bulk_create([Sample(name=f"s{i}", value=float(i), project=project) for i in range(40)])
+    ln.finish()
+    reader = ln.track(__file__)
+    Sample.filter(project_id=project.id).df()
+    derived = Project(name="derived").save()
+    ln.finish()
+    graph = derived.lineage(depth=3)
+    group = ("records", "sample", reader.id)
+    assert graph.nodes[group]["count"] == 40 and graph.nodes[group]["kind"] == "group"
+    assert graph.edges[group, ("run", reader.id)]["count"] == 40
+    assert graph.has_edge(("run", writer.id), group)
+    assert not any(n[0] == "record" and n[1] == "sample" for n in graph)
+    full = derived.lineage(depth=3, group_above=None)
+    assert sum(1 for n in full if n[0] == "record" and n[1] == "sample") == 40
+    assert "40 sample records" in derived.view_lineage().svg

@@ -133,3 +133,32 @@ def test_live_process_run_is_left_alone(db: ln.Database, db_url: str) -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_track_a_name_without_a_file(db: ln.Database) -> None:
+    """ln.track("nightly-import") is a transform of type job keyed by the name, version 1 on
+    every run; a missing path still fails naming it."""
+    first = ln.track("nightly-import")
+    ln.finish()
+    second = ln.track("nightly-import")
+    ln.finish()
+    assert (first.transform.key, first.transform.type, first.transform.version) == (
+        "nightly-import", "job", "1")
+    assert second.transform_id == first.transform_id
+    with pytest.raises(ln.errors.ConfigurationError, match="missing/script.py"):
+        ln.track("missing/script.py")
+
+
+def test_tracking_finishes_completed_or_errored(db: ln.Database) -> None:
+    with ln.tracking("block") as run:
+        assert ln.context.get_run() is run
+    assert run.status == "completed" and ln.context.get_run() is None
+    with pytest.raises(RuntimeError), ln.tracking("block") as failed:
+        raise RuntimeError("boom")
+    assert ln.Run.get(failed.id).status == "errored"
+
+
+async def test_async_tracking(db: ln.Database) -> None:
+    async with ln.tracking("async-block") as run:
+        assert ln.context.get_run() is run
+    assert ln.Run.get(run.id).status == "completed"

@@ -135,3 +135,26 @@ def test_bulk_create_invalid_record_writes_nothing(db: ln.Database) -> None:
     with pytest.raises(ValidationError) as unknown:
         Sample.bulk_create([{"nme": "typo", "project_id": project.id}])
     assert unknown.value.field == "nme"
+
+
+def test_detached_records_load_missing_relations_and_columns_on_access(db: ln.Database) -> None:
+    """Never-loaded relations, relations left out by load_all(exclude=...) and deferred columns
+    are read on first access (Django), not DetachedInstanceError; inside a run that is a read."""
+    from models import Document
+
+    project = Project(name="p").save()
+    sample = Sample(name="s", value=1.0, project=project).save()
+    Document(title="t", body="long text").save()
+    fetched = Sample.get(sample.id)
+    assert fetched.project.name == "p"
+    assert [s.name for s in Project.get(project.id).samples] == ["s"]
+    assert Project.get(project.id).load_all(exclude="samples").samples[0].name == "s"
+    document = Document.filter(title="t").one()
+    assert "body" in document.get_deferred_fields()
+    assert document.body == "long text"
+    run = ln.track(__file__)
+    Sample.get(sample.id).project  # noqa: B018 - the access is the read
+    frame = run.inputs_df()
+    assert ("project", str(project.id)) in set(zip(frame["table"], frame["pk"], strict=True))
+    ln.finish()
+    assert Sample.get(sample.id).measurements == []  # an empty collection, read on access

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigurationError
+from ..lineage.reads import untracked_reads
 from ._progress import progress
 
 __all__ = ["dtypes_path", "frame_of", "read_csv", "to_csv", "to_parquet"]
@@ -54,7 +55,8 @@ def frame_of(obj: Any) -> pd.DataFrame:
     if isinstance(obj, type) or (hasattr(obj, "df") and not hasattr(obj, "history_df")):
         df = getattr(obj, "df", None)
         if callable(df):
-            return df()  # type: ignore[no-any-return]
+            with untracked_reads():  # exporting records is not using them: not the run's inputs
+                return df()  # type: ignore[no-any-return]
     history_df = getattr(obj, "history_df", None)
     if callable(history_df):
         return history_df()  # type: ignore[no-any-return]

@@ -135,10 +135,11 @@ def _counts(session: Session, run_id: int) -> tuple[dict[str, int], dict[str, in
         .group_by(RecordEvent.table)
         .order_by(RecordEvent.table)
     ).all()
+    records = {(v.table, v.pk) for v in input_versions(session, [run_id])}
     read: dict[str, int] = {}
-    for version in input_versions(session, [run_id]):
-        read[version.table] = read.get(version.table, 0) + 1
-    return dict(sorted(read.items())), {t: int(n) for t, n in written}
+    for table, _pk in sorted(records):
+        read[table] = read.get(table, 0) + 1
+    return read, {t: int(n) for t, n in written}
 
 
 def _job(run: Run, namespace: str, producer: str) -> Job:
@@ -147,7 +148,7 @@ def _job(run: Run, namespace: str, producer: str) -> Job:
         "jobType": job_type_job.JobTypeJobFacet(
             processingType="BATCH",
             integration="LINEAGE_NB",
-            jobType="NOTEBOOK" if transform.type == "notebook" else "SCRIPT",
+            jobType={"notebook": "NOTEBOOK", "job": "JOB"}.get(transform.type, "SCRIPT"),
             producer=producer,
         ),
         "lineageNb": TransformJobFacet(

@@ -104,14 +104,14 @@ def _add_graph(doc: ProvDocument, graph: nx.DiGraph) -> None:
 
 def _graph_of(obj: Any, depth: int) -> nx.DiGraph:
     if isinstance(obj, Run):
-        return run_lineage(obj, depth)
+        return run_lineage(obj, depth, group_above=None)
     state = inspect(obj, raiseerr=False)
     if (
         state is not None
         and getattr(state, "mapper", None) is not None
         and not isinstance(obj, type)
     ):
-        return record_lineage(obj, depth)
+        return record_lineage(obj, depth, group_above=None)
     raise ConfigurationError(
         f"Cannot build PROV for {type(obj).__name__}: expected an ln.Run or a mapped record.",
         value=obj,

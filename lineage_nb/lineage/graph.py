@@ -3,6 +3,10 @@
 Graphs are networkx ``DiGraph`` objects whose nodes are ``("record", table, pk)``,
 ``("run", id)``, ``("transform", id)`` and ``("user", id)``, each with ``kind`` and ``label``
 attributes; edges point from cause to effect (transform → run → record, input record → run).
+A ``used`` edge whose record changed after the run read it has ``changed=True``; the focus
+record has ``stale=True`` when it is stale. More than ``group_above`` records of one table read
+by one run become one ``("records", table, run_id)`` node (``kind="group"``, ``count``), so a run
+that read 100,000 records is one node, not 100,000.
 """
 
 from __future__ import annotations
@@ -11,12 +15,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 import networkx as nx
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, case, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from ..orm.session_scope import run_sync
-from .history import input_versions, inputs_frame
-from .reads import write_pending
+from .history import changed_inputs_of, inputs_frame, run_inputs
+from .reads import untracked_reads, write_pending
 from .schema import RecordEvent, Run, Transform, User
 from .stamping import record_key
 
@@ -132,13 +136,15 @@ def runs_df(
     status: str | None = None,
     limit: int | None = 100,
 ) -> pd.DataFrame:
-    """:func:`runs` as a DataFrame (one query)."""
-    events = (
+    """:func:`runs` as a DataFrame (one query). ``events`` is stored when a run ends, so only
+    runs still going have their events counted."""
+    counted = (
         select(func.count(RecordEvent.id))
         .where(RecordEvent.run_id == Run.id)
         .correlate(Run)
         .scalar_subquery()
     )
+    events = case((Run.event_count.is_not(None), Run.event_count), else_=counted)
     statement = _runs_statement(transform, user, status, limit).with_only_columns(
         Run.id.label("run_id"),
         Run.uid,
@@ -200,40 +206,75 @@ def _writers(session: Session, keys: set[RecordKey]) -> dict[RecordKey, set[int]
     return found
 
 
-def _inputs(session: Session, run_ids: set[int]) -> dict[int, set[RecordKey]]:
-    if not run_ids:
-        return {}
-    found: dict[int, set[RecordKey]] = {}
-    for version in input_versions(session, run_ids):
-        found.setdefault(version.run_id, set()).add((version.table, version.pk))
-    return found
+#: By default, more records of one table than this, read by one run, are drawn as one node.
+GROUP_ABOVE = 25
+
+
+def _add_inputs(
+    graph: nx.DiGraph, session: Session, run_ids: set[int], group_above: int | None
+) -> dict[RecordKey, Any]:
+    """Add the runs' inputs (``used`` edges); returns each input record's node (its own or its
+    group's)."""
+    nodes: dict[RecordKey, Any] = {}
+    for run_id, keys in sorted(run_inputs(session, run_ids).items()):
+        by_table: dict[str, list[RecordKey]] = {}
+        for key in keys:
+            by_table.setdefault(key[0], []).append(key)
+        for table, members in sorted(by_table.items()):
+            if group_above is not None and len(members) > group_above:
+                node = ("records", table, run_id)
+                graph.add_node(node, kind="group", count=len(members),
+                               label=f"{len(members)} {table} records")
+                changed = sum(keys[k] for k in members)
+                graph.add_edge(node, ("run", run_id), relation="used", count=len(members),
+                               changed=bool(changed))
+                for key in members:
+                    nodes[key] = node
+                continue
+            for key in members:
+                node = _record_node(graph, key)
+                graph.add_edge(node, ("run", run_id), relation="used", changed=keys[key])
+                nodes[key] = node
+    return nodes
 
 
 def _expand(
-    graph: nx.DiGraph, session: Session, records: set[RecordKey], depth: int, seen_runs: set[int]
+    graph: nx.DiGraph,
+    session: Session,
+    records: dict[RecordKey, Any],
+    depth: int,
+    seen_runs: set[int],
+    group_above: int | None,
 ) -> None:
-    """Walk upstream: records ← runs that wrote them ← those runs' inputs ← ... ``depth`` times."""
+    """Walk upstream: records ← runs that wrote them ← those runs' inputs ← ... ``depth`` times.
+
+    ``records`` maps each record to its node (a group node for grouped inputs).
+    """
     for _level in range(depth):
-        writers = _writers(session, records)
+        writers = _writers(session, set(records))
         new_runs = {r for ids in writers.values() for r in ids} - seen_runs
         for key, ids in writers.items():
             for run_id in ids:
-                graph.add_edge(("run", run_id), _record_node(graph, key), relation="wrote")
+                graph.add_edge(("run", run_id), records[key], relation="wrote")
         _add_runs(graph, session, new_runs)
         seen_runs |= new_runs
-        inputs = _inputs(session, new_runs)
-        records = set()
-        for run_id, keys in inputs.items():
-            for key in keys:
-                graph.add_edge(_record_node(graph, key), ("run", run_id), relation="used")
-                records.add(key)
+        records = _add_inputs(graph, session, new_runs, group_above)
         if not records:
             break
 
 
-def record_lineage(record: Any, depth: int = 3) -> nx.DiGraph:
+def _mark_stale(graph: nx.DiGraph, session: Session, node: Any, record: Any) -> None:
+    changed = changed_inputs_of(session, record)
+    if changed:
+        data = graph.nodes[node]
+        data["stale"], data["stale_inputs"] = True, len(changed)
+        data["label"] += f"\n⚠ stale: {len(changed)} input(s) changed"
+
+
+def record_lineage(record: Any, depth: int = 3, *, group_above: int | None = GROUP_ABOVE) -> nx.DiGraph:
     """The lineage graph of ``record``: the runs that wrote it, their transforms, users and inputs,
-    and upstream through the inputs' runs, ``depth`` levels deep."""
+    and upstream through the inputs' runs, ``depth`` levels deep. More than ``group_above``
+    records of one table read by one run are one group node (None: never group)."""
     key = record_key(record)
 
     def build(session: Session) -> nx.DiGraph:
@@ -241,13 +282,15 @@ def record_lineage(record: Any, depth: int = 3) -> nx.DiGraph:
         graph = nx.DiGraph()
         node = _record_node(graph, key, focus=True)
         graph.nodes[node]["label"] = f"{type(record).__name__} {key[1]}"
-        _expand(graph, session, {key}, depth, set())
+        _mark_stale(graph, session, node, record)
+        _expand(graph, session, {key: node}, depth, set(), group_above)
         return graph
 
-    return run_sync(build)
+    with untracked_reads():
+        return run_sync(build)
 
 
-def run_lineage(run: Run, depth: int = 3) -> nx.DiGraph:
+def run_lineage(run: Run, depth: int = 3, *, group_above: int | None = GROUP_ABOVE) -> nx.DiGraph:
     """The lineage graph around ``run``: its transform, user, outputs, inputs and upstream."""
 
     def build(session: Session) -> nx.DiGraph:
@@ -262,11 +305,10 @@ def run_lineage(run: Run, depth: int = 3) -> nx.DiGraph:
         ).all()
         for table, pk in outputs:
             graph.add_edge(("run", run.id), _record_node(graph, (table, pk)), relation="wrote")
-        inputs = _inputs(session, {run.id}).get(run.id, set())
-        for key in inputs:
-            graph.add_edge(_record_node(graph, key), ("run", run.id), relation="used")
+        inputs = _add_inputs(graph, session, {run.id}, group_above)
         if depth > 1 and inputs:
-            _expand(graph, session, inputs, depth - 1, {run.id})
+            _expand(graph, session, inputs, depth - 1, {run.id}, group_above)
         return graph
 
-    return run_sync(build)
+    with untracked_reads():
+        return run_sync(build)

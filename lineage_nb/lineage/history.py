@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, Text, func, inspect, literal_column, select
+from sqlalchemy import MetaData, Table, Text, func, inspect, literal_column, select
 from sqlalchemy import cast as sql_cast
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapper, Session, aliased
@@ -39,10 +39,12 @@ if TYPE_CHECKING:
 __all__ = [
     "InputVersion",
     "as_of_query",
+    "changed_inputs_of",
     "diff",
     "input_versions",
     "is_stale",
     "record_as_of",
+    "run_inputs",
     "stale",
     "stale_inputs",
 ]
@@ -145,9 +147,9 @@ def _event(row: Sequence[Any]) -> _Event:
 
 
 def _reads_of(session: Session, run_ids: Iterable[int]) -> list[_Read]:
-    """The records ``run_ids`` read: the latest read of each record by each run."""
+    """Every record ``run_ids`` read, once per read, in the order read."""
     ids = sorted(set(run_ids))
-    latest: dict[tuple[int, str, str], _Read] = {}
+    found: list[_Read] = []
     for start in range(0, len(ids), _CHUNK):
         rows = session.execute(
             select(RunInput.run_id, RunInput.table, RunInput.pk, RunInput.keys,
@@ -157,20 +159,21 @@ def _reads_of(session: Session, run_ids: Iterable[int]) -> list[_Read]:
         )
         for run_id, table, pk, packed, watermark, snapshot, at in rows:
             keys = [pk] if pk is not None else _keyset.decode(packed) if packed else []
-            for key in keys:
-                latest[(run_id, table, key)] = _Read(run_id, table, key, watermark, snapshot, at)
-    return list(latest.values())
+            found.extend(_Read(run_id, table, key, watermark, snapshot, at) for key in keys)
+    return found
 
 
 # -- versioned inputs ----------------------------------------------------------------------------
 @dataclass
 class InputVersion:
-    """One input of a run: the version it read and what changed since (by other runs)."""
+    """A record a run read at one version (its first read of it), and what changed since then
+    by other runs."""
 
     run_id: int
     table: str
     pk: str
     at: dt.datetime
+    watermark: int | None
     read_version: int | None
     current_version: int | None
     changes: list[_Event] = field(default_factory=list)
@@ -179,8 +182,14 @@ class InputVersion:
     def changed_since(self) -> bool:
         return bool(self.changes)
 
+    def before(self, event: _Event) -> bool:
+        """Whether this version was read before ``event`` was written."""
+        if self.watermark is None:
+            return _utc(self.at) <= _utc(event.at)
+        return self.watermark < event.id
+
     def what_changed(self) -> str:
-        """``deleted``, ``changed: a, b`` or ``re-inserted`` (empty when unchanged)."""
+        """``deleted``, ``changed: a, b`` or ``deleted and inserted again`` (empty: unchanged)."""
         if not self.changes:
             return ""
         if self.changes[-1].action == "delete":
@@ -192,30 +201,30 @@ class InputVersion:
 
 
 def input_versions(session: Session, run_ids: Iterable[int]) -> list[InputVersion]:
-    """The inputs of ``run_ids`` with their versions; records a run wrote itself before reading
-    them (its own outputs) are left out."""
+    """The inputs of ``run_ids``: each record once per version read. Records a run wrote itself
+    before reading them (its own outputs) are left out."""
     found_reads = _reads_of(session, run_ids)
     by_table: dict[str, set[str]] = {}
     for read in found_reads:
         by_table.setdefault(read.table, set()).add(read.pk)
     events = {table: _events_of(session, table, pks) for table, pks in by_table.items()}
     snapshots: dict[str, _Snapshot] = {}
-    versions = []
+    versions: dict[tuple[int, str, str, int | None], InputVersion] = {}
     for read in found_reads:
         history = events[read.table].get(read.pk, [])
         seen = [e for e in history if _seen_by(read, e, snapshots)]
-        read_version = seen[-1] if seen else None
-        if read_version is not None and read_version.run_id == read.run_id:
+        version = seen[-1] if seen else None
+        if version is not None and version.run_id == read.run_id:
             continue  # the run's own output
+        key = (read.run_id, read.table, read.pk, None if version is None else version.id)
+        if key in versions:
+            continue  # this version was read before
         unseen = [e for e in history if e.run_id != read.run_id and not _seen_by(read, e, snapshots)]
-        versions.append(InputVersion(
-            read.run_id, read.table, read.pk, read.at,
-            None if read_version is None else read_version.id,
-            history[-1].id if history else None,
-            unseen,
-        ))
-    versions.sort(key=lambda v: (v.run_id, v.at, v.table, v.pk))
-    return versions
+        versions[key] = InputVersion(
+            read.run_id, read.table, read.pk, read.at, read.watermark, key[3],
+            history[-1].id if history else None, unseen,
+        )
+    return sorted(versions.values(), key=lambda v: (v.run_id, v.at, v.table, v.pk))
 
 
 def inputs_frame(run: Run) -> pd.DataFrame:
@@ -245,25 +254,75 @@ def _record_key(record: Any, dialect: Any) -> tuple[str, str]:
     return cast(Table, mapper.local_table).name, reads.key_text(type(record), dialect)(values)
 
 
-def _last_writer(session: Session, table: str, pk: str) -> int | None:
-    return session.execute(
-        select(RecordEvent.run_id)
+def _last_event(session: Session, table: str, pk: str) -> _Event | None:
+    row = session.execute(
+        select(*_event_columns(session))
         .where(RecordEvent.table == table, RecordEvent.pk == pk)
         .order_by(RecordEvent.id.desc())
         .limit(1)
-    ).scalar()
+    ).first()
+    return None if row is None else _event(row)
+
+
+def _changed_inputs(
+    versions: Iterable[InputVersion], written: _Event, key: tuple[str, str]
+) -> list[InputVersion]:
+    """Of a run's inputs, the newest version of each record read before ``written`` was written
+    (the record ``key`` itself aside), where that version has changed since."""
+    newest: dict[tuple[str, str], InputVersion] = {}
+    for version in versions:
+        if version.run_id != written.run_id or not version.before(written):
+            continue
+        if (version.table, version.pk) == key:
+            continue
+        known = newest.get((version.table, version.pk))
+        if known is None or (version.read_version or 0) > (known.read_version or 0):
+            newest[(version.table, version.pk)] = version
+    return [v for v in newest.values() if v.changed_since]
 
 
 def _stale_inputs(session: Session, record: Any) -> list[InputVersion]:
     reads.write_pending(session)
     key = _record_key(record, session.get_bind().dialect)
-    run_id = _last_writer(session, *key)
-    if run_id is None:
+    written = _last_event(session, *key)
+    if written is None or written.run_id is None:
         return []
-    return [
-        v for v in input_versions(session, [run_id])
-        if v.changed_since and (v.table, v.pk) != key
-    ]
+    return _changed_inputs(input_versions(session, [written.run_id]), written, key)
+
+
+def changed_inputs_of(session: Session, record: Any) -> list[InputVersion]:
+    """In ``session``: the changed inputs of the run that last wrote ``record`` (see
+    :func:`stale_inputs`)."""
+    return _stale_inputs(session, record)
+
+
+def run_inputs(
+    session: Session, run_ids: Iterable[int], *, versions_up_to: int = 2000
+) -> dict[int, dict[tuple[str, str], bool]]:
+    """Per run, the records it read and whether the newest version it read changed since.
+
+    A run that read more than ``versions_up_to`` records gets no change marks (all False) and
+    its own outputs are left out by what it wrote, not by version: cheap for huge fan-ins.
+    """
+    found: dict[int, dict[tuple[str, str], bool]] = {}
+    by_run: dict[int, set[tuple[str, str]]] = {}
+    for read in _reads_of(session, run_ids):
+        by_run.setdefault(read.run_id, set()).add((read.table, read.pk))
+    small = [r for r, keys in by_run.items() if len(keys) <= versions_up_to]
+    newest: dict[tuple[int, str, str], InputVersion] = {}
+    for version in input_versions(session, small):
+        key = (version.run_id, version.table, version.pk)
+        known = newest.get(key)
+        if known is None or (version.read_version or 0) > (known.read_version or 0):
+            newest[key] = version
+    for (run_id, table, pk), version in newest.items():
+        found.setdefault(run_id, {})[(table, pk)] = version.changed_since
+    for run_id in set(by_run) - set(small):
+        written = set(session.execute(
+            select(RecordEvent.table, RecordEvent.pk).where(RecordEvent.run_id == run_id).distinct()
+        ).tuples())
+        found[run_id] = {key: False for key in by_run[run_id] if key not in written}
+    return found
 
 
 def is_stale(record: Any) -> bool:
@@ -298,25 +357,29 @@ def stale(model: type | None = None) -> pd.DataFrame:
     def build(session: Session) -> list[tuple[str, str, int, int]]:
         reads.write_pending(session)
         readers = [r for (r,) in session.execute(select(RunInput.run_id).distinct())]
-        changed: dict[int, int] = {}
-        for version in input_versions(session, readers):
-            if version.changed_since:
-                changed[version.run_id] = changed.get(version.run_id, 0) + 1
-        if not changed:
+        versions = input_versions(session, readers)
+        changed_runs = sorted({v.run_id for v in versions if v.changed_since})
+        if not changed_runs:
             return []
         later = aliased(RecordEvent)
         newer = select(later.id).where(
             later.table == RecordEvent.table, later.pk == RecordEvent.pk, later.id > RecordEvent.id
         )
         statement = (
-            select(RecordEvent.table, RecordEvent.pk, RecordEvent.run_id)
-            .where(RecordEvent.run_id.in_(sorted(changed)), RecordEvent.action != "delete")
+            select(*_event_columns(session))
+            .where(RecordEvent.run_id.in_(changed_runs), RecordEvent.action != "delete")
             .where(~newer.exists())
             .order_by(RecordEvent.id)
         )
         if table is not None:
             statement = statement.where(RecordEvent.table == table)
-        return [(t, pk, r, changed[r]) for t, pk, r in session.execute(statement) if r is not None]
+        rows = []
+        for row in session.execute(statement):
+            written = _event(row)
+            changed = _changed_inputs(versions, written, (written.table, written.pk))
+            if changed and written.run_id is not None:
+                rows.append((written.table, written.pk, written.run_id, len(changed)))
+        return rows
 
     with reads.untracked_reads():
         rows = run_sync(build)
@@ -353,7 +416,9 @@ class _AsRunSaw(_Point):
     def __init__(self, session: Session, run: Run) -> None:
         reads.write_pending(session)
         self.start = _Instant(session, _utc(run.started_at))
-        self.reads = {(r.table, r.pk): r for r in _reads_of(session, [run.id])}
+        self.reads: dict[tuple[str, str], _Read] = {}
+        for read in _reads_of(session, [run.id]):  # its first read of each record
+            self.reads.setdefault((read.table, read.pk), read)
         self.snapshots: dict[str, _Snapshot] = {}
         bounds = [b for b in [self.start.lower] if b is not None]
         for read in self.reads.values():
@@ -415,9 +480,13 @@ def _changed_keys(session: Session, table: str, points: Sequence[_Point]) -> set
     return changed
 
 
-def _current_rows(session: Session, model: type, pks: Sequence[str]) -> dict[str, dict[str, Any]]:
+def _table_of(model: type) -> Table:
+    _table_name(model)
+    return cast(Table, inspect(model).local_table)
+
+
+def _current_rows(session: Session, table: Table, pks: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Current rows of ``pks`` as JSON objects rendered as events render them."""
-    table = cast(Table, inspect(model).local_table)
     statement = sql_text(capture.current_rows_sql(table, session.get_bind().dialect.name))
     found: dict[str, dict[str, Any]] = {}
     step = _CHUNK * 20
@@ -428,9 +497,8 @@ def _current_rows(session: Session, model: type, pks: Sequence[str]) -> dict[str
     return found
 
 
-def _stamp_values(model: type, event: _Event, dialect: Any) -> dict[str, Any]:
+def _stamp_values(table: Table, event: _Event, dialect: Any) -> dict[str, Any]:
     """The stamp columns of the version ``event`` wrote, rendered as events render values."""
-    table = cast(Table, inspect(model).local_table)
     stamps = capture.stamp_columns(table)
     values: dict[str, Any] = {}
     if "run_id" in stamps:
@@ -447,7 +515,7 @@ def _stamp_values(model: type, event: _Event, dialect: Any) -> dict[str, Any]:
 
 
 def _state(
-    model: type, current: dict[str, Any] | None, history: list[_Event], point: _Point, dialect: Any
+    table: Table, current: dict[str, Any] | None, history: list[_Event], point: _Point, dialect: Any
 ) -> dict[str, Any] | None:
     """A record's state at ``point``: ``current`` with the events ``point`` did not see undone."""
     state = None if current is None else dict(current)
@@ -464,20 +532,19 @@ def _state(
             for name, pair in (event.changes or {}).items():
                 state[name] = pair[0]
     if state is not None and seen is not None and seen.action != "delete":
-        state.update(_stamp_values(model, seen, dialect))
+        state.update(_stamp_values(table, seen, dialect))
     return state
 
 
 def _states(
-    session: Session, model: type, pks: Sequence[str], points: Sequence[_Point]
+    session: Session, table: Table, pks: Sequence[str], points: Sequence[_Point]
 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, dict[str, Any] | None]]]:
     """Current rows of ``pks`` and, for each point, their states there."""
-    table = _table_name(model)
     dialect = session.get_bind().dialect
-    current = _current_rows(session, model, pks)
-    events = _events_of(session, table, pks)
+    current = _current_rows(session, table, pks)
+    events = _events_of(session, table.name, pks)
     states = [
-        {pk: _state(model, current.get(pk), events.get(pk, []), point, dialect) for pk in pks}
+        {pk: _state(table, current.get(pk), events.get(pk, []), point, dialect) for pk in pks}
         for point in points
     ]
     return current, states
@@ -504,7 +571,7 @@ def as_of_query(model: type, when: Any) -> Any:
     def build(session: Session) -> tuple[list[str], list[dict[str, Any]]]:
         point = _point(session, when)
         changed = sorted(_changed_keys(session, table, [point]))
-        _current, (states,) = _states(session, model, changed, [point])
+        _current, (states,) = _states(session, _table_of(model), changed, [point])
         return changed, [s for s in states.values() if s is not None]
 
     with reads.untracked_reads():
@@ -519,7 +586,7 @@ def record_as_of(record: Any, when: Any) -> Any:
     def build(session: Session) -> Any:
         point = _point(session, when)
         key = _record_key(record, session.get_bind().dialect)
-        _current, (states,) = _states(session, model, [key[1]], [point])
+        _current, (states,) = _states(session, _table_of(model), [key[1]], [point])
         state = states[key[1]]
         if state is None:
             return None
@@ -532,50 +599,58 @@ def record_as_of(record: Any, when: Any) -> Any:
 
 
 # -- diffs -------------------------------------------------------------------------------------
-def _tracked_models() -> list[type]:
-    found = []
-    for mapper in Model.registry.mappers:
-        cls = mapper.class_
-        if issubclass(cls, Model):
-            found.append(cls)
-    return sorted(found, key=lambda c: _table_name(c))
+def _tables(session: Session, models: list[type] | None) -> list[Table]:
+    """The tables to compare: those of ``models``, or every table with events (the registered
+    model's table where one is imported, else reflected from the database)."""
+    if models is not None:
+        return [_table_of(m) for m in models]
+    known = {
+        cast(Table, m.local_table).name: cast(Table, m.local_table)
+        for m in Model.registry.mappers
+        if issubclass(m.class_, Model)
+    }
+    existing = set(inspect(session.get_bind()).get_table_names())
+    names = session.execute(select(RecordEvent.table).distinct()).scalars()
+    metadata = MetaData()
+    return [
+        known[name] if name in known else Table(name, metadata, autoload_with=session.connection())
+        for name in sorted(set(names) & existing)
+    ]
 
 
 def diff(a: Any, b: Any, *, models: Iterable[type] | None = None) -> pd.DataFrame:
     """What differs between points ``a`` and ``b`` (``datetime`` or ``Run``): one row per changed
-    field (``action`` ``changed``), or per record ``added``/``removed``; columns ``table, pk,
-    action, field, old, new``. Lineage stamp columns are not compared."""
+    field (``action`` ``changed``), or per record ``added``/``removed`` (the row's values in
+    ``new``/``old``); columns ``table, pk, action, field, old, new``. ``models`` limits it to
+    their tables (default: every table with recorded events). Values are shown as the event log
+    stores them (JSON: timestamps as text). Lineage stamp columns are not compared."""
     import pandas as pd
 
-    chosen = list(models) if models is not None else _tracked_models()
-    for model in chosen:
+    chosen = None if models is None else list(models)
+    for model in chosen or ():
         _table_name(model)
 
     def build(session: Session) -> list[tuple[Any, ...]]:
         points = [_point(session, a, "a"), _point(session, b, "b")]
-        existing = set(inspect(session.get_bind()).get_table_names())
         rows: list[tuple[Any, ...]] = []
-        for model in chosen:
-            table = _table_name(model)
-            if table not in existing:
-                continue
-            changed = sorted(_changed_keys(session, table, points))
+        for table in _tables(session, chosen):
+            changed = sorted(_changed_keys(session, table.name, points))
             if not changed:
                 continue
-            _current, (before, after) = _states(session, model, changed, points)
-            stamps = capture.stamp_columns(cast(Table, inspect(model).local_table))
+            _current, (before, after) = _states(session, table, changed, points)
+            stamps = capture.stamp_columns(table)
             for pk in changed:
                 old, new = before[pk], after[pk]
                 if old is None and new is None:
                     continue
                 if old is None:
-                    rows.append((table, pk, "added", None, None, new))
+                    rows.append((table.name, pk, "added", None, None, new))
                 elif new is None:
-                    rows.append((table, pk, "removed", None, old, None))
+                    rows.append((table.name, pk, "removed", None, old, None))
                 else:
                     for name in old:
                         if name not in stamps and old[name] != new.get(name):
-                            rows.append((table, pk, "changed", name, old[name], new.get(name)))
+                            rows.append((table.name, pk, "changed", name, old[name], new.get(name)))
         return rows
 
     with reads.untracked_reads():

@@ -63,6 +63,8 @@ def script_identity(path: str | os.PathLike[str] | None = None) -> SourceIdentit
     """Identity of a Python script: key = path (relative to the working directory when inside it).
 
     With no path, the running ``__main__`` script; an interactive session gets key ``<interactive>``.
+    A name that is not a path and no file (``"nightly-import"``) is a logical transform of type
+    ``job``: its key is the name, it has no source, and it stays version 1.
     """
     if path is None:
         main = sys.modules.get("__main__")
@@ -72,6 +74,8 @@ def script_identity(path: str | os.PathLike[str] | None = None) -> SourceIdentit
     file = Path(path)
     if str(file).endswith(".ipynb"):
         return notebook_identity(file)
+    if isinstance(path, str) and is_transform_name(path) and not file.exists():
+        return SourceIdentity(path, "job", None, _hash(""))
     try:
         source = file.read_text(encoding="utf-8", errors="surrogateescape")
     except OSError as error:
@@ -80,6 +84,17 @@ def script_identity(path: str | os.PathLike[str] | None = None) -> SourceIdentit
             value=str(file), hint="Pass an existing path to ln.track().",
         ) from error
     return SourceIdentity(_key_for(file), "script", source, _hash(source))
+
+
+def is_transform_name(text: str) -> bool:
+    """Whether ``text`` names a transform without a file (``"nightly-import"``): no path
+    separator and no ``.py``/``.ipynb`` suffix."""
+    return (
+        bool(text.strip())
+        and "/" not in text
+        and os.sep not in text
+        and not text.endswith((".py", ".ipynb"))
+    )
 
 
 def notebook_identity(path: str | os.PathLike[str]) -> SourceIdentity:

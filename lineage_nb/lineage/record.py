@@ -69,9 +69,12 @@ class TrackedRecord:
         """:meth:`history` as a DataFrame, with transform key/version and user handle."""
         return graph.history_df(self)
 
-    def lineage(self, depth: int = 3) -> nx.DiGraph:
-        """A networkx graph: this record ← runs that wrote it ← transforms, users, inputs, ..."""
-        return graph.record_lineage(self, depth)
+    def lineage(self, depth: int = 3, *, group_above: int | None = graph.GROUP_ABOVE) -> nx.DiGraph:
+        """A networkx graph: this record ← runs that wrote it ← transforms, users, inputs, ...
+
+        More than ``group_above`` records of one table read by one run are one node carrying
+        their ``count`` (None: one node per record)."""
+        return graph.record_lineage(self, depth, group_above=group_above)
 
     as_of: _ClassOrRecord[Any] = _ClassOrRecord(_class_as_of, _record_as_of)
 

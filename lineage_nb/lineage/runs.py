@@ -31,6 +31,7 @@ __all__ = [
     "note_cell_error",
     "server_handle",
     "track",
+    "tracking",
     "user_id_for",
 ]
 
@@ -177,7 +178,8 @@ def mark_dead_runs(db: Database) -> list[Run]:
             changed = session.execute(
                 update(Run)
                 .where(Run.id == run.id, Run.status == "started")
-                .values(status="aborted", finished_at=seen, last_seen_at=seen)
+                .values(status="aborted", finished_at=seen, last_seen_at=seen,
+                        event_count=_event_count(run.id))
             )
             if changed.rowcount:  # type: ignore[attr-defined]
                 run.status, run.finished_at, run.last_seen_at = "aborted", seen, seen
@@ -201,8 +203,9 @@ def track(
     """Open a run for a script or notebook and bind it to ``ln.context.current_run``.
 
     Args:
-        transform: a :class:`Transform`, a path to the script/notebook, or None for the running
-            ``__main__`` script.
+        transform: a :class:`Transform`, a path to the script/notebook, a name for a transform
+            without a file (``"nightly-import"``: no path separator, no ``.py``/``.ipynb``), or
+            None for the running ``__main__`` script.
         user: the user's handle (default ``LINEAGE_NB_USER`` or the OS login).
         db: the database (default: the one from ``ln.connect()``).
 
@@ -257,6 +260,38 @@ def track(
     return run
 
 
+class tracking:
+    """A run for a block: ``with ln.tracking("nightly-import") as run: ...`` (or ``async with``).
+
+    Takes :func:`track`'s arguments. The run finishes ``completed`` when the block ends, or
+    ``errored`` when it raises (the exception goes on).
+    """
+
+    def __init__(
+        self,
+        transform: Transform | SourceIdentity | str | os.PathLike[str] | None = None,
+        *,
+        user: str | None = None,
+        db: Database | None = None,
+    ) -> None:
+        self._arguments = (transform, user, db)
+        self.run: Run | None = None
+
+    def __enter__(self) -> Run:
+        transform, user, db = self._arguments
+        self.run = track(transform, user=user, db=db)
+        return self.run
+
+    def __exit__(self, kind: type[BaseException] | None, *_rest: Any) -> None:
+        finish("completed" if kind is None else "errored", run=self.run)
+
+    async def __aenter__(self) -> Run:
+        return self.__enter__()
+
+    async def __aexit__(self, kind: type[BaseException] | None, *rest: Any) -> None:
+        self.__exit__(kind, *rest)
+
+
 def _opened_here(run: Run) -> bool:
     """True when ``run`` is bound to this context or was opened by this thread."""
     return context.current_run.get() is run or getattr(run, "_ln_thread", None) == (
@@ -294,6 +329,11 @@ def _open_run(
     return run
 
 
+def _event_count(run_id: int) -> Any:
+    """The number of events of run ``run_id``, as a scalar subquery (stored when it ends)."""
+    return select(func.count(RecordEvent.id)).where(RecordEvent.run_id == run_id).scalar_subquery()
+
+
 def finish(status: str = "completed", *, run: Run | None = None) -> Run | None:
     """Close ``run`` (default: the current one) with ``status``; returns it, or None if none.
 
@@ -314,7 +354,8 @@ def finish(status: str = "completed", *, run: Run | None = None) -> Run | None:
         reads.write_in_session(session, run)  # what it read and has not written yet
         session.execute(
             update(Run).where(Run.id == run.id).values(
-                status=status, finished_at=now, last_seen_at=now, errored_cells=run.errored_cells
+                status=status, finished_at=now, last_seen_at=now, errored_cells=run.errored_cells,
+                event_count=_event_count(run.id),
             )
         )
     run.status, run.finished_at, run.last_seen_at = status, now, now

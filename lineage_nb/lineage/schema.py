@@ -114,6 +114,9 @@ class Run(LineageModel):
     errored_cells: Mapped[list[int] | None] = mapped_column(JSON)
     #: The hash of the run's newest record event (see :mod:`lineage_nb.lineage.chain`).
     chain_head: Mapped[str | None] = mapped_column(String(64))
+    #: How many events the run wrote, counted when it finished (None while it runs), so listing
+    #: runs does not count events.
+    event_count: Mapped[int | None] = mapped_column(BigIntegerPK)
 
     transform: Mapped[Transform] = relationship(lazy="joined", innerjoin=True)
     created_by: Mapped[User] = relationship(lazy="joined", innerjoin=True)
@@ -137,11 +140,12 @@ class Run(LineageModel):
 
         return run_inputs_df(self)
 
-    def lineage(self, depth: int = 3) -> nx.DiGraph:
-        """The run's lineage graph: transform, user, inputs (and their runs), outputs."""
+    def lineage(self, depth: int = 3, *, group_above: int | None = 25) -> nx.DiGraph:
+        """The run's lineage graph: transform, user, inputs (and their runs), outputs. More than
+        ``group_above`` records of one table it read are one node (None: one per record)."""
         from .graph import run_lineage
 
-        return run_lineage(self, depth)
+        return run_lineage(self, depth, group_above=group_above)
 
     def view_lineage(self, depth: int = 3) -> Any:
         """A picture of :meth:`lineage` (``_repr_svg_``; ``.save(path)``)."""

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from sqlalchemy import event, exists, inspect, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import exists, inspect, select
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapper,
@@ -42,7 +42,7 @@ from ..errors import (
     ValidationError,
     short_repr,
 )
-from . import frame_rows, loading, signals, validation
+from . import _detached, frame_rows, loading, signals, validation
 from .column_types import aware_datetime_columns
 from .model_cache import per_model
 from .query import Query
@@ -706,3 +706,6 @@ class Model(ActiveRecord, DeclarativeBase):
         if table is not None:
             table.dialect_kwargs["sqlite_autoincrement"] = True
             aware_datetime_columns(table)
+
+
+event.listen(Model, "mapper_configured", _detached.load_on_access, propagate=True)

@@ -86,7 +86,7 @@ LINEAGE_TABLES = (
 )
 
 #: Columns of lineage_run members may update on their own runs (what finish() and friends write).
-RUN_UPDATABLE = ("status", "finished_at", "last_seen_at", "errored_cells")
+RUN_UPDATABLE = ("status", "finished_at", "last_seen_at", "errored_cells", "event_count")
 
 _SAFE_PATH = "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)"
 

@@ -22,7 +22,8 @@ _STYLE = (
     ".lnb-card table{border-collapse:collapse}"
     ".lnb-card th{text-align:left;color:#555;font-weight:600;padding:1px 10px 1px 0;"
     "vertical-align:top}.lnb-card td{padding:1px 0;font-family:ui-monospace,monospace}"
-    ".lnb-title{font-weight:700}.lnb-line{color:#444;margin:2px 0 4px}</style>"
+    ".lnb-title{font-weight:700}.lnb-line{color:#444;margin:2px 0 4px}"
+    ".lnb-stale{color:#8a5300;background:#fff8e1;padding:2px 4px;margin:2px 0 4px}</style>"
 )
 
 
@@ -54,15 +55,40 @@ def format_value(value: Any) -> str:
     return text
 
 
-def _card(title: str, line: str, rows: Iterable[tuple[str, str]]) -> str:
+def _card(title: str, line: str, rows: Iterable[tuple[str, str]], warning: str = "") -> str:
     """Assemble a card; every argument is plain text and gets escaped here."""
     body = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
     )
+    alert = f'<div class="lnb-stale">⚠ {html.escape(warning)}</div>' if warning else ""
     return (
         f'{_STYLE}<div class="lnb-card"><div class="lnb-title">{html.escape(title)}</div>'
-        f'<div class="lnb-line">{html.escape(line)}</div><table>{body}</table></div>'
+        f'<div class="lnb-line">{html.escape(line)}</div>{alert}<table>{body}</table></div>'
     )
+
+
+def stale_line(record: Any) -> str:
+    """Why ``record`` is stale (plain text, not escaped), or "" when it is not.
+
+    Returns:
+        e.g. ``stale: its run read 2 records that changed since (sample 2: changed: value;
+        sample 3: deleted)``.
+    """
+    stale_inputs = getattr(record, "stale_inputs", None)
+    if inspect(record).key is None or not callable(stale_inputs):
+        return ""
+    try:
+        frame = stale_inputs()
+    except Exception as error:  # a display must not raise: show what went wrong instead
+        return f"staleness unavailable ({type(error).__name__}: {error})"
+    if not len(frame):
+        return ""
+    shown = "; ".join(
+        f"{t} {pk}: {change}" for t, pk, change in
+        zip(frame["table"][:5], frame["pk"][:5], frame["change"][:5], strict=True)
+    )
+    more = f"; … {len(frame) - 5} more" if len(frame) > 5 else ""
+    return f"stale: its run read {len(frame)} record(s) that changed since ({shown}{more})"
 
 
 def _event_phrase(verb: str, row: Any) -> str:
@@ -159,7 +185,10 @@ def record_html(record: Any) -> str:
     """An HTML card of a user record: its loaded fields and its lineage line, all escaped."""
     state = inspect(record)
     ident = ", ".join(str(v) for v in state.identity) if state.identity else "(unsaved)"
-    return _card(f"{type(record).__name__} {ident}", lineage_line(record), _loaded_fields(record))
+    return _card(
+        f"{type(record).__name__} {ident}", lineage_line(record), _loaded_fields(record),
+        stale_line(record),
+    )
 
 
 def _loaded(obj: Any, name: str) -> Any:

@@ -2,8 +2,9 @@
 
 Nodes are placed in columns by their longest path from the sources (networkx topological order,
 cycles broken), ordered within a column by the barycenter of their neighbours, and drawn with a
-shape and colour per kind: records (blue boxes), runs (orange hexagons), transforms (green
-notes), users (purple pills). Graphs larger than ``max_nodes`` keep the nodes nearest the focus
+shape and colour per kind: records (blue boxes; stale ones amber), records read together (one
+box with their count), runs (orange hexagons), transforms (green notes), users (purple pills);
+an input that changed after its run read it is a red dashed edge. Graphs larger than ``max_nodes`` keep the nodes nearest the focus
 and gain one "N more" node.
 """
 
@@ -26,10 +27,14 @@ KIND_STYLES: dict[str, tuple[str, str, str]] = {
     "user": ("#f3e5f5", "#6a1b9a", "user"),
     "run": ("#fff3e0", "#e65100", "run"),
     "record": ("#e3f2fd", "#1565c0", "record"),
+    "group": ("#e1f5fe", "#0277bd", "records read together"),
+    "stale": ("#fff8e1", "#f9a825", "stale record"),
     "more": ("#fafafa", "#757575", "not shown"),
 }
+#: The edge drawn for a ``used`` edge whose record changed after the run read it.
+CHANGED = "used, changed since"
 _EDGE = {"wrote": ("#37474f", ""), "used": ("#1565c0", "5,3"), "executed": ("#9e9e9e", ""),
-         "ran": ("#9e9e9e", "2,2")}
+         "ran": ("#9e9e9e", "2,2"), CHANGED: ("#c62828", "5,3")}
 CHAR_W, LINE_H, GAP_X, GAP_Y, PAD, MAX_CHARS = 7.0, 16, 70, 16, 20, 34
 MORE = ("more",)
 
@@ -252,7 +257,10 @@ class LineagePicture:
             f'font-size="14" font-weight="bold">{_esc(self.title)}</text>',
         ]
         for a, b, data in graph.edges(data=True):
-            parts.append(self._edge(pos[a], size[a], pos[b], size[b], str(data.get("relation", ""))))
+            relation = str(data.get("relation", ""))
+            if relation == "used" and data.get("changed"):
+                relation = CHANGED
+            parts.append(self._edge(pos[a], size[a], pos[b], size[b], relation))
         for node in graph:
             parts.append(self._node(node, pos[node], size[node]))
         lx = float(PAD)
@@ -266,7 +274,8 @@ class LineagePicture:
     def _node(self, node: Any, xy: tuple[float, float], wh: tuple[float, float]) -> str:
         data = self.graph.nodes[node]
         kind = str(data.get("kind", "record"))
-        fill, stroke, _ = KIND_STYLES.get(kind, KIND_STYLES["record"])
+        fill, stroke, _ = KIND_STYLES["stale" if data.get("stale") else kind] if (
+            data.get("stale") or kind in KIND_STYLES) else KIND_STYLES["record"]
         label = str(data.get("label", node))
         width = 3.0 if data.get("focus") else 1.2
         x, y = xy

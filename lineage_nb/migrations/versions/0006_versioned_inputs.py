@@ -6,7 +6,8 @@ set when several were (:mod:`lineage_nb.lineage._keyset`), ``count`` how many, a
 (with ``snapshot`` on PostgreSQL) which events the read could see, so the version each record was
 read at is the newest event of it at or below the watermark. Older rows (one per record) keep no
 watermark: their version is the record's newest event at or before their read time. The
-one-row-per-record unique constraint goes.
+one-row-per-record unique constraint goes. Runs get ``event_count``, set when they finish, so
+listing runs does not count their events.
 
 Revision ID: 0006
 Revises: 0005
@@ -35,9 +36,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("watermark", BigInteger, nullable=True))
         batch.add_column(sa.Column("snapshot", sa.Text(), nullable=True))
     op.create_index("ix_lineage_run_input_run_id", "lineage_run_input", ["run_id", "id"])
+    with op.batch_alter_table("lineage_run") as batch:
+        batch.add_column(sa.Column("event_count", BigInteger, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("lineage_run") as batch:
+        batch.drop_column("event_count")
     op.drop_index("ix_lineage_run_input_run_id", "lineage_run_input")
     with op.batch_alter_table("lineage_run_input") as batch:
         for name in ("snapshot", "watermark", "count", "keys"):
