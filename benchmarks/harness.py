@@ -258,6 +258,8 @@ def _fmt_value(value: float | None, unit: str) -> str:
         return "—"
     if unit == "MiB":
         return f"{value:.1f} MiB"
+    if unit == "B/record":
+        return f"{value:,.2f} B/record"
     if value < 0.01:
         return f"{value * 1000:.2f} ms"
     if value < 1:

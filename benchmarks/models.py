@@ -34,6 +34,19 @@ class Sample(ln.Model, ln.TracksRun):
     project: Mapped[Project] = relationship(back_populates="samples")
 
 
+class Reading(ln.Model, ln.TracksRun):
+    """The rows the run-input benchmarks read (``ops_inputs.py``): ``Sample``'s columns, in a
+    table of their own so that ``Reading.df()`` reads exactly the rows put there."""
+
+    __tablename__ = "bench_reading"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float | None] = mapped_column(Float)
+    project_id: Mapped[int] = mapped_column(ForeignKey("bench_project.id"), index=True)
+    project: Mapped[Project] = relationship()
+
+
 # -- plain SQLAlchemy (ORM, Core, and the DBAPI baselines use these tables) ------------------------
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ops_capture
+import ops_inputs
 import ops_read
 import ops_write
 from context import Ctx, close_context, open_context
@@ -46,6 +47,10 @@ OPERATIONS: dict[str, Callable[[Ctx], None]] = {
     "save": ops_capture.save,
     "update_set": ops_capture.update_set,
     "storage": ops_capture.storage,
+    "df_inputs": ops_inputs.df_inputs,
+    "input_storage": ops_inputs.input_storage,
+    "as_of": ops_inputs.as_of,
+    "lineage_scale": ops_inputs.lineage_scale,
 }
 
 

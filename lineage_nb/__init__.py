@@ -31,6 +31,8 @@ from .lineage.schema import Run as Run
 from .lineage.schema import RunInput as RunInput
 from .lineage.schema import Transform as Transform
 from .lineage.schema import User as User
+from .lineage.verify import anchor as anchor
+from .lineage.verify import verify as verify
 from .model import Model as Model
 from .orm import signals as signals
 from .orm.query import Query as Query
@@ -48,6 +50,7 @@ __all__ = [
     "TracksRun",
     "TracksUpdates",
     "User",
+    "anchor",
     "atomic",
     "connect",
     "context",
@@ -63,6 +66,7 @@ __all__ = [
     "track",
     "tracking",
     "untracked_reads",
+    "verify",
     "widgets",
 ]
 

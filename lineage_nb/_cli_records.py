@@ -6,6 +6,7 @@ models are imported (``--models``), else to a table found by reflection.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,17 @@ __all__ = [
     "changes_text",
     "history_frame",
     "import_models",
+    "printable",
     "read_row",
     "record_object",
     "resolve_table",
     "table_text",
+    "view_table",
 ]
+
+#: Terminal control characters: C0 (tab, newline and carriage return included), DEL and C1.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 class UsageError(Exception):
@@ -34,14 +41,44 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or f"\\x{ord(char):02x}"
+
+
+def printable(value: Any, *, newlines: bool = False) -> str:
+    """``str(value)`` with every terminal control character written as a visible escape.
+
+    ESC, BEL, carriage return, tab, the other C0 controls, DEL and the C1 controls become
+    ``\\x1b``, ``\\x07``, ``\\r``, ``\\t``, ... so text from the database cannot move the
+    cursor, recolour or retitle the terminal, or forge a line. ``newlines=True`` keeps ``\\n``
+    (for text the CLI itself laid out in lines).
+
+    Examples:
+        >>> printable("red\\x1b[31m\\rX\\n")
+        'red\\\\x1b[31m\\\\rX\\\\n'
+        >>> printable("a\\nb", newlines=True)
+        'a\\nb'
+    """
+    text = str(value)
+    if newlines:
+        return "\n".join(_CONTROL.sub(_escape, line) for line in text.split("\n"))
+    return _CONTROL.sub(_escape, text)
+
+
 def table_text(frame: Any) -> str:
-    """A readable text table: datetimes to the second, no index."""
+    """A readable text table: datetimes to the second, no index, control characters escaped."""
     import pandas as pd
 
     shown = frame.copy()
     for name in shown.columns:
         if pd.api.types.is_datetime64_any_dtype(shown[name]):
             shown[name] = shown[name].dt.strftime("%Y-%m-%d %H:%M:%S").fillna("")
+        elif not pd.api.types.is_numeric_dtype(shown[name]):
+            shown[name] = shown[name].map(
+                lambda v: printable(v) if isinstance(v, str) else v, na_action="ignore"
+            )
+    shown.columns = [printable(name) for name in shown.columns]
     return str(shown.to_string(index=False, na_rep=""))
 
 
@@ -113,11 +150,49 @@ def _pk_values(table: Any, pk: str) -> list[tuple[Any, Any]]:
     return values
 
 
+def _mapped_table(name: str) -> Any:
+    """The table ``name`` as lineage_nb's schema or an imported ``ln.Model`` declares it."""
+    from .lineage.schema import LineageModel
+    from .orm.model import Model
+
+    for metadata in (LineageModel.metadata, Model.metadata):
+        if name in metadata.tables:
+            return metadata.tables[name]
+    return None
+
+
+def view_table(db: Database, name: str) -> Any:
+    """Table ``name`` reflected from ``db``, its timestamps typed as lineage_nb writes them.
+
+    Reflection cannot see that a SQLite ``DATETIME`` column holds UTC: it would read lineage_nb's
+    aware timestamps back naive (PostgreSQL's ``timestamptz`` says so itself). A column gets
+    its model's type when lineage_nb's schema or an imported model declares it, and a lineage
+    stamp column (default ``lineage_nb_now()``, always UTC) gets ``UTCDateTime`` otherwise.
+    """
+    from sqlalchemy import DateTime, MetaData, Table
+
+    from .orm.column_types import UTCDateTime
+
+    table = Table(name, MetaData(), autoload_with=db.engine)
+    mapped = _mapped_table(name)
+    for column in table.columns:
+        if not isinstance(column.type, DateTime):
+            continue
+        declared = mapped.columns.get(column.name) if mapped is not None else None
+        if declared is not None and isinstance(declared.type, (DateTime, UTCDateTime)):
+            column.type = declared.type
+        elif db.engine.dialect.name == "sqlite":
+            default = getattr(column.server_default, "arg", None)
+            if "lineage_nb_now(" in str(getattr(default, "text", default) or ""):
+                column.type = UTCDateTime()
+    return table
+
+
 def read_row(db: Database, table_name: str, pk: str) -> dict[str, Any] | None:
     """The row of ``table_name`` with primary key ``pk`` (text; composite keys joined by ``,``)."""
-    from sqlalchemy import MetaData, Table, select
+    from sqlalchemy import select
 
-    table = Table(table_name, MetaData(), autoload_with=db.engine)
+    table = view_table(db, table_name)
     statement = select(table)
     for column, value in _pk_values(table, pk):
         statement = statement.where(column == value)

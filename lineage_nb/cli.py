@@ -1,14 +1,19 @@
 """The ``lineage-nb`` command (also ``python -m lineage_nb``).
 
 Subcommands: ``demo``, ``runs``, ``show MODEL PK``, ``export``, ``verify``,
-``install-kernel-config`` / ``uninstall-kernel-config`` and ``setup-postgres``. Every one takes
-``--database URL`` (default: env ``LINEAGE_NB_DATABASE_URL``, else ``sqlite:///lineage.db``).
-Bad arguments and unreachable databases end with exit code 2 and one line on stderr.
+``install-kernel-config`` / ``uninstall-kernel-config`` and ``setup-postgres``.
+``--database URL`` (default: env ``LINEAGE_NB_DATABASE_URL``, else ``sqlite:///lineage.db``) may
+come before or after the subcommand (after wins when both are given); the kernel-config commands
+refuse it, since a kernel connects to ``$LINEAGE_NB_DATABASE_URL``. Bad arguments and unreachable
+databases end with exit code 2 and one line on stderr. Everything printed has its terminal control
+characters escaped (see :func:`~lineage_nb._cli_records.printable`): a value stored in the
+database cannot drive the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -21,10 +26,12 @@ from ._cli_records import (
     first_line,
     history_frame,
     import_models,
+    printable,
     read_row,
     record_object,
     resolve_table,
     table_text,
+    view_table,
 )
 from .db import DEFAULT_URL, URL_ENV, Database
 from .errors import LineageError
@@ -39,16 +46,26 @@ COMMANDS = (
     "show",
     "export",
     "verify",
+    "anchor",
     "install-kernel-config",
     "uninstall-kernel-config",
     "setup-postgres",
 )
+#: The ``--prov-format`` names: ``lineage_nb.export.prov.PROV_FORMATS`` (kept here so that the
+#: parser does not import ``prov``; a test checks that the two agree).
+PROV_FORMATS = ("json", "jsonld", "provn", "xml", "rdf", "turtle")
+PROV_SUFFIXES = "FILE.json, .jsonld, .provn, .xml, .trig (rdf) or .ttl (turtle)"
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         where = self.prog.removeprefix(PROG).strip()
         raise UsageError(f"{where}: {message}" if where else message)
+
+
+def _echo(text: object = "", *, err: bool = False) -> None:
+    """Print ``text`` (laid out by the CLI: its newlines are kept) with controls escaped."""
+    print(printable(text, newlines=True), file=sys.stderr if err else sys.stdout)
 
 
 def _url(args: argparse.Namespace) -> str:
@@ -111,7 +128,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     connect(args)
     frame = runs_df(transform=args.notebook, user=args.user, status=args.status, limit=args.limit)
     if frame.empty:
-        print("No runs match.")
+        _echo("No runs match.")
         return 0
     columns = {
         name: name.removeprefix("transform_").removesuffix("_handle") for name in RUN_COLUMNS
@@ -119,7 +136,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     if args.uid:
         columns = {"run_id": "run_id", "uid": "uid", **columns}
     shown = frame[[c for c in columns if c in frame.columns]].rename(columns=columns)
-    print(table_text(shown))
+    _echo(table_text(shown))
     return 0
 
 
@@ -130,17 +147,19 @@ def _cmd_show(args: argparse.Namespace) -> int:
     table = resolve_table(db, args.model)
     row = read_row(db, table, args.pk)
     if row is None:
-        print(f"{PROG}: no {table} record with primary key {args.pk}", file=sys.stderr)
+        missing = f"no {printable(table)} record with primary key {printable(args.pk)}"
+        _echo(f"{PROG}: {missing}", err=True)
         return 1
-    print(f"{table} {args.pk}")
-    width = max(len(str(name)) for name in row)
+    _echo(f"{printable(table)} {printable(args.pk)}")
+    names = {name: printable(name) for name in row}
+    width = max(len(shown) for shown in names.values())
     for name, value in row.items():
-        print(f"  {name:<{width}}  {'NULL' if value is None else value}")
+        _echo(f"  {names[name]:<{width}}  {'NULL' if value is None else printable(value)}")
     history = history_frame(table, args.pk)
-    print(f"\nHistory ({len(history)} event{'s' if len(history) != 1 else ''}):")
+    _echo(f"\nHistory ({len(history)} event{'s' if len(history) != 1 else ''}):")
     if not history.empty:
         history["changes"] = history["changes"].map(changes_text)
-        print(table_text(history))
+        _echo(table_text(history))
     return 0
 
 
@@ -169,7 +188,7 @@ def _selected_runs(args: argparse.Namespace) -> list[Any]:
 
 
 def _view_frame(db: Database, args: argparse.Namespace, runs: list[Any]) -> Any:
-    from sqlalchemy import MetaData, Table, select
+    from sqlalchemy import select
 
     from .lineage.graph import runs_df
     from .views.frames import typed_frame
@@ -182,7 +201,7 @@ def _view_frame(db: Database, args: argparse.Namespace, runs: list[Any]) -> Any:
     if view == "inputs":
         return _inputs_frame(runs)
     table_name = {"events": "lineage_record_event"}.get(view)
-    table = Table(table_name or resolve_table(db, view), MetaData(), autoload_with=db.engine)
+    table = view_table(db, table_name or resolve_table(db, view))
     statement = select(table)
     if table_name is not None:
         statement = statement.where(table.c.run_id.in_(run_ids)).order_by(table.c.id)
@@ -206,56 +225,95 @@ def _inputs_frame(runs: list[Any]) -> Any:
 def _cmd_export(args: argparse.Namespace) -> int:
     if not (args.csv or args.parquet or args.openlineage or args.prov):
         raise UsageError("export: give at least one of --csv, --parquet, --openlineage, --prov")
+    if not args.prov and (args.prov_format or args.record):
+        given = "--prov-format" if args.prov_format else "--record"
+        raise UsageError(f"export: {given} applies to the PROV document: give --prov FILE")
+    from . import export
+    from .errors import ConfigurationError
+
+    if args.prov:  # before any work: the suffix must name a format this installation writes
+        try:
+            prov_format = export.prov_format(args.prov, args.prov_format)
+        except ConfigurationError as exc:
+            raise UsageError(f"export: {first_line(exc)}") from exc
     db = connect(args)
     import_models(args.models)
-    from . import export
 
     show = False if args.no_progress else None
     runs = _selected_runs(args)
     if args.csv or args.parquet:
         frame = _view_frame(db, args, runs)
         if args.csv:
-            print(f"wrote {len(frame)} rows to {export.to_csv(frame, args.csv, progress=show)}")
+            _echo(f"wrote {len(frame)} rows to {export.to_csv(frame, args.csv, progress=show)}")
         if args.parquet:
             written = export.to_parquet(frame, args.parquet, progress=show)
-            print(f"wrote {len(frame)} rows to {written}")
+            _echo(f"wrote {len(frame)} rows to {written}")
     if args.openlineage:
         count = export.write_events(
             runs, args.openlineage, namespace=args.namespace, progress_bar=show
         )
-        print(f"wrote {count} OpenLineage events of {len(runs)} runs to {args.openlineage}")
+        _echo(f"wrote {count} OpenLineage events of {len(runs)} runs to {args.openlineage}")
     if args.prov:
         subject: Any = record_object(db, *args.record) if args.record else runs
         document = export.to_prov(subject, depth=args.depth)
-        path = export.write_prov(document, args.prov, format=args.prov_format)
-        print(f"wrote PROV ({len(document.records)} records) to {path}")
+        path = export.write_prov(document, args.prov, format=prov_format)
+        _echo(f"wrote PROV ({len(document.records)} records, {prov_format}) to {path}")
     return 0
 
 
 # -- verify, kernel config, demo, postgres ---------------------------------------------------
+def _read_anchor(path: str) -> dict[str, Any]:
+    try:
+        head = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UsageError(f"verify --anchor: cannot read an anchor from {path!r}: {error}") from error
+    if not isinstance(head, dict):
+        raise UsageError(f"verify --anchor: {path!r} holds no anchor (write one with `anchor`)")
+    return head
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .lineage.verify import describe, unsealed_count, verify
 
+    head = _read_anchor(args.anchor) if args.anchor else None
     db = connect(args)
-    links = verify(db)
+    links = verify(db, anchor=head)
     if not links:
-        print(describe([], unsealed_count(db)))
+        _echo(describe([], unsealed_count(db)))
         return 0
-    print(f"BROKEN {links[0]}")
+    _echo(f"BROKEN {printable(links[0])}")
     if len(links) > 1:
-        print(f"... and {len(links) - 1} more broken chain(s)")
+        _echo(f"... and {len(links) - 1} more broken chain(s)")
     return 1
+
+
+def _cmd_anchor(args: argparse.Namespace) -> int:
+    from .lineage.verify import anchor
+
+    head = anchor(connect(args))
+    text = json.dumps(head, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        _echo(f"anchor of {head['events']} events (seal {head['seal']}) written to {args.out}")
+    else:
+        _echo(text)
+    return 0
 
 
 def _cmd_kernel_config(args: argparse.Namespace) -> int:
     from .ipython import kernel_config
 
+    if args.database is not None:
+        raise UsageError(
+            f"{args.command}: --database is not used here: a kernel connects to ${URL_ENV}, "
+            f"else ./lineage.db (set {URL_ENV} in the kernel's environment)"
+        )
     action = (
         kernel_config.install
         if args.command == "install-kernel-config"
         else (kernel_config.uninstall)
     )
-    print(action(args.profile, ipython_dir=args.ipython_dir))
+    _echo(action(args.profile, ipython_dir=args.ipython_dir))
     return 0
 
 
@@ -289,19 +347,36 @@ def _cmd_setup_postgres(args: argparse.Namespace) -> int:
     import importlib
 
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     from .errors import ConfigurationError
 
     postgres = importlib.import_module(f"{__package__}.security.postgres")
-    database = make_url(args.database).database if args.database else None
+    database = None
+    if args.database:
+        try:
+            admin, target = make_url(args.admin_url), make_url(args.database)
+        except ArgumentError as exc:
+            raise UsageError(f"setup-postgres: cannot parse database URL: {exc}") from exc
+        server = (admin.host or "localhost", admin.port or 5432)
+        if target.get_backend_name() != "postgresql" or (
+            target.host or "localhost",
+            target.port or 5432,
+        ) != server:
+            shown = target.render_as_string(hide_password=True)
+            raise UsageError(
+                f"setup-postgres: --database {shown} is not on the --admin-url server "
+                f"({server[0]}:{server[1]}); it sets up a database there, named by --database"
+            )
+        database = target.database
     try:
         report = postgres.setup_postgres(args.admin_url, database=database, group=args.group)
     except ConfigurationError as exc:
         raise UsageError(f"setup-postgres: {first_line(exc)}") from exc
-    tables = ", ".join(report.protected_tables) or "none yet"
-    print(
-        f"set up {report.url}: lineage users are members of role {report.group!r}; "
-        f"protected tables: {tables}"
+    tables = ", ".join(printable(t) for t in report.protected_tables) or "none yet"
+    _echo(
+        f"set up {printable(report.url)}: lineage users are members of role "
+        f"{printable(repr(report.group))}; protected tables: {tables}"
     )
     return 0
 
@@ -316,25 +391,40 @@ def _filters(parser: argparse.ArgumentParser, limit: int | None) -> None:
     )
 
 
+DATABASE_HELP = f"SQLAlchemy URL (default: ${URL_ENV} or {DEFAULT_URL})"
+
+
+def _database_option(parser: argparse.ArgumentParser, text: str, *, default: Any) -> None:
+    parser.add_argument("--database", metavar="URL", default=default, help=text)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser of ``lineage-nb`` with one subparser per command."""
-    common = _Parser(add_help=False)
-    common.add_argument(
-        "--database",
-        metavar="URL",
-        help=f"SQLAlchemy URL (default: ${URL_ENV} or {DEFAULT_URL})",
-    )
-    parser = _Parser(
-        prog=PROG, description="Record-level data lineage for Jupyter.", parents=[common]
-    )
+    """The argparse parser of ``lineage-nb`` with one subparser per command.
+
+    ``--database`` is accepted before the subcommand (by the main parser) and after it (by the
+    subparser, whose option has no default, so it cannot reset a value given before it).
+    """
+    parser = _Parser(prog=PROG, description="Record-level data lineage for Jupyter.")
+    _database_option(parser, DATABASE_HELP, default=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], text: str) -> Any:
-        command = sub.add_parser(name, help=text, description=text, parents=[common])
+    def add(
+        name: str,
+        func: Callable[[argparse.Namespace], int],
+        text: str,
+        database: str = DATABASE_HELP,
+    ) -> Any:
+        command = sub.add_parser(name, help=text, description=text)
+        _database_option(command, database, default=argparse.SUPPRESS)
         command.set_defaults(func=func)
         return command
 
-    demo = add("demo", _cmd_demo, "run the quickstart notebook headless and print its lineage")
+    demo = add(
+        "demo",
+        _cmd_demo,
+        "run the quickstart notebook headless and print its lineage",
+        database="sqlite:///DIR/lineage.db: the same as --dir DIR",
+    )
     demo.add_argument("--dir", metavar="DIR", help="folder for lineage.db and the outputs")
     demo.add_argument("--notebook", metavar="PATH", help="notebook to run (default: quickstart)")
     demo.add_argument("--timeout", type=int, default=300, help="seconds allowed per cell")
@@ -357,11 +447,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--openlineage", metavar="FILE", help="write OpenLineage events (NDJSON)")
     export.add_argument("--namespace", default="lineage_nb", help="OpenLineage job namespace")
-    export.add_argument("--prov", metavar="FILE", help="write a W3C PROV document")
+    export.add_argument(
+        "--prov",
+        metavar="FILE",
+        help=f"write a W3C PROV document, in the format its suffix names: {PROV_SUFFIXES}",
+    )
     export.add_argument(
         "--prov-format",
-        choices=["json", "provn"],
-        help="PROV serialization (default: from the suffix, else json)",
+        choices=list(PROV_FORMATS),
+        help="PROV serialization (default: from the --prov suffix); xml needs prov[xml], "
+        "rdf and turtle need prov[rdf]",
     )
     export.add_argument(
         "--record",
@@ -374,18 +469,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", metavar="MODULE", help="import models from a module or .py file"
     )
     export.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    add("verify", _cmd_verify, "check every run's event hash chain (exit 1 when broken)")
+    verify = add("verify", _cmd_verify, "check the event log's seals and chains (exit 1 when broken)")
+    verify.add_argument(
+        "--anchor", metavar="FILE", help="also prove the log still extends this anchor (from `anchor`)"
+    )
+    anchor = add("anchor", _cmd_anchor, "seal the log and print its head, to keep outside the database")
+    anchor.add_argument("--out", metavar="FILE", help="write the anchor (JSON) to FILE")
     for name, text in (
         ("install-kernel-config", "load lineage_nb in every IPython kernel"),
         ("uninstall-kernel-config", "stop loading lineage_nb in every kernel"),
     ):
-        config = add(name, _cmd_kernel_config, text)
+        config = add(name, _cmd_kernel_config, text, database=argparse.SUPPRESS)
         config.add_argument("--profile", default="default", help="IPython profile")
         config.add_argument("--ipython-dir", metavar="DIR", help="IPython directory")
     postgres = add(
         "setup-postgres",
         _cmd_setup_postgres,
         "create roles and grants for a shared PostgreSQL lineage database",
+        database="the database to set up, on the --admin-url server (created if missing; "
+        "default: the --admin-url database)",
     )
     postgres.add_argument(
         "--admin-url", required=True, metavar="URL", help="URL of a role allowed to create roles"
@@ -408,20 +510,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or a subcommand that exits
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        _echo(f"{PROG}: error: {printable(exc)}", err=True)
         return 2
     except LineageError as exc:
-        print(f"{PROG}: error: {first_line(exc)}", file=sys.stderr)
+        _echo(f"{PROG}: error: {printable(first_line(exc))}", err=True)
         return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         if os.environ.get(DEBUG_ENV):
             raise
-        print(
-            f"{PROG}: error: {type(exc).__name__}: {first_line(exc)} "
+        _echo(
+            f"{PROG}: error: {type(exc).__name__}: {printable(first_line(exc))} "
             f"(set {DEBUG_ENV}=1 for a traceback)",
-            file=sys.stderr,
+            err=True,
         )
         return 1
     finally:

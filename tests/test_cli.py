@@ -41,11 +41,12 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 
 @pytest.mark.parametrize("command", [[], *[[c] for c in SUBCOMMANDS]])
 def test_help_exits_zero(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
-    """--help works for the command and each subcommand, showing --database."""
+    """--help works for the command and each subcommand, showing --database where it is used
+    (the kernel-config commands refuse it: a kernel connects to $LINEAGE_NB_DATABASE_URL)."""
     code, out, _err = run_cli(capsys, *command, "--help")
     assert code == 0
     assert out.startswith(f"usage: lineage-nb {' '.join(command)}".rstrip())
-    assert "--database URL" in out
+    assert ("--database URL" in out) is (not command or "kernel-config" not in command[0])
 
 
 @pytest.mark.parametrize(
@@ -431,3 +432,444 @@ def test_setup_postgres_sets_up_a_team_database(
         capsys, "setup-postgres", "--admin-url", "postgresql+psycopg://nobody@127.0.0.1:1/x"
     )
     assert code == 2 and err.count("\n") == 1
+
+
+# -- --database before and after the subcommand (issue 17 A) ---------------------------------
+def both_positions(url: str, *argv: str) -> list[list[str]]:
+    """``argv`` with ``--database URL`` before the subcommand (as --help shows) and after it."""
+    return [["--database", url, *argv], [*argv, "--database", url]]
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory: the default ./lineage.db does not exist there."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def test_database_option_in_both_positions_runs(
+    lineage: Lineage, db: ln.Database, elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """runs reads the --database given before or after it, not ./lineage.db; after wins."""
+    for argv in both_positions(url_of(db), "runs"):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 0, (argv, err)
+        assert [line.split()[0] for line in out.splitlines()[1:]] == [
+            str(lineage.broken.id), str(lineage.analyse.id), str(lineage.ingest.id)
+        ], argv
+    missing = f"sqlite:///{elsewhere / 'missing.db'}"
+    for argv in both_positions(missing, "runs"):
+        code, _out, err = run_cli(capsys, *argv)
+        assert code == 2 and f"no database at {elsewhere / 'missing.db'}" in err, argv
+    code, out, err = run_cli(capsys, "--database", missing, "runs", "--database", url_of(db))
+    assert code == 0 and "analyse.py" in out, err
+
+
+def test_database_option_in_both_positions_show(
+    lineage: Lineage, db: ln.Database, elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """show reads the record from the --database given before or after it."""
+    sample = lineage.samples[1]
+    for argv in both_positions(url_of(db), "show", "sample", str(sample.id)):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 0, (argv, err)
+        assert out.startswith(f"sample {sample.id}\n") and "History (2 events):" in out
+    missing = f"sqlite:///{elsewhere / 'missing.db'}"
+    for argv in both_positions(missing, "show", "sample", "1"):
+        code, _out, err = run_cli(capsys, *argv)
+        assert code == 2 and "missing.db" in err, argv
+
+
+def test_database_option_in_both_positions_export(
+    lineage: Lineage, db: ln.Database, elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """export writes the runs of the --database given before or after it."""
+    for index in range(2):
+        argv = both_positions(url_of(db), "export", "--csv", f"runs{index}.csv")[index]
+        code, _out, err = run_cli(capsys, *argv)
+        assert code == 0, (argv, err)
+        runs = ln.export.read_csv(elsewhere / f"runs{index}.csv")
+        assert list(runs["run_id"]) == [lineage.ingest.id, lineage.analyse.id, lineage.broken.id]
+    assert not (elsewhere / "lineage.db").exists()
+
+
+def test_database_option_in_both_positions_verify(
+    lineage: Lineage, db: ln.Database, elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """verify checks the --database given before or after it: intact (0), then tampered (1)."""
+    for argv in both_positions(url_of(db), "verify"):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 0 and out.startswith("OK"), (argv, err)
+    with db.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE lineage_record_event SET pk = '77' WHERE id = "
+                 "(SELECT min(id) FROM lineage_record_event)")
+        )
+    for argv in both_positions(url_of(db), "verify"):
+        code, out, _err = run_cli(capsys, *argv)
+        assert code == 1 and out.startswith("BROKEN log: seal"), argv
+
+
+def test_database_option_in_both_positions_demo(
+    elsewhere: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """demo runs in the folder of the --database given before or after it, and refuses
+    a database that is not DIR/lineage.db in both positions (nothing runs)."""
+    import lineage_nb.demo
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(lineage_nb.demo, "main", lambda argv: calls.append(list(argv)) or 0)
+    folder = elsewhere / "demo"
+    for argv in both_positions(f"sqlite:///{folder / 'lineage.db'}", "demo", "--timeout", "9"):
+        code, _out, err = run_cli(capsys, *argv)
+        assert code == 0, (argv, err)
+    assert calls == [["--timeout", "9", "--dir", str(folder)]] * 2
+    for argv in both_positions("postgresql+psycopg://u@h/d", "demo"):
+        code, _out, err = run_cli(capsys, *argv)
+        assert code == 2 and "demo always writes a fresh DIR/lineage.db" in err, argv
+    assert len(calls) == 2
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("command", ["install-kernel-config", "uninstall-kernel-config"])
+def test_database_option_in_both_positions_kernel_config(
+    backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """The kernel-config commands write no database URL (a kernel connects to
+    $LINEAGE_NB_DATABASE_URL): --database in either position is refused, not ignored."""
+    config = tmp_path / "profile_default" / "ipython_kernel_config.py"
+    if command == "uninstall-kernel-config":
+        assert run_cli(capsys, "install-kernel-config", "--ipython-dir", str(tmp_path))[0] == 0
+    before = config.read_text() if config.exists() else None
+    for argv in both_positions("sqlite:///x.db", command, "--ipython-dir", str(tmp_path)):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2 and out == "", argv
+        assert err.count("\n") == 1
+        assert f"{command}: --database is not used here" in err
+        assert "LINEAGE_NB_DATABASE_URL" in err
+    assert (config.read_text() if config.exists() else None) == before
+
+
+@pytest.mark.sqlite_only
+def test_database_option_in_both_positions_setup_postgres(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """setup-postgres sets up the database --database names (before or after it) on the
+    --admin-url server, not the admin URL's own; a --database on another server is refused."""
+    import uuid
+
+    import pg_server
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    admin = pg_server.fresh_database("cliadm")
+    group = f"lineage_users_{uuid.uuid4().hex[:8]}"
+    targets = [make_url(admin).set(database=f"{make_url(admin).database}_{i}") for i in range(2)]
+    urls = [t.render_as_string(hide_password=False) for t in targets]
+
+    def has_schema(url: str) -> bool:
+        with pg_server.connect(url) as conn:
+            return conn.execute("SELECT to_regclass('lineage_run')").fetchone() != (None,)
+
+    try:
+        for url, argv in zip(urls, (
+            ["--database", urls[0], "setup-postgres", "--admin-url", admin, "--group", group],
+            ["setup-postgres", "--admin-url", admin, "--group", group, "--database", urls[1]],
+        ), strict=True):
+            code, out, err = run_cli(capsys, *argv)
+            assert code == 0, err
+            assert f"set up {make_url(url).render_as_string(hide_password=True)}:" in out
+            assert has_schema(url), argv
+        assert not has_schema(admin)
+        other = "postgresql+psycopg://postgres@127.0.0.1:1/other"
+        for argv in both_positions(other, "setup-postgres", "--admin-url", admin):
+            code, _out, err = run_cli(capsys, *argv)
+            assert code == 2 and "is not on the --admin-url server" in err, argv
+    finally:
+        for url in (*urls, admin):
+            pg_server.drop_database(url)
+        server = make_url(admin).set(database="postgres").render_as_string(hide_password=False)
+        with pg_server.connect(server) as conn:
+            for role in (f"{group}_owner", group):
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+# -- terminal control characters (issue 17 B) -------------------------------------------------
+HOSTILE = "red\x1b[31m\rX\x07\x9b2J"
+
+
+def assert_no_controls(text: str) -> None:
+    """``text`` has no terminal control character but the newlines that end its lines."""
+    assert not [c for c in text.replace("\n", "") if ord(c) < 32 or 0x7F <= ord(c) <= 0x9F]
+
+
+@pytest.fixture
+def hostile(db: ln.Database, tmp_path: Path) -> Any:
+    """A run of a transform and a sample whose names carry ESC, CR, BEL and a C1 CSI."""
+    from models import Project, Sample
+
+    run = ln.track(f"job{HOSTILE}")
+    project = Project(name=f"p{HOSTILE}").save()
+    sample = Sample(name=f"s{HOSTILE}", value=1.0, project=project).save()
+    sample.update(name=f"t{HOSTILE}")
+    ln.finish()
+    return run, sample
+
+
+def test_runs_and_show_escape_control_characters(
+    hostile: Any, db: ln.Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Names with ESC/CR/BEL/C1 print as visible escapes in runs and show (fields, history)."""
+    run, sample = hostile
+    escaped = "red\\x1b[31m\\rX\\x07\\x9b2J"
+    code, out, err = run_cli(capsys, "runs", "--database", url_of(db))
+    assert code == 0, err
+    assert_no_controls(out)
+    assert f"job{escaped}" in out
+    code, out, err = run_cli(capsys, "show", "sample", str(sample.id), "--database", url_of(db))
+    assert code == 0, err
+    assert_no_controls(out)
+    assert f"  name           t{escaped}" in out
+    created = next(line for line in out.splitlines() if line.startswith("  created_at "))
+    assert created.endswith("+00:00")  # the stored UTC instant, aware on SQLite too
+    history = out.split("History (2 events):")[1]
+    assert f"job{escaped}" in history
+    assert f"name: 's{escaped}' → 't{escaped}'" in history
+
+
+def test_verify_escapes_control_characters(
+    db: ln.Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A broken-chain report naming an event's table and pk prints them escaped."""
+    from models import Project
+
+    ln.track("verify-escapes")
+    project = Project(name="p").save()
+    with db.engine.begin() as connection:  # an old-style hashed event, tampered, not sealed yet
+        connection.execute(
+            text('UPDATE lineage_record_event SET hash = :h, prev_hash = :h, "table" = :t, '
+                 "pk = :pk WHERE \"table\" = 'project' AND pk = :id"),
+            {"h": "0" * 64, "t": f"tab{HOSTILE}", "pk": f"{project.id}\n OK",
+             "id": str(project.id)},
+        )
+    code, out, err = run_cli(capsys, "verify", "--database", url_of(db))
+    assert code == 1, err
+    assert_no_controls(out)
+    assert out.count("\n") == 1
+    assert "tab" + "red\\x1b[31m\\rX\\x07\\x9b2J" + f" pk={project.id}\\n OK)" in out
+
+
+def test_errors_escape_control_characters(
+    db: ln.Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Error lines that name database tables or arguments print controls escaped."""
+    with db.engine.begin() as connection:
+        connection.execute(text(f'CREATE TABLE "evil{HOSTILE}" (id integer primary key)'))
+    code, out, err = run_cli(capsys, "show", "nothing\x1b[2J", "1", "--database", url_of(db))
+    assert code == 2 and out == ""
+    assert_no_controls(err)
+    assert err.count("\n") == 1 and "evilred\\x1b[31m\\rX" in err
+    code, _out, err = run_cli(
+        capsys, "show", f"evil{HOSTILE}", "5\x1b[2J", "--database", url_of(db)
+    )
+    assert_no_controls(err)
+    assert code == 2 and "\\x1b[2J" in err
+
+
+def test_printable_escapes_every_control_character() -> None:
+    """C0 (tab, CR, LF too), DEL and C1 become visible escapes; other text is unchanged."""
+    from lineage_nb._cli_records import printable
+
+    controls = "".join(map(chr, [*range(32), *range(0x7F, 0xA0)]))
+    shown = printable(controls)
+    assert_no_controls(shown)
+    assert shown.startswith("\\x00\\x01") and "\\t\\n\\x0b\\x0c\\r" in shown
+    assert shown.endswith("\\x9e\\x9f")
+    assert printable("é → ünïcode 名前 \\x1b") == "é → ünïcode 名前 \\x1b"
+    assert printable("a\nb\x1b", newlines=True) == "a\nb\\x1b"
+
+
+# -- PROV formats from the suffix (issue 17 C) ------------------------------------------------
+def prov_available(fmt: str) -> bool:
+    try:
+        ln.export.prov_format("x", fmt)
+    except ln.errors.ConfigurationError:
+        return False
+    return True
+
+
+def test_prov_format_choices_are_every_format_write_prov_writes() -> None:
+    """--prov-format offers exactly the formats write_prov knows (json, provn, xml, rdf, ...)."""
+    assert set(cli.PROV_FORMATS) == set(ln.export.prov.PROV_FORMATS)
+    assert {"json", "provn", "xml", "rdf"} <= set(cli.PROV_FORMATS)
+    for suffix in ln.export.prov.PROV_SUFFIXES:
+        assert suffix in cli.PROV_SUFFIXES
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonld", ".provn", ".xml", ".trig", ".ttl"])
+def test_export_prov_writes_the_format_of_the_suffix(
+    lineage: Lineage,
+    db: ln.Database,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    suffix: str,
+) -> None:
+    """--prov FILE.xml writes PROV-XML (not JSON), .provn PROV-N, ...: each reads back with
+    prov's deserializer of that format as the same document; a format whose prov extra is
+    missing exits 2 naming the suffix and what to install, writing nothing."""
+    name = ln.export.prov.PROV_SUFFIXES[suffix]
+    chosen = ln.export.prov.PROV_FORMATS[name]
+    path = tmp_path / f"lineage{suffix}"
+    code, out, err = run_cli(capsys, "export", "--database", url_of(db), "--prov", str(path))
+    if not prov_available(name):
+        assert code == 2 and suffix in err and f"pip install 'prov[{chosen.extra}]'" in err
+        assert not path.exists()
+        return
+    assert code == 0, err
+    assert f"({name})" in out.splitlines()[-1] or f", {name})" in out
+    back = ProvDocument.deserialize(path, format=chosen.serializer, **dict(chosen.options))
+    assert back == ln.export.to_prov(ln.runs()[::-1])
+    if suffix == ".xml":
+        assert path.read_text().startswith("<?xml")
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonld", "provn", "xml", "rdf", "turtle"])
+def test_export_prov_format_option_accepts_every_format(
+    lineage: Lineage,
+    db: ln.Database,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    fmt: str,
+) -> None:
+    """--prov-format FMT wins over the suffix for each format prov writes."""
+    chosen = ln.export.prov.PROV_FORMATS[fmt]
+    path = tmp_path / "lineage.prov"
+    argv = ["export", "--database", url_of(db), "--prov", str(path), "--prov-format", fmt]
+    code, _out, err = run_cli(capsys, *argv)
+    if not prov_available(fmt):
+        assert code == 2 and f"prov[{chosen.extra}]" in err
+        return
+    assert code == 0, err
+    back = ProvDocument.deserialize(path, format=chosen.serializer, **dict(chosen.options))
+    assert back == ln.export.to_prov(ln.runs()[::-1])
+
+
+def test_export_prov_refuses_unknown_suffix_and_lone_options(
+    lineage: Lineage, db: ln.Database, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A suffix that names no PROV format, or --prov-format/--record without --prov, exit 2
+    before anything is written."""
+    url = url_of(db)
+    code, _out, err = run_cli(
+        capsys, "export", "--database", url, "--csv", str(tmp_path / "r.csv"),
+        "--prov", str(tmp_path / "lineage.txt"),
+    )
+    assert code == 2 and "suffix .txt" in err and ".xml (xml)" in err
+    assert not (tmp_path / "r.csv").exists() and not (tmp_path / "lineage.txt").exists()
+    for extra in (["--prov-format", "xml"], ["--record", "sample", "1"]):
+        code, _out, err = run_cli(
+            capsys, "export", "--database", url, "--csv", str(tmp_path / "r.csv"), *extra
+        )
+        assert code == 2 and f"{extra[0]} applies to the PROV document" in err
+
+
+# -- timestamps: UTC-aware from every backend (issue 17 D) ------------------------------------
+def assert_utc_exports(folder: Path, name: str, columns: set[str]) -> None:
+    """CSV (text, dtypes sidecar, read_csv) and Parquet (pandas, pyarrow) of ``name`` hold
+    ``columns`` as UTC-aware timestamps, and no naive one."""
+    import pyarrow as pa
+
+    csv, parquet = folder / f"{name}.csv", folder / f"{name}.parquet"
+    frame = ln.export.read_csv(csv)
+    dtypes = json.loads(ln.export.dtypes_path(csv).read_text())
+    stamps = {c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])}
+    assert stamps == columns, name
+    for column in columns:
+        assert str(frame[column].dt.tz) == "UTC", (name, column)
+        assert dtypes[column].endswith(", UTC]"), (name, column, dtypes[column])
+    plain = pd.read_csv(csv, dtype=str)
+    for column in columns:
+        assert plain[column].dropna().str.endswith("+00:00").all(), (name, column)
+    assert plain[sorted(columns)].notna().any().any(), name
+    schema = pq.read_schema(parquet)
+    for column in columns:
+        kind = schema.field(column).type
+        assert pa.types.is_timestamp(kind) and kind.tz == "UTC", (name, column, kind)
+    back = pd.read_parquet(parquet)
+    assert all(str(back[c].dt.tz) == "UTC" for c in columns)
+
+
+VIEWS = {
+    "runs": {"started_at", "finished_at"},
+    "events": {"at"},
+    "inputs": {"at"},
+    "sample": {"created_at", "updated_at"},
+    "lineage_run": {"started_at", "finished_at", "last_seen_at"},
+}
+
+
+def test_cli_exports_timestamps_as_utc(
+    lineage: Lineage, db: ln.Database, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """CSV and Parquet from `lineage-nb export` keep every timestamp UTC-aware, on SQLite as
+    on PostgreSQL, for the runs, events and inputs views and for tables."""
+    for view, columns in VIEWS.items():
+        run = ["--run", str(lineage.analyse.id)] if view in ("events", "inputs") else []
+        code, _out, err = run_cli(
+            capsys, "export", "--database", url_of(db), "--view", view, *run,
+            "--csv", str(tmp_path / f"{view}.csv"),
+            "--parquet", str(tmp_path / f"{view}.parquet"),
+        )
+        assert code == 0, err
+        assert_utc_exports(tmp_path, view, columns)
+
+
+def test_cli_exports_timestamps_as_utc_without_models(
+    lineage: Lineage, db: ln.Database, tmp_path: Path
+) -> None:
+    """From a shell where the models are unknown (reflection), the lineage stamp columns of a
+    user table and the event times are UTC-aware too."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for view in ("sample", "events"):
+        result = subprocess.run(
+            [sys.executable, "-m", "lineage_nb", "export", "--database", url_of(db),
+             "--view", view, "--run", str(lineage.analyse.id),
+             "--csv", f"{view}.csv", "--parquet", f"{view}.parquet"],
+            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert_utc_exports(tmp_path, view, VIEWS[view])
+
+
+def test_anchor_then_verify_against_it(
+    db: ln.Database, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`anchor --out FILE` keeps the log's head; `verify --anchor FILE` passes while the log only
+    grows and fails (exit 1) once sealed events were rewritten and their seals recomputed."""
+    from models import Project
+
+    from lineage_nb.lineage.verify import seal
+
+    ln.track(Path(__file__))
+    Project(name="anchored").save()
+    ln.finish()
+    head = tmp_path / "head.json"
+    code, out, err = run_cli(capsys, "--database", db_url, "anchor", "--out", str(head))
+    assert code == 0 and "written to" in out, err
+    assert json.loads(head.read_text())["events"] >= 1
+    Project(name="later").save()
+    code, out, _err = run_cli(capsys, "verify", "--database", db_url, "--anchor", str(head))
+    assert code == 0 and out.startswith("OK"), out
+    with db.engine.begin() as connection:
+        connection.execute(text("UPDATE lineage_record_event SET cell = 7"))
+        connection.execute(text("DELETE FROM lineage_seal"))
+    seal(db)
+    code, out, _err = run_cli(capsys, "verify", "--database", db_url)
+    assert code == 0  # the recomputed seals hold...
+    code, out, _err = run_cli(capsys, "verify", "--database", db_url, "--anchor", str(head))
+    assert code == 1 and "no longer extends the anchor" in out  # ...the anchor does not
+    head.write_text("[]")
+    code, _out, err = run_cli(capsys, "verify", "--database", db_url, "--anchor", str(head))
+    assert code == 2 and "holds no anchor" in err

@@ -146,3 +146,35 @@ def test_progress_bar_only_on_a_terminal(
     monkeypatch.setattr("sys.stderr", quiet)
     ln.export.to_parquet(lineage.analyse, tmp_path / "p.parquet", progress=False)
     assert quiet.getvalue() == ""
+
+
+def test_csv_keeps_aware_timestamps_of_any_zone(tmp_path: Path) -> None:
+    """Aware timestamps are written with their offset and read back aware, as the same
+    instants in the same zone, even when the offset changes within the column (DST)."""
+    instants = pd.to_datetime(["2024-01-15T12:00:00Z", "2024-07-15T12:00:00Z", None], utc=True)
+    frame = pd.DataFrame({
+        "utc": instants,
+        "berlin": instants.tz_convert("Europe/Berlin"),
+        "naive": instants.tz_localize(None),
+    })
+    path = ln.export.to_csv(frame, tmp_path / "zones.csv")
+    text = path.read_text()
+    assert "2024-01-15 12:00:00+00:00" in text and "2024-07-15 14:00:00+02:00" in text
+    back = ln.export.read_csv(path)
+    pd.testing.assert_frame_equal(back, frame)
+    assert str(back["utc"].dt.tz) == "UTC" and str(back["berlin"].dt.tz) == "Europe/Berlin"
+
+
+@pytest.mark.parametrize("name", ["model", "run", "record", "runs_df", "inputs_df"])
+def test_exported_lineage_timestamps_are_utc(lineage: Lineage, tmp_path: Path, name: str) -> None:
+    """Lineage timestamps leave as UTC, on both backends: CSV text with +00:00, read_csv and
+    Parquet give UTC-aware columns."""
+    frame = views(lineage)[name]
+    stamps = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    assert stamps
+    csv = ln.export.to_csv(frame, tmp_path / f"{name}.csv")
+    parquet = ln.export.to_parquet(frame, tmp_path / f"{name}.parquet")
+    text = pd.read_csv(csv, dtype=str)
+    for back in (ln.export.read_csv(csv), pd.read_parquet(parquet)):
+        assert {c: str(back[c].dt.tz) for c in stamps} == dict.fromkeys(stamps, "UTC")
+    assert all(text[c].dropna().str.endswith("+00:00").all() for c in stamps)

@@ -50,6 +50,7 @@ steps = st.lists(
         st.tuples(st.just("insert"), values),
         st.tuples(st.just("update"), st.integers(0, 50), values),
         st.tuples(st.just("delete"), st.integers(0, 50)),
+        st.tuples(st.just("read")),
         st.tuples(st.just("run")),
     ),
     min_size=1,
@@ -77,24 +78,43 @@ def instant() -> dt.datetime:
 @SETTINGS
 @given(program=steps)
 def test_as_of_and_diff_match_what_was_committed(db: ln.Database, program: list[Any]) -> None:
-    """Every past state equals what was really committed then; diffs match the states."""
-    ln.track(__file__)
+    """Every past state equals what was really committed then (``as_of`` a datetime, and a run
+    as it saw the table: what it read at the versions read, the rest as at its start); diffs
+    match the states."""
+    run = ln.track(__file__)
     points = [(instant(), table_now())]
+    # per run: the table when it started, and each record it read at its first read (``get``
+    # before an update or delete reads the record too)
+    started: dict[int, dict[int, dict[str, Any]]] = {run.id: points[0][1]}
+    first_read: dict[int, dict[int, dict[str, Any]]] = {run.id: {}}
+    runs = {run.id: run}
     for step in program:
-        live = sorted(points[-1][1])
-        if step[0] == "insert":
+        now = points[-1][1]
+        live = sorted(now)
+        if step[0] in ("update", "delete") and live:
+            key = live[step[1] % len(live)]
+            first_read[run.id].setdefault(key, now[key])
+            record = Specimen.get(key)
+            if step[0] == "update":
+                record.update(**step[2])
+            else:
+                record.delete()
+        elif step[0] == "insert":
             Specimen(**step[1]).save()
-        elif step[0] == "update" and live:
-            Specimen.get(live[step[1] % len(live)]).update(**step[2])
-        elif step[0] == "delete" and live:
-            Specimen.get(live[step[1] % len(live)]).delete()
+        elif step[0] == "read":
+            Specimen.df()
+            for key, values in now.items():
+                first_read[run.id].setdefault(key, values)
         elif step[0] == "run":
             ln.finish()
-            ln.track(__file__)
+            run = ln.track(__file__)
+            runs[run.id], started[run.id], first_read[run.id] = run, table_now(), {}
         points.append((instant(), table_now()))
     ln.finish()
     for when, committed in points:
         assert as_of_rows(when) == committed
+    for run_id, run_record in runs.items():
+        assert as_of_rows(run_record) == {**started[run_id], **first_read[run_id]}
     first, last = points[0], points[-1]
     changes = ln.diff(first[0], last[0], models=[Specimen])
     expected = set()
@@ -310,3 +330,18 @@ def test_large_fan_in_is_one_group_node(db: ln.Database) -> None:
     full = derived.lineage(depth=3, group_above=None)
     assert sum(1 for n in full if n[0] == "record" and n[1] == "sample") == 40
     assert "40 sample records" in derived.view_lineage().svg
+
+
+def test_staleness_of_a_large_fan_in(db: ln.Database) -> None:
+    """A run that read more than 2,000 records is checked by the events since its reads."""
+    project = Project(name="big").save()
+    ids = Sample.bulk_create([{"name": f"s{i}", "value": float(i), "project_id": project.id}
+                              for i in range(2500)])
+    ln.track(__file__)
+    Sample.filter(project_id=project.id).df()
+    derived = Project(name="derived").save()
+    ln.finish()
+    assert not derived.is_stale()
+    Sample.get(ids[1234]["id"]).update(value=-1.0)
+    changed = derived.stale_inputs()
+    assert list(zip(changed["table"], changed["change"], strict=True)) == [("sample", "changed: value")]

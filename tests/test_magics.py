@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 from nbkernel import FILES, NotebookKernel, cell_data, cell_errors, cell_text
+from prov.model import ProvDocument
 
 import lineage_nb as ln
 from lineage_nb.ipython.magics import HELP
@@ -81,10 +83,18 @@ def test_lineage_magic_subcommands(db_url: str, tmp_path: Path) -> None:
             "parquet": "%lineage export parquet events.parquet",
             "openlineage": "%lineage export openlineage run.ndjson",
             "prov": "%lineage export prov run.json",
+            "prov-n": "%lineage export prov run.provn",
         }
+        if importlib.util.find_spec("lxml") is not None:
+            exports["prov-xml"] = "%lineage export prov run.xml"
+        else:
+            no_xml = _one_error_line(kernel.run("%lineage export prov run.xml"))
+            assert "suffix .xml" in no_xml and "pip install 'prov[xml]'" in no_xml
         for name, line in exports.items():
             cell = kernel.run(line)
             assert cell_errors(cell) == [] and cell_text(cell, "stderr") == "", (name, cell.outputs)
+        unknown = _one_error_line(kernel.run("%lineage export prov run.txt"))
+        assert unknown.startswith("%lineage export: Cannot tell the PROV format of 'run.txt'")
         wrong = _one_error_line(kernel.run("%lineage export prov x.json --model Sample"))
         assert wrong == "%lineage export: --model does not apply to prov (it exports a run)"
 
@@ -107,7 +117,13 @@ def test_lineage_magic_subcommands(db_url: str, tmp_path: Path) -> None:
     assert len((tmp_path / "run.ndjson").read_text().splitlines()) == 1  # START (run was open)
     ended = [json.loads(x) for x in (tmp_path / "old.ndjson").read_text().splitlines()]
     assert [e["eventType"] for e in ended] == ["START", "COMPLETE"]
+    as_json = ProvDocument.deserialize(tmp_path / "run.json", format="json")
     assert "entity" in json.loads((tmp_path / "run.json").read_text())
+    assert ProvDocument.deserialize(tmp_path / "run.provn", format="provn") == as_json
+    if importlib.util.find_spec("lxml") is not None:  # PROV-XML, not JSON in a .xml file
+        assert (tmp_path / "run.xml").read_text().startswith("<?xml")
+        assert ProvDocument.deserialize(tmp_path / "run.xml", format="xml") == as_json
+    assert not (tmp_path / "run.txt").exists()
     assert (tmp_path / "events.parquet").stat().st_size > 0
 
 

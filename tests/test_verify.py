@@ -234,3 +234,31 @@ def test_write_into_a_deleted_run_keeps_nothing(db: ln.Database, run: ln.Run) ->
     with pytest.raises(ln.errors.LineageError):
         Specimen(label="orphan").save()
     assert Specimen.filter().count() == 0
+
+
+def test_anchor_catches_a_rewrite_with_recomputed_seals(db: ln.Database, run: ln.Run) -> None:
+    """Someone who edits an event and recomputes every seal passes verify(); an anchor kept
+    outside the database catches it. A log that only grew since the anchor still extends it."""
+    sample = _write_some(run)
+    head = ln.anchor()
+    assert head["seal"] >= 1 and head["events"] == head["last_event_id"] and len(head["hash"]) == 64
+    Sample(name="later", value=9.0, project_id=sample.project_id).save()
+    seal(db)
+    assert ln.verify(anchor=head) == []  # grown, not changed
+    first = _events(db, run.id)[0]
+    _sql(db, "UPDATE lineage_record_event SET cell = 99 WHERE id = :id", id=first.id)
+    _sql(db, "DELETE FROM lineage_seal")  # the rewriter recomputes every seal
+    seal(db)
+    assert ln.verify() == []
+    broken = ln.verify(anchor=head)
+    assert len(broken) == 1 and "no longer extends the anchor" in str(broken[0])
+
+
+def test_anchor_of_an_empty_log_and_bad_anchors(db: ln.Database) -> None:
+    head = ln.anchor()
+    assert (head["seal"], head["events"], head["hash"]) == (0, 0, "")
+    assert ln.verify(anchor=head) == []
+    with pytest.raises(ln.errors.ValidationError, match="anchor"):
+        ln.verify(anchor={"seal": "x"})
+    gone = {**head, "seal": 12345, "hash": "0" * 64, "last_event_id": 1}
+    assert "is gone" in str(ln.verify(anchor=gone)[0])

@@ -3,7 +3,8 @@
 Nested values (``dict``/``list``, e.g. ``RecordEvent.changes``) are written as JSON text and
 enums as their values, so every column has one plain type. ``to_csv`` also writes a small
 ``<file>.dtypes.json`` beside the CSV so :func:`read_csv` restores the pandas dtypes exactly
-(Parquet keeps them by itself).
+(Parquet keeps them by itself). Timezone-aware timestamps are written with their offset
+(``2024-05-01 12:00:00+00:00``) and read back aware, in the column's zone (UTC for lineage_nb's).
 
 Examples:
     >>> import pandas as pd, tempfile, pathlib
@@ -148,14 +149,21 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     }
     frame = pd.read_csv(path, dtype=plain, keep_default_na=True)
     for name, dtype in dates.items():
-        utc = "UTC" in dtype or "+" in dtype
-        frame[name] = pd.to_datetime(frame[name], utc=utc, format="ISO8601").astype(
-            pd.api.types.pandas_dtype(dtype)
-        )
+        frame[name] = _timestamps(frame[name], pd.api.types.pandas_dtype(dtype))
     for name, dtype in dtypes.items():
         if dtype == "object":
             frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
     return frame
+
+
+def _timestamps(text: pd.Series, dtype: Any) -> pd.Series:
+    """Timestamps of ``dtype`` from their CSV text: an aware column's text carries its offset
+    (``+00:00`` for UTC), read as the instant it names and shown in the column's zone."""
+    tz = getattr(dtype, "tz", None)
+    if tz is None:
+        return pd.to_datetime(text, format="ISO8601").astype(dtype)
+    moments = pd.to_datetime(text, utc=True, format="ISO8601").dt.tz_convert(tz)
+    return moments.astype(dtype)
 
 
 def to_parquet(obj: Any, path: str | Path, *, progress: bool | None = None) -> Path:

@@ -4,13 +4,19 @@ Records are ``prov:Entity`` s, runs ``prov:Activity`` s (with start and end time
 ``prov:Agent`` s (``prov:Person``) and transforms ``prov:Plan`` entities. A run
 ``wasAssociatedWith`` its user (with the transform as plan) and ``used`` its inputs; each record
 it wrote ``wasGeneratedBy`` it, ``wasAttributedTo`` the user and ``wasDerivedFrom`` each input
-of that run. Serialize with ``doc.serialize(format="json")`` (PROV-JSON), ``doc.get_provn()``
-(PROV-N) or :func:`write_prov`.
+of that run. Each statement appears once (a record written by two runs of one user is attributed
+to that user once), so the PROV-JSON is valid against the PROV-JSON schema.
+
+:func:`write_prov` writes the format the file's suffix names (:data:`PROV_SUFFIXES`): PROV-JSON,
+PROV-JSON-LD, PROV-N, PROV-XML (needs ``prov[xml]``) or PROV-O as TriG or Turtle (needs
+``prov[rdf]``).
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +30,53 @@ from ..lineage.graph import record_lineage, run_lineage
 from ..lineage.schema import Run
 from ..orm.session_scope import run_sync
 
-__all__ = ["NAMESPACE_PREFIX", "NAMESPACE_URI", "prov_format", "to_prov", "write_prov"]
+__all__ = [
+    "NAMESPACE_PREFIX",
+    "NAMESPACE_URI",
+    "PROV_FORMATS",
+    "PROV_SUFFIXES",
+    "prov_format",
+    "to_prov",
+    "write_prov",
+]
 
 NAMESPACE_PREFIX = "ln"
 NAMESPACE_URI = "urn:lineage_nb:"
-_FORMATS = {".json": "json", ".provn": "provn"}
+
+
+@dataclass(frozen=True)
+class _Format:
+    serializer: str  # the ``prov`` serializer
+    title: str
+    options: tuple[tuple[str, str], ...] = ()  # its keyword arguments
+    extra: str | None = None  # the ``prov`` extra it needs, if any
+
+
+#: Every format :func:`write_prov` writes, by name (``format=``, ``--prov-format``).
+PROV_FORMATS: dict[str, _Format] = {
+    "json": _Format("json", "PROV-JSON"),
+    "jsonld": _Format("jsonld", "PROV-JSON-LD"),
+    "provn": _Format("provn", "PROV-N"),
+    "xml": _Format("xml", "PROV-XML", extra="xml"),
+    "rdf": _Format("rdf", "PROV-O (TriG)", (("rdf_format", "trig"),), extra="rdf"),
+    "turtle": _Format("rdf", "PROV-O (Turtle)", (("rdf_format", "turtle"),), extra="rdf"),
+}
+#: The format each file suffix names.
+PROV_SUFFIXES = {
+    ".json": "json",
+    ".jsonld": "jsonld",
+    ".provn": "provn",
+    ".xml": "xml",
+    ".trig": "rdf",
+    ".ttl": "turtle",
+}
+_ALIASES = {
+    "prov-json": "json",
+    "prov-n": "provn",
+    "prov-xml": "xml",
+    "trig": "rdf",
+    "ttl": "turtle",
+}
 
 
 def _safe(text: str) -> str:
@@ -55,9 +103,24 @@ def _load_runs(graph: nx.DiGraph) -> dict[int, Run]:
     return {run.id: run for run in found}
 
 
+class _Statements:
+    """Adds each relation to ``doc`` once: ``prov`` keeps repeats, and PROV-JSON then holds a
+    list where the schema allows one statement."""
+
+    def __init__(self, doc: ProvDocument) -> None:
+        self.doc = doc
+        self.seen: set[tuple[str | None, ...]] = set()
+
+    def add(self, kind: str, *terms: str | None) -> None:
+        if (kind, *terms) not in self.seen:
+            self.seen.add((kind, *terms))
+            getattr(self.doc, kind)(*terms)
+
+
 def _add_graph(doc: ProvDocument, graph: nx.DiGraph) -> None:
     runs = _load_runs(graph)
     ident = {node: _ident(node, runs) for node in graph}
+    statements = _Statements(doc)
     for node, data in graph.nodes(data=True):
         label = str(data.get("label", ident[node])).replace("\n", " ")
         kind = node[0]
@@ -88,18 +151,20 @@ def _add_graph(doc: ProvDocument, graph: nx.DiGraph) -> None:
         user = ("user", run.created_by_id)
         plan = ("transform", run.transform_id)
         if user in ident:
-            doc.wasAssociatedWith(ident[node], ident[user], ident.get(plan))
+            statements.add("wasAssociatedWith", ident[node], ident[user], ident.get(plan))
         inputs = [src for src, _dst in graph.in_edges(node) if src[0] == "record"]
         outputs = [dst for _src, dst in graph.out_edges(node) if dst[0] == "record"]
         for record in inputs:
-            doc.used(ident[node], ident[record])
+            statements.add("used", ident[node], ident[record])
         for record in outputs:
-            doc.wasGeneratedBy(ident[record], ident[node])
+            statements.add("wasGeneratedBy", ident[record], ident[node])
             if user in ident:
-                doc.wasAttributedTo(ident[record], ident[user])
+                statements.add("wasAttributedTo", ident[record], ident[user])
             for source in inputs:
                 if source != record:
-                    doc.wasDerivedFrom(ident[record], ident[source], ident[node])
+                    statements.add(
+                        "wasDerivedFrom", ident[record], ident[source], ident[node]
+                    )
 
 
 def _graph_of(obj: Any, depth: int) -> nx.DiGraph:
@@ -145,29 +210,86 @@ def to_prov(run_or_record: Any | Iterable[Any], *, depth: int = 3) -> ProvDocume
     return doc.unified()
 
 
+def _format_names() -> str:
+    return ", ".join(PROV_FORMATS)
+
+
+def _suffix_names() -> str:
+    return ", ".join(f"{suffix} ({name})" for suffix, name in PROV_SUFFIXES.items())
+
+
 def prov_format(path: str | Path, format: str | None = None) -> str:
-    """The ``prov`` serializer name for ``path`` (by suffix) unless ``format`` is given."""
+    """The name (a key of :data:`PROV_FORMATS`) of the format :func:`write_prov` writes ``path``
+    in: ``format`` when given, else the one the suffix names (no suffix: PROV-JSON).
+
+    Raises:
+        ConfigurationError: ``format`` or the suffix names no PROV format, or the format needs
+            a ``prov`` extra that is not installed (the message names the suffix or format and
+            what to install).
+    """
+    suffix = Path(path).suffix.lower()
     if format is not None:
-        return {"prov-json": "json", "prov-n": "provn"}.get(format, format)
-    return _FORMATS.get(Path(path).suffix.lower(), "json")
+        name = _ALIASES.get(format.lower(), format.lower())
+        if name not in PROV_FORMATS:
+            raise ConfigurationError(
+                f"Unknown PROV format {format!r}.",
+                value=format,
+                hint=f"Use one of: {_format_names()}.",
+            )
+        asked = f"format {name!r}"
+    elif not suffix:
+        name, asked = "json", "format 'json'"
+    elif suffix in PROV_SUFFIXES:
+        name, asked = PROV_SUFFIXES[suffix], f"suffix {suffix}"
+    else:
+        raise ConfigurationError(
+            f"Cannot tell the PROV format of {str(path)!r} from its suffix {suffix}.",
+            value=str(path),
+            hint=f"Use one of the suffixes {_suffix_names()}, or name the format "
+            "(format=, --prov-format).",
+        )
+    chosen = PROV_FORMATS[name]
+    if chosen.extra is not None and not _available(chosen.serializer):
+        needs = {"xml": "lxml", "rdf": "rdflib"}[chosen.extra]
+        raise ConfigurationError(
+            f"Writing {chosen.title} ({asked}) needs {needs}, which is not installed.",
+            value=str(path),
+            hint=f"pip install 'prov[{chosen.extra}]' (or use .json or .provn).",
+        )
+    return name
+
+
+def _available(serializer: str) -> bool:
+    from prov import serializers
+
+    try:
+        serializers.get(serializer)
+    except (serializers.DoNotExist, ImportError):
+        return False
+    return True
 
 
 def write_prov(doc: ProvDocument, path: str | Path, *, format: str | None = None) -> Path:
-    """Write ``doc`` as PROV-JSON (``.json``) or PROV-N (``.provn``).
+    """Write ``doc`` in the format ``path``'s suffix names, or ``format``.
 
     Args:
         doc: the document (from :func:`to_prov`).
-        path: the file to write.
-        format: ``json`` or ``provn`` (other ``prov`` serializers such as ``xml`` and ``rdf``
-            need ``prov``'s extras); default from the suffix, else JSON.
+        path: the file to write: ``.json`` PROV-JSON, ``.jsonld`` PROV-JSON-LD, ``.provn``
+            PROV-N, ``.xml`` PROV-XML, ``.trig`` or ``.ttl`` PROV-O in TriG or Turtle; no
+            suffix: PROV-JSON.
+        format: a name of :data:`PROV_FORMATS` (``json``, ``jsonld``, ``provn``, ``xml``,
+            ``rdf``, ``turtle``); it wins over the suffix.
 
     Returns:
-        ``path`` as a ``Path``.
+        ``path`` as a ``Path``. Nothing is written when the document cannot be serialized.
+
+    Raises:
+        ConfigurationError: as :func:`prov_format`.
     """
     path = Path(path)
-    fmt = prov_format(path, format)
-    if fmt == "provn":
-        path.write_text(doc.get_provn() + "\n", encoding="utf-8")
-    else:
-        doc.serialize(str(path), format=fmt)
+    chosen = PROV_FORMATS[prov_format(path, format)]
+    buffer = io.StringIO()  # serialized whole first: a failure leaves no half-written file
+    doc.serialize(buffer, format=chosen.serializer, **dict(chosen.options))
+    text = buffer.getvalue()
+    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     return path

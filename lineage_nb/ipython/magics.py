@@ -32,7 +32,9 @@ HELP = """\
                                        a model's table or a run's events (default: this run)
   %lineage export openlineage|prov PATH [--run ID]
                                        a run as OpenLineage events (JSON lines) or a PROV
-                                       document (.json PROV-JSON, .provn PROV-N, .xml)
+                                       document in the format PATH's suffix names: .json
+                                       PROV-JSON, .jsonld, .provn PROV-N, .xml PROV-XML,
+                                       .trig or .ttl PROV-O (xml, rdf: prov's extras)
   %lineage help                        this text
 """
 
@@ -169,8 +171,9 @@ def _export(args: argparse.Namespace) -> None:
         count = export.write_events([run], path)
         print(f"wrote {count} OpenLineage event(s) of run {run.id} to {path}")
     else:
-        written = export.write_prov(export.to_prov(run), path)
-        print(f"wrote the PROV document of run {run.id} to {written}")
+        chosen = export.prov_format(path)  # refuses an unknown suffix before any work
+        written = export.write_prov(export.to_prov(run), path, format=chosen)
+        print(f"wrote the PROV document ({chosen}) of run {run.id} to {written}")
 
 
 def lineage_magic(line: str) -> Any:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 import networkx as nx
-from sqlalchemy import Select, case, func, select, tuple_
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from ..orm.session_scope import run_sync
@@ -191,18 +191,23 @@ def _add_runs(graph: nx.DiGraph, session: Session, run_ids: Iterable[int]) -> li
 
 
 def _writers(session: Session, keys: set[RecordKey]) -> dict[RecordKey, set[int]]:
-    ordered = sorted(keys)
-    rows: list[Any] = []
-    for start in range(0, len(ordered), 500):  # bounded IN lists (PostgreSQL's stack depth)
-        rows += session.execute(
-            select(RecordEvent.table, RecordEvent.pk, RecordEvent.run_id)
-            .where(tuple_(RecordEvent.table, RecordEvent.pk).in_(ordered[start : start + 500]))
-            .where(RecordEvent.run_id.is_not(None))
-            .distinct()
-        ).all()
+    """The runs that wrote each record: per table, ``pk IN (...)`` in bounded chunks (the
+    ``(table, pk)`` index serves it; a row-value ``IN`` is planned slowly on both backends)."""
+    by_table: dict[str, list[str]] = {}
+    for table, pk in keys:
+        by_table.setdefault(table, []).append(pk)
     found: dict[RecordKey, set[int]] = {}
-    for table, pk, run_id in rows:
-        found.setdefault((table, pk), set()).add(cast(int, run_id))
+    for table, pks in sorted(by_table.items()):
+        pks.sort()
+        for start in range(0, len(pks), 500):  # bounded IN lists (PostgreSQL's stack depth)
+            rows = session.execute(
+                select(RecordEvent.pk, RecordEvent.run_id)
+                .where(RecordEvent.table == table, RecordEvent.pk.in_(pks[start : start + 500]))
+                .where(RecordEvent.run_id.is_not(None))
+                .distinct()
+            )
+            for pk, run_id in rows:
+                found.setdefault((table, pk), set()).add(cast(int, run_id))
     return found
 
 

@@ -81,18 +81,14 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 
 class _Snapshot:
-    """A ``pg_current_snapshot()`` (``xmin:xmax:xip,...``): which transactions it saw."""
+    """The transactions in progress when a read began (``pg_snapshot_xip``, comma-separated):
+    an event at or below the read's watermark was unseen only if written by one of them."""
 
     def __init__(self, text: str) -> None:
-        xmin, xmax, xip = text.split(":")
-        self.xmin, self.xmax = int(xmin), int(xmax)
-        self.in_progress = {int(x) for x in xip.split(",") if x}
+        self.in_progress = {int(x) & 0xFFFFFFFF for x in text.split(",") if x}
 
     def sees(self, xid32: int) -> bool:
-        full = (self.xmax & ~0xFFFFFFFF) | xid32  # the 64-bit id of a 32-bit xmin
-        if full > self.xmax:
-            full -= 1 << 32
-        return full < self.xmin or (full < self.xmax and full not in self.in_progress)
+        return xid32 not in self.in_progress
 
 
 def _seen_by(read: _Read, event: _Event, snapshots: dict[str, _Snapshot]) -> bool:
@@ -200,10 +196,18 @@ class InputVersion:
         return "deleted and inserted again"
 
 
-def input_versions(session: Session, run_ids: Iterable[int]) -> list[InputVersion]:
-    """The inputs of ``run_ids``: each record once per version read. Records a run wrote itself
-    before reading them (its own outputs) are left out."""
-    found_reads = _reads_of(session, run_ids)
+def input_versions(
+    session: Session,
+    run_ids: Iterable[int],
+    *,
+    only: set[tuple[str, str]] | None = None,
+    reads_found: list[_Read] | None = None,
+) -> list[InputVersion]:
+    """The inputs of ``run_ids`` (of them, the records ``only``): each record once per version
+    read. Records a run wrote itself before reading them (its own outputs) are left out."""
+    found_reads = reads_found if reads_found is not None else _reads_of(session, run_ids)
+    if only is not None:
+        found_reads = [r for r in found_reads if (r.table, r.pk) in only]
     by_table: dict[str, set[str]] = {}
     for read in found_reads:
         by_table.setdefault(read.table, set()).add(read.pk)
@@ -281,13 +285,43 @@ def _changed_inputs(
     return [v for v in newest.values() if v.changed_since]
 
 
+#: A run that read more records than this is checked for changes by the events written since
+#: its reads (one range query), not record by record.
+_SMALL_RUN = 2000
+
+
+def _changed_since_reads(session: Session, reads_found: list[_Read]) -> set[tuple[str, str]]:
+    """Records of ``reads_found`` with an event by another run above their read's watermark."""
+    read_keys: dict[tuple[str, str], int] = {}
+    for read in reads_found:
+        mark = read.watermark if read.watermark is not None else 0
+        key = (read.table, read.pk)
+        read_keys[key] = min(mark, read_keys.get(key, mark))
+    if not read_keys:
+        return set()
+    lowest = min(read_keys.values())
+    tables = sorted({t for t, _pk in read_keys})
+    run_id = reads_found[0].run_id
+    rows = session.execute(
+        select(RecordEvent.table, RecordEvent.pk, RecordEvent.id)
+        .where(RecordEvent.id > lowest, RecordEvent.table.in_(tables))
+        .where(RecordEvent.run_id.is_distinct_from(run_id))
+    )
+    return {(t, pk) for t, pk, event_id in rows if event_id > read_keys.get((t, pk), event_id)}
+
+
 def _stale_inputs(session: Session, record: Any) -> list[InputVersion]:
     reads.write_pending(session)
     key = _record_key(record, session.get_bind().dialect)
     written = _last_event(session, *key)
     if written is None or written.run_id is None:
         return []
-    return _changed_inputs(input_versions(session, [written.run_id]), written, key)
+    found_reads = _reads_of(session, [written.run_id])
+    only = None
+    if len(found_reads) > _SMALL_RUN:  # a large fan-in: only the records changed since
+        only = _changed_since_reads(session, found_reads)
+    versions = input_versions(session, [written.run_id], only=only, reads_found=found_reads)
+    return _changed_inputs(versions, written, key)
 
 
 def changed_inputs_of(session: Session, record: Any) -> list[InputVersion]:

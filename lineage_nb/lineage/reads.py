@@ -7,8 +7,8 @@ What counts as a read: every ORM ``SELECT`` of a tracked model through a lineage
 the CLI) run inside :func:`untracked_reads`, which users may use too.
 
 Pinning: before a read statement runs, its *watermark* is taken on the same connection: the
-newest event id committed (and, on PostgreSQL, ``pg_current_snapshot()``, so events of
-transactions still in flight are known as unseen). The version a record was read at is then its
+newest event id committed (and, on PostgreSQL, the transactions then in progress, so their events
+are known as unseen). The version a record was read at is then its
 newest event the read could see. A write committed while the read ran counts as unseen, so a
 result errs toward stale, never toward fresh.
 
@@ -214,10 +214,15 @@ def _reading_run(session: Session) -> Run | None:
 
 
 def _watermark(connection: Connection) -> tuple[int | None, str | None]:
+    """``(newest event id, transactions in progress)``: on PostgreSQL an event at or below the
+    watermark was unseen only if its transaction was still in progress (later transactions get
+    later ids), so only the snapshot's in-progress list is kept (None when empty, so reads with
+    nothing in flight share a row)."""
     if connection.dialect.name == "postgresql":
         row = connection.execute(
             text("SELECT (SELECT max(e.id) FROM lineage_record_event AS e), "
-                 "pg_catalog.pg_current_snapshot()::text")
+                 "(SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x) "
+                 "FROM pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) AS x)")
         ).one()
         return row[0], row[1]
     return connection.execute(text("SELECT max(id) FROM lineage_record_event")).scalar(), None
@@ -307,9 +312,9 @@ def _groups(run: Run, reads: list[Read]) -> list[tuple[Any, ...]]:
     for (table, watermark, snapshot), (at, parts) in by_group.items():
         arrays = [p for p in parts if isinstance(p, np.ndarray)]
         if len(arrays) == len(parts):
-            merged = np.unique(np.concatenate(arrays)) if arrays else np.array([], np.int64)
+            merged = _keyset.sorted_unique(np.concatenate(arrays) if arrays else [])
             count, single = int(merged.size), (str(merged[0]) if merged.size == 1 else None)
-            packed = _keyset.encode_integers(merged) if count > 1 else None
+            packed = _keyset.encode_integers(merged, prepared=True) if count > 1 else None
         else:
             unique = {str(k) for p in parts for k in (p.tolist() if isinstance(p, np.ndarray) else p)}
             count = len(unique)

@@ -211,8 +211,8 @@ class RunInput(LineageModel):
     Reads with nothing written between them share a row. ``pk`` is the key's text when one record
     was read, ``keys`` the packed key set when several were (:mod:`lineage_nb.lineage._keyset`),
     ``count`` how many. ``watermark`` is the newest event id committed when the read began (with
-    ``snapshot``, PostgreSQL's ``pg_current_snapshot()`` then, to leave out events in flight): the
-    version a record was read at is its newest event the read could see. Rows from before version
+    ``snapshot``, on PostgreSQL, the transactions then in progress, whose events it did not see):
+    the version a record was read at is its newest event the read could see. Rows from before version
     0.3 have no watermark; their version is the record's newest event at or before ``at``.
     """
 

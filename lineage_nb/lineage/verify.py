@@ -10,6 +10,13 @@ written since the last seal are reported as not sealed yet, not as broken.
 Events from before version 0.2 also carry a per-run hash chain (``hash``/``prev_hash``); those
 chains are still checked as they were written.
 
+Seals live in the same database as the events, so someone able to rewrite both could recompute
+every seal. :func:`anchor` gives the current head of the log (seal id, events covered, hash, time)
+to keep *outside* the database (a file, a git commit, a message); ``verify(anchor=head)`` then
+proves the log still extends that head unchanged: the seal chain recomputed from the events must
+reach the anchored hash at the anchored seal, so an edit, insertion, deletion or reordering of
+events up to the anchor is caught even after every seal was recomputed.
+
 Examples:
     >>> import lineage_nb as ln
     >>> from lineage_nb.lineage.verify import verify
@@ -31,10 +38,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from ..db import Database, get_database
+from ..errors import ValidationError
 from .schema import RecordEvent, Run, Seal
 from .types import utcnow
 
-__all__ = ["BrokenLink", "describe", "event_hash", "seal", "unsealed_count", "verify"]
+__all__ = ["BrokenLink", "anchor", "describe", "event_hash", "seal", "unsealed_count", "verify"]
 
 _EVENTS: Table = RecordEvent.__table__  # type: ignore[assignment]
 _SEALS: Table = Seal.__table__  # type: ignore[assignment]
@@ -168,7 +176,59 @@ def unsealed_count(db: Database | None = None) -> int:
         )
 
 
-def _verify_seals(connection: Connection) -> list[BrokenLink]:
+def anchor(db: Database | None = None) -> dict[str, Any]:
+    """Seal what is not sealed yet and return the log's head, to keep outside the database.
+
+    Returns:
+        ``{"seal": id, "events": events covered, "last_event_id": id, "hash": sha256 hex,
+        "at": ISO time (UTC)}``: JSON-ready; pass it to :func:`verify` later. ``seal`` is 0 and
+        ``hash`` empty for a log with no events yet.
+    """
+    db = db or get_database()
+    seal(db)
+    with db.engine.connect() as connection:
+        last = _last_seal(connection)
+        events = connection.execute(select(func.coalesce(func.sum(_SEALS.c.count), 0))).scalar()
+    return {
+        "seal": 0 if last is None else int(last.id),
+        "events": int(events or 0),
+        "last_event_id": 0 if last is None else int(last.last_event_id),
+        "hash": "" if last is None else str(last.hash),
+        "at": utcnow().isoformat(timespec="seconds"),
+    }
+
+
+def _check_anchor(head: dict[str, Any], heads: dict[int, tuple[str, int]]) -> list[BrokenLink]:
+    """Whether the seal chain reaches the anchored hash at the anchored seal (each seal is
+    checked against its events separately, so a chain that holds is the events' own)."""
+    try:
+        seal_id, expected, last_event = int(head["seal"]), str(head["hash"]), int(head["last_event_id"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValidationError(
+            {"anchor": [f"is not an anchor from ln.anchor() ({error!r})."]},
+            field="anchor", value=head,
+        ) from error
+    if seal_id == 0:
+        return []
+    found = heads.get(seal_id)
+    if found is None:
+        message = f"the anchored seal {seal_id} is gone: the log no longer extends the anchor."
+    elif found != (expected, last_event):
+        message = (
+            f"the log no longer extends the anchor: seal {seal_id} is now {found[0][:12]}… up "
+            f"to event {found[1]}, the anchor says {expected[:12]}… up to "
+            f"event {last_event}; events up to the anchor were changed, inserted, deleted or "
+            "reordered (even if the seals were recomputed)."
+        )
+    else:
+        return []
+    return [BrokenLink(table="", pk="", run_id=None, event_id=None, message=message)]
+
+
+def _verify_seals(
+    connection: Connection, heads: dict[int, tuple[str, int]] | None = None
+) -> list[BrokenLink]:
+    """Check each seal against its events; ``heads`` collects each seal's (hash, last event)."""
     broken = []
     previous, after, expected_prev = "", 0, 0
     for row in connection.execute(select(_SEALS).order_by(_SEALS.c.id)).all():
@@ -177,6 +237,8 @@ def _verify_seals(connection: Connection) -> list[BrokenLink]:
                                           "a seal was deleted or inserted."))
         sealed = row._mapping["count"]
         digest, count, _last = _digest(previous, _events(connection, after, row.last_event_id))
+        if heads is not None:
+            heads[row.id] = (row.hash, row.last_event_id)
         if (digest, count) != (row.hash, sealed):
             problem = (
                 f"covers {sealed} events but {count} are there: events were deleted or inserted"
@@ -251,18 +313,27 @@ def _verify_old_chains(connection: Connection) -> list[BrokenLink]:
     return broken
 
 
-def verify(db: Database | None = None) -> list[BrokenLink]:
+def verify(db: Database | None = None, *, anchor: dict[str, Any] | None = None) -> list[BrokenLink]:
     """Recompute every seal, and the old per-run chains; return what does not hold.
 
     Args:
         db: the database (default: the one from ``ln.connect()``).
+        anchor: a head from :func:`anchor` kept outside the database: the log must still extend
+            it unchanged.
 
     Returns:
-        One :class:`BrokenLink` per broken seal or old chain; an empty list means intact.
+        One :class:`BrokenLink` per broken seal, old chain or anchor; an empty list: intact.
+
+    Raises:
+        ValidationError: ``anchor`` is not a head from :func:`anchor`.
     """
     db = db or get_database()
+    heads: dict[int, tuple[str, int]] = {}
     with db.engine.connect() as connection:
-        return _verify_seals(connection) + _verify_old_chains(connection)
+        broken = _verify_seals(connection, heads) + _verify_old_chains(connection)
+    if anchor is not None:
+        broken += _check_anchor(anchor, heads)
+    return broken
 
 
 def _link(row: dict[str, Any], message: str) -> BrokenLink:

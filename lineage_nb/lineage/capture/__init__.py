@@ -192,6 +192,7 @@ def attach(db: Database, resolver: Resolver) -> None:
     """
     if db.dialect == "sqlite":
         db.listen("connect", _sqlite.on_connect(resolver))
+        db.listen("handle_error", _sqlite.on_error)
         db.engine.dispose()  # connections opened before this get the functions when reopened
     db.listen("before_cursor_execute", _before_statement(resolver, db.dialect))
     for name in ("commit", "rollback"):

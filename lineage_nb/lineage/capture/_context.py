@@ -27,14 +27,18 @@ class TransactionContext:
         values: ``(run_id, user_id, cell)``, or None until resolved.
         sent: the values were sent to the server for this transaction (PostgreSQL).
         busy: lineage_nb is running its own statement on the connection (no recursion).
+        interrupted: what one of the SQLite context functions raised (sqlite3 reports only
+            "user-defined function raised exception"); a KeyboardInterrupt is raised again in its
+            place (see :func:`~._sqlite.on_error`).
     """
 
-    __slots__ = ("_now", "busy", "sent", "values")
+    __slots__ = ("_now", "busy", "interrupted", "sent", "values")
 
     def __init__(self) -> None:
         self.values: tuple[int | None, int, int | None] | None = None
         self.sent = False
         self.busy = False
+        self.interrupted: BaseException | None = None
         self._now: str | None = None
 
     def reset(self) -> None:

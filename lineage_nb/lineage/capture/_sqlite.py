@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from . import Resolver, TableSpec
 
 __all__ = [
-    "current_rows_sql", "install", "on_connect", "register_functions", "rows_sql", "trigger_sql",
+    "current_rows_sql", "install", "on_connect", "on_error", "register_functions", "rows_sql", "trigger_sql",
 ]
 
 EVENTS = "lineage_record_event"
@@ -48,10 +48,20 @@ def register_functions(
             found = context.values = resolver()
         return found
 
-    dbapi_connection.create_function("lineage_nb_run", 0, lambda: values()[0])
-    dbapi_connection.create_function("lineage_nb_user", 0, lambda: values()[1])
-    dbapi_connection.create_function("lineage_nb_cell", 0, lambda: values()[2])
-    dbapi_connection.create_function("lineage_nb_now", 0, context.now_text)
+    def keeping_interrupts(function: Callable[[], Any]) -> Callable[[], Any]:
+        def call() -> Any:
+            try:
+                return function()
+            except BaseException as error:  # kept: sqlite3 reports only "raised exception"
+                context.interrupted = error
+                raise
+
+        return call
+
+    dbapi_connection.create_function("lineage_nb_run", 0, keeping_interrupts(lambda: values()[0]))
+    dbapi_connection.create_function("lineage_nb_user", 0, keeping_interrupts(lambda: values()[1]))
+    dbapi_connection.create_function("lineage_nb_cell", 0, keeping_interrupts(lambda: values()[2]))
+    dbapi_connection.create_function("lineage_nb_now", 0, keeping_interrupts(context.now_text))
     dbapi_connection.create_function("lineage_nb_unhex", 1, _unhex, deterministic=True)
 
 
@@ -60,6 +70,44 @@ def _unhex(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("hex:"):
         return bytes.fromhex(value[4:])
     return value
+
+
+_UDF_FAILED = "user-defined function raised exception"
+
+
+def on_error(exception_context: Any) -> None:
+    """An engine ``handle_error`` listener for Ctrl-C during a statement.
+
+    sqlite3 reports Ctrl-C inside a context function as "user-defined function raised
+    exception": it is raised again as the KeyboardInterrupt it was (the functions keep what they
+    raise; an interrupt can also arrive as a function is entered, before it can keep anything, so
+    a failure with nothing kept is that interrupt). Either way the statement's cursor is closed
+    and the connection invalidated at once: a closed connection whose statement is still open
+    (referenced by the traceback IPython keeps) would hold SQLite's write lock, blocking every
+    writer until the traceback is freed.
+    """
+    connection = exception_context.connection
+    original = exception_context.original_exception
+    if connection is None:
+        return
+    interrupted: BaseException | None = None
+    if not isinstance(original, Exception):
+        interrupted = original
+    elif _UDF_FAILED in str(original):
+        context = context_of(connection)
+        raised, context.interrupted = context.interrupted, None
+        if raised is None or not isinstance(raised, Exception):
+            interrupted = raised if raised is not None else KeyboardInterrupt()
+    if interrupted is None:
+        return
+    execution = getattr(exception_context, "execution_context", None)
+    cursor = getattr(exception_context, "cursor", None) or getattr(execution, "cursor", None)
+    if cursor is not None:
+        cursor.close()
+    if not connection.invalidated:
+        connection.invalidate(original)
+    if interrupted is not original:
+        raise interrupted
 
 
 def on_connect(resolver: Resolver) -> Callable[[Any, Any], None]:
