@@ -26,6 +26,8 @@ from .lineage.reads import untracked_reads as untracked_reads
 from .lineage.runs import finish as finish
 from .lineage.runs import track as track
 from .lineage.runs import tracking as tracking
+from .lineage.schema import Cell as Cell
+from .lineage.schema import CellSource as CellSource
 from .lineage.schema import RecordEvent as RecordEvent
 from .lineage.schema import Run as Run
 from .lineage.schema import RunInput as RunInput
@@ -40,6 +42,8 @@ from .orm.query import Query as Query
 __version__ = "0.1.0"
 
 __all__ = [
+    "Cell",
+    "CellSource",
     "Database",
     "Model",
     "Query",

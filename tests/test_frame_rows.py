@@ -161,3 +161,30 @@ def test_frame_with_lineage_off_may_give_the_stamps(db_url: str) -> None:
         assert Sample.get(keys[0]).created_by_id == user.id
     finally:
         off.close()
+
+
+def test_frame_float_and_datetime_columns_follow_the_field_checks(db: ln.Database) -> None:
+    """The column-wise checks refuse what the per-value checks refuse: ±inf in a Float column on
+    SQLite (a row with it could never be updated or deleted), integers a float cannot hold,
+    nanoseconds a datetime column would drop; each names the first bad row."""
+    infinite = pd.DataFrame({"label": ["a", "b", "c"], "ratio": [0.5, np.nan, -np.inf]})
+    if db.dialect == "sqlite":
+        error = _refused(Specimen, infinite)
+        assert error.field == "ratio" and "row 2" in str(error) and "-inf" in str(error)
+    else:
+        keys = Specimen.bulk_create(infinite)
+        assert [Specimen.get(k).ratio for k in keys] == [0.5, None, -np.inf]
+    stored = Specimen.objects().count()
+
+    huge = pd.DataFrame({"label": ["a", "b"], "ratio": np.array([1, 2**60], dtype=np.int64)})
+    error = _refused(Specimen, huge)
+    assert error.field == "ratio" and "row 1" in str(error) and str(2**60) in str(error)
+
+    moments = pd.to_datetime(["2026-01-02 03:04:05.000000000", None, "2026-01-02 03:04:05.000000001"])
+    nanoseconds = pd.DataFrame({"label": ["a", "b", "c"], "taken_at": moments})
+    error = _refused(Specimen, nanoseconds)
+    assert error.field == "taken_at" and "row 2" in str(error) and "floor('us')" in str(error)
+    assert Specimen.objects().count() == stored
+
+    keys = Specimen.bulk_create(nanoseconds.assign(taken_at=moments.floor("us")))
+    assert Specimen.get(keys[2]).taken_at == dt.datetime(2026, 1, 2, 3, 4, 5)

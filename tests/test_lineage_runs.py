@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from models import Project
+from sqlalchemy import func, select
 
 import lineage_nb as ln
 from lineage_nb.errors import ValidationError
@@ -162,3 +163,39 @@ async def test_async_tracking(db: ln.Database) -> None:
     async with ln.tracking("async-block") as run:
         assert ln.context.get_run() is run
     assert ln.Run.get(run.id).status == "completed"
+
+
+def test_cells_are_stored_once_per_text_and_code_finds_the_writing_cell(db: ln.Database) -> None:
+    """record_cell keeps each executed cell; equal sources are stored once; record.code() is the
+    cell that last wrote the record, history_df has its cell_source."""
+    import datetime as dt
+
+    from models import Project
+
+    from lineage_nb.lineage.cells import record_cell
+
+    run = ln.track("cells")
+    now = dt.datetime.now(dt.timezone.utc)
+    ln.context.set_cell(1)
+    project = Project(name="from cell 1").save()
+    record_cell(db, run, execution_count=1, source="project = Project(...).save()",
+                started_at=now, finished_at=now, status="ok")
+    ln.context.set_cell(2)
+    project.update(name="from cell 2")
+    for count in (2, 3):  # the same text twice
+        record_cell(db, run, execution_count=count, source="project.update(...)",
+                    started_at=now, finished_at=now, status="error" if count == 3 else "ok")
+    ln.context.set_cell(None)
+    ln.finish()
+    cells = run.cells_df()
+    assert list(cells["execution_count"]) == [1, 2, 3]
+    assert list(cells["status"]) == ["ok", "ok", "error"]
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(ln.Cell)) == 3
+        assert session.scalar(select(func.count()).select_from(ln.CellSource)) == 2
+    assert project.code() == "project.update(...)"
+    assert list(project.history_df()["cell_source"]) == [
+        "project = Project(...).save()", "project.update(...)"]
+    with pytest.raises(ValueError, match="status"):
+        record_cell(db, run, execution_count=9, source="x", started_at=now, finished_at=now,
+                    status="weird")

@@ -300,6 +300,31 @@ def test_inputs_of_another_users_run_are_refused(team: Team) -> None:
             f"belongs to {team.alice}" in str(info.value)
 
 
+def test_cells_of_another_users_run_and_forged_sources_are_refused(team: Team) -> None:
+    """(c) bob cannot add cells to alice's run, nor store a cell source under a hash that is
+    not its text's (which would change the code shown for someone else's cell)."""
+    import hashlib
+
+    with team.connect(team.bob) as bob:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as info:
+            bob.execute(
+                "INSERT INTO public.lineage_cell_source (hash, text) VALUES (%s, 'evil()')",
+                (hashlib.sha256(b"harmless()").hexdigest(),),
+            )
+        assert "must be the SHA-256 of its text" in str(info.value)
+    with team.connect(team.bob) as bob:
+        digest = hashlib.sha256(b"x = 1").hexdigest()
+        bob.execute("INSERT INTO public.lineage_cell_source (hash, text) VALUES (%s, 'x = 1')",
+                    (digest,))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as info:
+            bob.execute(
+                "INSERT INTO public.lineage_cell (run_id, execution_count, source_hash, "
+                "started_at, finished_at, status) VALUES (%s, 1, %s, now(), now(), 'ok')",
+                (team.alice_run, digest),
+            )
+        assert f"lineage_cell.run_id = {team.alice_run} refused" in str(info.value)
+
+
 def test_forged_events_are_refused(team: Team) -> None:
     """(c) no member inserts events itself: run-less, in alice's run, or as alice."""
     with team.connect(team.bob) as bob:

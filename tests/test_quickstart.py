@@ -32,6 +32,8 @@ def test_quickstart_runs_headless_and_records_lineage(db_url: str, tmp_path: Pat
     )
     assert "summary is stale: True" in stale_text
 
+    from models import Sample  # the same table as the quickstart's Sample
+
     db = ln.connect(db_url, create=False)
     try:
         with db.session() as session:
@@ -44,6 +46,9 @@ def test_quickstart_runs_headless_and_records_lineage(db_url: str, tmp_path: Pat
             ).all()
         notebook, ingest, correct = (runs[k] for k in ("quickstart.ipynb", "ingest.py", "correct.py"))
         inputs = notebook.inputs_df()
+        cells = notebook.cells_df()
+        raw_code = Sample.get(1).code()
+        history = Sample.get(1).history_df()
     finally:
         db.close()
     assert (notebook.status, notebook.transform.version) == ("completed", "1")
@@ -59,6 +64,15 @@ def test_quickstart_runs_headless_and_records_lineage(db_url: str, tmp_path: Pat
         ("summary", "1", "insert", summary_cell, notebook.id),
         ("sample", "1", "update", None, correct.id),
     ]
+    # the code that ran: every executed cell with its exact source, in order
+    executed = [c for c in code if c.execution_count is not None]
+    assert list(cells["execution_count"]) == [c.execution_count for c in executed]
+    assert list(cells["source"]) == [c.source for c in executed]
+    assert set(cells["status"]) == {"ok"}
+    by_count = dict(zip(cells["execution_count"], cells["source"], strict=True))
+    assert by_count[summary_cell].startswith('soil = Project.filter(name="Soil survey").one()')
+    assert raw_code is not None and 'Sample.filter(name="A1").one().update' in raw_code
+    assert history["cell_source"].isna().all()  # script runs: no cell
     read = {(t, p, int(v)) for t, p, v in zip(inputs["table"], inputs["pk"], inputs["read_version"],
                                             strict=True)}
     assert {("sample", "1", 2), ("sample", "2", 3), ("sample", "3", 4), ("project", "1", 1)} <= read

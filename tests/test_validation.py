@@ -44,10 +44,10 @@ def _nested(depth: int) -> list[object]:
         ("count", 2**40, "outside the 32-bit integer range"),
         ("ratio", "1.5", "expected a number"),
         ("flag", 1, "expected bool"),
-        ("color", "blue", "is not one of"),
+        ("color", "blue", "'blue' is not a Color member; the members are Color.red, Color.green"),
         ("taken_at", dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "aware datetime"),
         ("day", dt.datetime(2026, 1, 1), "expected date"),
-        ("extra", {"x": object()}, "not JSON-serializable"),
+        ("extra", {"x": object()}, "contains object <object object at"),
         ("extra", {1: "a", "1": "b"}, "key that is not text (int 1)"),
         ("extra", [{"ok": {2.5: "x"}}], "key that is not text (float 2.5)"),
         ("extra", {"k": ["bad \udc80"]}, "surrogate"),
@@ -291,3 +291,109 @@ def test_interval_time_real_and_nan_round_trip_or_are_refused(db: ln.Database) -
         with pytest.raises(ValidationError) as nan:
             _Measures(double=decimal.Decimal("NaN")).save()
         assert nan.value.field == "double" and "NaN" in str(nan.value)
+
+
+#: Values refused by clean_values without a database: (dialect, field of EveryType, value, what
+#: the message must say besides the field: the value, and what to do).
+REFUSALS = [
+    ("sqlite", "double", decimal.Decimal("0.1"), ["Decimal('0.1')", "Pass a float", "Numeric"]),
+    ("postgresql", "double", decimal.Decimal("1E+400"), ["outside the range", "Numeric"]),
+    ("sqlite", "double", float("inf"), ["inf", "updated or deleted", "Store None"]),
+    ("sqlite", "double", decimal.Decimal("-Infinity"), ["Decimal('-Infinity')", "Store None"]),
+    ("sqlite", "double", decimal.Decimal("-sNaN"), ["Decimal('-sNaN')", "Use None"]),
+    ("postgresql", "double", decimal.Decimal("-NaN"), ["Decimal('-NaN')", "float('nan')"]),
+    ("postgresql", "double", decimal.Decimal("sNaN"), ["Decimal('sNaN')", "float('nan')"]),
+    ("postgresql", "amount", decimal.Decimal("0E-20000"), ["0E-20000", "16383", "normalize"]),
+    ("postgresql", "aware_at", dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5))),
+     ["0001-01-01T00:00:00+05:00", "years 1-9999"]),
+    ("sqlite", "naive_at", "pandas-ns", ["2024-01-01 12:00:00.123456789", "floor('us')"]),
+    ("postgresql", "duration", "pandas-ns-delta", ["Timedelta 1 days 00:00:00.000000001",
+                                                   "floor('us')"]),
+    ("sqlite", "duration", dt.timedelta(days=3_000_000), ["3000000 days", "total_seconds()"]),
+    ("postgresql", "aware_time", dt.time(1), ["naive time 01:00:00", "aware time"]),
+    ("postgresql", "aware_time", dt.time(1, tzinfo=dt.timezone(dt.timedelta(hours=16))),
+     ["01:00:00+16:00", "+16:00:00", "15:59:59"]),
+    ("postgresql", "aware_time", dt.time(1, tzinfo=dt.timezone(dt.timedelta(microseconds=5))),
+     ["fraction of a second"]),
+    ("postgresql", "aware_time", "zoneinfo-time", ["America/New_York", "fixed offset"]),
+    ("sqlite", "doc", 1.0, ["1.0", "read back as the int 1", "[1.0]"]),
+    ("sqlite", "doc", 2**64, [str(2**64), "the float", "Wrap it"]),
+    ("postgresql", "doc", {"k": ["a\x00b"]}, ["'a\\x00b'", "jsonb", "Remove it"]),
+    ("postgresql", "doc", {"a\x00": 1}, ["'a\\x00'", "jsonb"]),
+    ("sqlite", "doc", [1, {"x": float("nan")}], ["contains nan", "[1, {'x': nan}]", "None"]),
+    ("sqlite", "blob", "strided", ["<memory at", "bytes(value)"]),
+    ("sqlite", "level", "low", ["Level.low", "Level['low']"]),
+    ("sqlite", "level", "H", ["Level.high", "Level('H')"]),
+]
+
+
+def _value(value: object) -> object:
+    import zoneinfo
+
+    import pandas as pd
+
+    special = {
+        "pandas-ns": lambda: pd.Timestamp("2024-01-01 12:00:00.123456789"),
+        "pandas-ns-delta": lambda: pd.Timedelta(days=1, nanoseconds=1),
+        "zoneinfo-time": lambda: dt.time(1, tzinfo=zoneinfo.ZoneInfo("America/New_York")),
+        "strided": lambda: memoryview(b"abcdef")[::2],
+    }
+    return special[value]() if isinstance(value, str) and value in special else value
+
+
+@pytest.mark.parametrize(("dialect", "field", "value", "fragments"), REFUSALS)
+def test_refusals_name_the_value_and_what_to_do(
+    dialect: str, field: str, value: object, fragments: list[str]
+) -> None:
+    """Each refusal is a ValidationError on the field whose message names the value and says
+    what to do instead (no database: clean_values is the first thing save() runs)."""
+    from models import EveryType
+
+    from lineage_nb.orm.validation import clean_values
+
+    given = _value(value)
+    with pytest.raises(ValidationError) as info:
+        clean_values(EveryType, {field: given}, dialect=dialect)
+    assert info.value.field == field and info.value.value is given
+    message = info.value.error_dict[field][0]
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+def test_time_zone_refusal_on_sqlite_does_not_ask_for_what_is_declared() -> None:
+    """Time(timezone=True) on SQLite refuses aware times without telling the user to declare
+    Time(timezone=True), which the column already is; Time() still suggests it."""
+    from models import EveryType
+
+    from lineage_nb.orm.validation import clean_values
+
+    aware = dt.time(12, 30, tzinfo=dt.timezone.utc)
+    with pytest.raises(ValidationError) as declared:
+        clean_values(EveryType, {"aware_time": aware}, dialect="sqlite")
+    message = declared.value.error_dict["aware_time"][0]
+    assert "12:30:00+00:00" in message and "SQLite cannot store" in message
+    assert "declare Time(timezone=True)" not in message
+    with pytest.raises(ValidationError) as plain:
+        clean_values(EveryType, {"naive_time": aware}, dialect="sqlite")
+    assert "declare Time(timezone=True)" in plain.value.error_dict["naive_time"][0]
+    clean_values(EveryType, {"aware_time": dt.time(12, 30)}, dialect="sqlite")
+    clean_values(EveryType, {"aware_time": aware}, dialect="postgresql")
+
+
+def test_only_sqlite_corruption_is_called_a_corrupt_file() -> None:
+    """translate() calls a database corrupt only for SQLite's own words, not for any message
+    with "malformed" in it (such as SQLite's "malformed JSON" about a value)."""
+    import sqlite3
+
+    from sqlalchemy import exc as sa_exc
+
+    from lineage_nb.errors import OperationalError
+    from lineage_nb.orm.translate import translate
+
+    def wrapped(text: str) -> sa_exc.OperationalError:
+        return sa_exc.OperationalError("UPDATE x", {}, sqlite3.OperationalError(text))
+
+    corrupt = translate(wrapped("database disk image is malformed"))
+    assert isinstance(corrupt, OperationalError) and "corrupt" in str(corrupt)
+    value_error = translate(wrapped("malformed JSON"))
+    assert "corrupt" not in str(value_error) and "malformed JSON" in str(value_error)

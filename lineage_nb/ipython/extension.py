@@ -13,6 +13,7 @@ a killed kernel's run is marked ``aborted`` by the next ``track()`` on the same 
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import os
 import sys
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ from typing import Any
 
 from ..db import Database, connect, get_database
 from ..errors import ConfigurationError
-from ..lineage import context, reads, runs
+from ..lineage import cells, context, reads, runs
 from ..lineage.schema import Run
+from ..lineage.types import utcnow
 from .notebook import NotebookLocation, find_notebook, identify, notebook_file
 
 __all__ = [
@@ -43,6 +45,8 @@ class ExtensionState:
     run: Run | None = None
     location: NotebookLocation | None = None
     warned_unnamed: bool = False
+    #: when the executing cell started (None: it started before the extension loaded)
+    cell_started: dt.datetime | None = None
 
 
 _state = ExtensionState()
@@ -136,8 +140,33 @@ def _cell_count(shell: Any, *, fallback: bool = True) -> int | None:
 
 def _pre_run_cell(info: Any = None) -> None:
     shell = _state.shell
+    _state.cell_started = utcnow()
     if shell is not None:
         context.set_cell(_cell_count(shell))
+
+
+def _cell_status(result: Any) -> str:
+    error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
+    if error is None:
+        return "ok"
+    return "interrupted" if isinstance(error, KeyboardInterrupt) else "error"
+
+
+def _record_cell(result: Any) -> None:
+    """Store the cell that just ran (its exact source) with the run."""
+    run, db = _state.run, _state.db
+    count = getattr(result, "execution_count", None)
+    source = getattr(getattr(result, "info", None), "raw_cell", None)
+    if run is None or db is None or run.status != "started" or not isinstance(count, int):
+        return
+    if not isinstance(source, str):
+        return
+    finished = utcnow()
+    cells.record_cell(
+        db, run, execution_count=count, source=source,
+        started_at=_state.cell_started or run.started_at or finished, finished_at=finished,
+        status=_cell_status(result),
+    )
 
 
 def _post_run_cell(result: Any) -> None:
@@ -151,12 +180,17 @@ def _post_run_cell(result: Any) -> None:
     except Exception as error:  # never break the user's next cell
         _say(f"could not record the failed cell: {_one_line(error)}", error=True)
     try:
+        _record_cell(result)
+    except Exception as error:
+        _say(f"could not record the cell's code: {_one_line(error)}", error=True)
+    try:
         if _state.db is not None:
             reads.write_now(_state.db)  # the records this cell read, once per cell
     except Exception as error:
         _say(f"could not record the cell's inputs: {_one_line(error)}", error=True)
     finally:
         context.set_cell(None)
+        _state.cell_started = None
 
 
 def _finish_at_exit() -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from ..orm.session_scope import run_sync
 from .history import changed_inputs_of, inputs_frame, run_inputs
 from .reads import untracked_reads, write_pending
-from .schema import RecordEvent, Run, Transform, User
+from .schema import Cell, CellSource, RecordEvent, Run, Transform, User
 from .stamping import record_key
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ def _event_columns() -> list[Any]:
         Transform.key.label("transform_key"),
         Transform.version.label("transform_version"),
         User.handle.label("user_handle"),
+        CellSource.text.label("cell_source"),
     ]
 
 
@@ -79,6 +80,10 @@ def _with_run_context(statement: Select[Any]) -> Select[Any]:
         statement.outerjoin(Run, Run.id == RecordEvent.run_id)
         .outerjoin(Transform, Transform.id == Run.transform_id)
         .join(User, User.id == RecordEvent.user_id)
+        .outerjoin(
+            Cell, (Cell.run_id == RecordEvent.run_id) & (Cell.execution_count == RecordEvent.cell)
+        )
+        .outerjoin(CellSource, CellSource.hash == Cell.source_hash)
     )
 
 

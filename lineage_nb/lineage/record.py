@@ -78,6 +78,13 @@ class TrackedRecord:
 
     as_of: _ClassOrRecord[Any] = _ClassOrRecord(_class_as_of, _record_as_of)
 
+    def code(self) -> str | None:
+        """The source of the notebook cell (or the script) that last wrote this record: the
+        exact code that ran; None when written outside a run or not recorded."""
+        from .cells import code_of
+
+        return code_of(self)
+
     def is_stale(self) -> bool:
         """Whether the run that last wrote this record read an input that has changed (by
         another run) or been deleted since it read it."""

@@ -31,10 +31,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "RUN_STATUSES", "LineageModel", "RecordEvent", "Run", "RunInput", "Seal", "Transform", "User",
+    "CELL_STATUSES", "RUN_STATUSES", "Cell", "CellSource", "LineageModel", "RecordEvent", "Run",
+    "RunInput", "Seal", "Transform", "User",
 ]
 
 RUN_STATUSES = ("started", "completed", "errored", "aborted")
+CELL_STATUSES = ("ok", "error", "interrupted")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -131,6 +133,13 @@ class Run(LineageModel):
         from .graph import run_records_df
 
         return run_records_df(self)
+
+    def cells_df(self) -> pd.DataFrame:
+        """Every notebook cell this run executed: execution_count, source, started_at,
+        finished_at, status (ok, error, interrupted), oldest first."""
+        from .cells import cells_frame
+
+        return cells_frame(self)
 
     def inputs_df(self) -> pd.DataFrame:
         """Every record this run read (its inputs): table, pk, when read, ``read_version`` (the
@@ -231,3 +240,30 @@ class RunInput(LineageModel):
     watermark: Mapped[int | None] = mapped_column(BigIntegerPK)
     snapshot: Mapped[str | None] = mapped_column(Text)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CellSource(LineageModel):
+    """The text of an executed cell, stored once per distinct text (keyed by its SHA-256)."""
+
+    __tablename__ = "lineage_cell_source"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Cell(LineageModel):
+    """One executed notebook cell of a run: the exact source that ran, when, and how it ended.
+
+    A record event's ``cell`` is the execution count of the cell that wrote it.
+    """
+
+    __tablename__ = "lineage_cell"
+    __table_args__ = (UniqueConstraint("run_id", "execution_count"),)
+
+    id: Mapped[int] = mapped_column(BigIntegerPK, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("lineage_run.id"))
+    execution_count: Mapped[int] = mapped_column(Integer)
+    source_hash: Mapped[str] = mapped_column(ForeignKey("lineage_cell_source.hash"))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20))

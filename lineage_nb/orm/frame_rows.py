@@ -2,8 +2,9 @@
 
 Each frame column is a model field. A column is checked once as a whole (missing values where
 the field is required, an integer column's range, integral floats for an integer field — pandas
-turns an integer column with gaps into floats) and, where the dtype cannot vouch for the values
-(text, objects), value by value with the field's own check; an error names the column, the first
+turns an integer column with gaps into floats; for a float field the values its check may refuse,
+such as ±inf on SQLite; nanoseconds in a datetime column) and, where the dtype cannot vouch for
+the values (text, objects), value by value with the field's own check; an error names the column, the first
 bad row (its position and index label) and the value. Missing values (``NaN``, ``NaT``, ``None``,
 ``pd.NA``) are stored as NULL, as ``DataFrame.to_sql`` does.
 
@@ -91,8 +92,32 @@ def _python_values(series: pd.Series[Any], missing: Any) -> list[Any]:
     return [None if m else v for m, v in zip(missing, series.astype(object).tolist(), strict=True)]
 
 
+def _float_suspects(series: pd.Series[Any], missing: Any, single: bool) -> Any:
+    """Positions of a numeric column's values a Float field's check may refuse: ±inf, integers
+    a float does not hold exactly, and (``single``) values a 4-byte REAL would change."""
+    import numpy as np
+
+    present = np.flatnonzero(~missing)
+    kind = series.dtype.kind
+    numbers = series.iloc[present].to_numpy(
+        dtype={"f": np.float64, "i": np.int64, "u": np.uint64}[kind]
+    )
+    limit = validation.FLOAT_EXACT_INT
+    if kind == "f":
+        suspect = np.isinf(numbers)
+    elif kind == "i":
+        suspect = (numbers > limit) | (numbers < -limit)
+    else:
+        suspect = numbers > limit
+    if single:
+        doubles = numbers.astype(np.float64)
+        with np.errstate(over="ignore"):
+            suspect |= doubles.astype(np.float32).astype(np.float64) != doubles
+    return present[suspect]
+
+
 def _column_values(
-    model: type, spec: validation.FieldSpec, chunk: pd.DataFrame, start: int
+    model: type, spec: validation.FieldSpec, chunk: pd.DataFrame, start: int, dialect: str
 ) -> list[Any]:
     """The checked Python values of one column of a chunk; ``start`` is the chunk's first row."""
     import pandas as pd
@@ -102,6 +127,15 @@ def _column_values(
     if spec.required and missing.any():
         raise _bad(model, spec.key, chunk, start, int(missing.argmax()), None,
                    "this field cannot be null (the value is missing). Give it a value.")
+    if spec.check is not None and series.dtype.kind == "M":
+        # to_pydatetime() would drop nanoseconds silently: check the first Timestamp with some
+        with_nanoseconds = ~missing & (series.dt.nanosecond.fillna(0) != 0).to_numpy()
+        if with_nanoseconds.any():
+            position = int(with_nanoseconds.argmax())
+            value = series.iloc[position]
+            message = spec.check(value)
+            if message is not None:
+                raise _bad(model, spec.key, chunk, start, position, value, message)
     impl: Any = getattr(spec.column.type, "impl_instance", spec.column.type)
     integer_field = isinstance(impl, types.Integer) and not isinstance(impl, types.Boolean)
     if integer_field and pd.api.types.is_float_dtype(series.dtype):
@@ -117,10 +151,16 @@ def _column_values(
     if spec.check is None:
         return values
     kind = series.dtype.kind
-    if (isinstance(impl, types.Float) and kind in "fiu") or (
-        isinstance(impl, types.Boolean) and kind == "b"
-    ):
+    if isinstance(impl, types.Boolean) and kind == "b":
         return values  # the dtype vouches for every value
+    if isinstance(impl, types.Float) and kind in "fiu":
+        # the dtype vouches for the type; the check runs on the few values it may refuse
+        single = validation.float_is_single(impl, dialect)
+        for position in _float_suspects(series, missing, single).tolist():
+            message = spec.check(values[position])
+            if message is not None:
+                raise _bad(model, spec.key, chunk, start, position, values[position], message)
+        return values
     if integer_field and kind in "iu":  # only the range can be wrong: min and max decide it
         present = series[~missing]
         if present.empty or all(spec.check(int(v)) is None for v in (present.min(), present.max())):
@@ -152,5 +192,5 @@ def frame_chunks(
         )
     for start in range(0, len(frame), CHUNK_ROWS):
         chunk = frame.iloc[start : start + CHUNK_ROWS]
-        columns = [_column_values(model, specs[k], chunk, start) for k in keys]
+        columns = [_column_values(model, specs[k], chunk, start, dialect) for k in keys]
         yield [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]

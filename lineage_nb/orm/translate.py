@@ -144,7 +144,8 @@ def _operational(error: BaseException, message: str) -> OperationalError | None:
             hint="Check the file's (and its directory's) permissions, or connect to a writable "
             "copy.",
         )
-    if "file is not a database" in lowered or "malformed" in lowered:
+    # SQLite's own words only: "malformed" alone is also in e.g. "malformed JSON" (a value).
+    if "file is not a database" in lowered or "database disk image is malformed" in lowered:
         return OperationalError(
             f"The database file is corrupt or not a SQLite database ({first}). {_NOTHING_WRITTEN}",
             hint="Restore it from a backup, or connect to another file.",

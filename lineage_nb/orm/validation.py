@@ -11,6 +11,7 @@ import datetime as dt
 import decimal
 import json
 import math
+import reprlib
 import struct
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -60,8 +61,28 @@ class FieldSpec:
     check: Check | None
 
 
+def _shown(value: Any) -> str:
+    """``short_repr(value)``, or ``reprlib``'s abbreviation when ``repr`` recurses too deeply."""
+    try:
+        return short_repr(value)
+    except RecursionError:
+        return reprlib.repr(value)
+
+
 def _type_name(value: Any) -> str:
-    return f"{type(value).__name__} {short_repr(value)}"
+    return f"{type(value).__name__} {_shown(value)}"
+
+
+def _nanoseconds_problem(value: Any, attribute: str) -> str | None:
+    """Why a pandas ``Timestamp``/``Timedelta`` cannot be stored: nanoseconds (dropped else)."""
+    nanoseconds = getattr(value, attribute, 0)
+    if not nanoseconds:
+        return None
+    return (
+        f"{type(value).__name__} {value} has {nanoseconds} nanoseconds past the microsecond, "
+        "which the database cannot store (it keeps microseconds: they would be dropped). Round "
+        "it first, e.g. value.floor('us')."
+    )
 
 
 def _check_string(length: int | None) -> Check:
@@ -106,20 +127,67 @@ def _check_integer(bits: int) -> Check:
     return check
 
 
-def _check_float(allow_nan: bool, single: bool) -> Check:
-    """A float column's check; ``single``: stored as a 4-byte REAL (PostgreSQL ``Float(p <= 24)``)."""
+#: Integers beyond this are not all floats; ``float(value)`` would round them.
+FLOAT_EXACT_INT = 2**53
+
+
+def _decimal_nan_problem(value: decimal.Decimal, sqlite: bool) -> str | None:
+    """Why a Decimal NaN cannot go into a Float column (None: it is stored as a float NaN)."""
+    if sqlite:
+        return f"{value!r}: NaN cannot be stored in SQLite (it becomes NULL). Use None for missing values."
+    if value.is_snan() or value.is_signed():
+        return (
+            f"{value!r} is a signaling or negative decimal NaN, which PostgreSQL does not take "
+            "for a float (and Python cannot compare it with a stored value). Pass float('nan')."
+        )
+    return None
+
+
+def _check_float(dialect: str, single: bool) -> Check:
+    """A float column's check; ``single``: stored as a 4-byte REAL (PostgreSQL ``Float(p <= 24)``).
+
+    On SQLite neither NaN (stored as NULL) nor ±inf (lineage events are JSON, which has no
+    infinity: the row could never be updated or deleted again) is accepted.
+    """
+    sqlite = dialect == "sqlite"
 
     def check(value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
+        number: float
+        if isinstance(value, float):
+            number = value
+        elif isinstance(value, bool) or not isinstance(value, (int, decimal.Decimal)):
             return f"expected a number, got {_type_name(value)}."
-        if isinstance(value, int) and abs(value) > 2**53:
-            return f"{value} cannot be stored exactly as a float. Use a Numeric column."
-        nan = value.is_nan() if isinstance(value, decimal.Decimal) else math.isnan(value)
-        if not allow_nan and nan:
-            return "NaN cannot be stored in SQLite (it becomes NULL). Use None for missing values."
-        if single and not nan and math.isfinite(float(value)):
-            stored = struct.unpack("f", struct.pack("f", float(value)))[0]
-            if stored != float(value):
+        elif isinstance(value, int):
+            if abs(value) > FLOAT_EXACT_INT:
+                return f"{value} cannot be stored exactly as a float. Use a Numeric column."
+            number = float(value)
+        else:
+            if value.is_nan():
+                return _decimal_nan_problem(value, sqlite)
+            number = float(value)
+            if value.is_finite() and decimal.Decimal(number) != value:
+                beyond = math.isinf(number) or number == 0
+                return (
+                    f"{value!r} is {'outside the range of' if beyond else 'not exactly'} a "
+                    f"float: a Float column would store {number!r}. Pass a float (float(value)) "
+                    "if that is what you mean, or use a Numeric column to keep the decimal."
+                )
+        if math.isnan(number):
+            if sqlite:
+                return "NaN cannot be stored in SQLite (it becomes NULL). Use None for missing values."
+            return None
+        if math.isinf(number):
+            if sqlite:
+                return (
+                    f"{value!r} cannot be stored in a Float column on SQLite: lineage_nb records "
+                    "every change of the row as JSON, which has no infinity, so the row could "
+                    "never be updated or deleted. Store None, or a large finite number such as "
+                    "sys.float_info.max."
+                )
+            return None
+        if single:
+            stored = struct.unpack("f", struct.pack("f", number))[0]
+            if stored != number:
                 return (
                     f"{value!r} does not fit a 4-byte REAL column exactly (it would read back as "
                     f"{stored!r}). Use Float() (double precision) or round it."
@@ -129,14 +197,66 @@ def _check_float(allow_nan: bool, single: bool) -> Check:
     return check
 
 
-def _check_time(timezone: bool) -> Check:
+def float_is_single(impl: types.Float[Any], dialect: str) -> bool:
+    """Whether ``impl`` stores a 4-byte REAL on ``dialect`` (PostgreSQL ``Float(p <= 24)``)."""
+    return dialect == "postgresql" and (
+        isinstance(impl, types.REAL) or (impl.precision is not None and impl.precision <= 24)
+    )
+
+
+#: The largest offset PostgreSQL keeps in a ``time with time zone``.
+_PG_TIMETZ_LIMIT = dt.timedelta(hours=15, minutes=59, seconds=59)
+_SECOND = dt.timedelta(seconds=1)
+
+
+def _format_offset(offset: dt.timedelta) -> str:
+    sign = "-" if offset < dt.timedelta(0) else "+"
+    return sign + str(abs(offset))
+
+
+def _check_time(declared_timezone: bool, dialect: str) -> Check:
+    """A time column's check. Only PostgreSQL keeps a time's offset (``Time(timezone=True)``)."""
+    keeps_zone = declared_timezone and dialect == "postgresql"
+
     def check(value: Any) -> str | None:
         if not isinstance(value, dt.time):
             return f"expected time, got {_type_name(value)}."
-        if value.tzinfo is not None and not timezone:
+        if value.tzinfo is None:
+            if keeps_zone:
+                return (
+                    f"naive time {value.isoformat()} given to a Time(timezone=True) column: "
+                    "PostgreSQL would attach its session's time zone to it. Pass an aware time, "
+                    "e.g. value.replace(tzinfo=timezone.utc)."
+                )
+            return None
+        if not keeps_zone:
+            if declared_timezone:
+                return (
+                    f"time {value.isoformat()} has a time zone, which SQLite cannot store with a "
+                    "time (Time(timezone=True) keeps it on PostgreSQL only). Pass a naive time, "
+                    "e.g. value.replace(tzinfo=None), or use a DateTime(timezone=True) column."
+                )
             return (
                 f"time {value.isoformat()} has a time zone, which Time() drops. Pass a naive "
                 "time, or declare Time(timezone=True) on PostgreSQL."
+            )
+        offset = value.utcoffset()
+        if offset is None:
+            return (
+                f"time {value.isoformat()} has the time zone {value.tzinfo}, whose offset "
+                "depends on the date, so a time alone has none. Give it a fixed offset, e.g. "
+                "value.replace(tzinfo=timezone(timedelta(hours=-5)))."
+            )
+        if offset % _SECOND:
+            return (
+                f"time {value.isoformat()} has an offset with a fraction of a second "
+                f"({_format_offset(offset)}); PostgreSQL keeps whole seconds. Round the offset."
+            )
+        if abs(offset) > _PG_TIMETZ_LIMIT:
+            return (
+                f"time {value.isoformat()} has the offset {_format_offset(offset)}, beyond the "
+                "±15:59:59 PostgreSQL allows in a time with time zone. Convert it to another "
+                "offset, or use a DateTime(timezone=True) column."
             )
         return None
 
@@ -210,9 +330,32 @@ def _check_numeric(
             )
         if dialect == "sqlite":
             return _sqlite_numeric_loss(number, scale)
-        return None
+        return _postgresql_numeric_overflow(number, whole)
 
     return check
+
+
+#: Digits PostgreSQL's numeric keeps after and before the decimal point.
+_PG_NUMERIC_MAX_SCALE = 16383
+_PG_NUMERIC_MAX_WHOLE = 131072
+
+
+def _postgresql_numeric_overflow(number: decimal.Decimal, whole: int) -> str | None:
+    """Why PostgreSQL would refuse ``number`` ("value overflows numeric format")."""
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if exponent < -_PG_NUMERIC_MAX_SCALE:
+        return (
+            f"{number} is written with {-exponent} decimal places (trailing zeros count), more "
+            f"than the {_PG_NUMERIC_MAX_SCALE} PostgreSQL reads. Normalize it first, e.g. "
+            "value.quantize(Decimal('1.0000')) or value.normalize()."
+        )
+    if whole > _PG_NUMERIC_MAX_WHOLE:
+        return (
+            f"{number} has {whole} digits before the decimal point, more than the "
+            f"{_PG_NUMERIC_MAX_WHOLE} PostgreSQL's numeric holds. Store it as text."
+        )
+    return None
 
 
 def _check_instance(kinds: tuple[type, ...], label: str, exclude: tuple[type, ...] = ()) -> Check:
@@ -228,6 +371,10 @@ def _check_datetime(timezone: bool) -> Check:
     def check(value: Any) -> str | None:
         if not isinstance(value, dt.datetime):
             return f"expected datetime, got {_type_name(value)}."
+        if type(value) is not dt.datetime:  # a pandas Timestamp may carry nanoseconds
+            problem = _nanoseconds_problem(value, "nanosecond")
+            if problem is not None:
+                return problem
         aware = value.tzinfo is not None and value.utcoffset() is not None
         if timezone and not aware:
             return (
@@ -240,73 +387,241 @@ def _check_datetime(timezone: bool) -> Check:
                 "value.astimezone(timezone.utc).replace(tzinfo=None), or declare "
                 "DateTime(timezone=True)."
             )
+        if timezone and value.year in (dt.MINYEAR, dt.MAXYEAR):  # stored in UTC: still in range?
+            try:
+                value.astimezone(dt.timezone.utc)
+            except OverflowError:
+                return (
+                    f"aware datetime {value.isoformat()} is outside the years 1-9999 once in "
+                    "UTC, which is how the column stores it. Pass a moment within that range."
+                )
         return None
 
     return check
 
 
-def _check_enum(column_type: types.Enum) -> Check:
-    enum_class = column_type.enum_class
-    allowed = list(column_type.enums)
+#: Where SQLAlchemy's Interval counts from on SQLite (it stores 1970-01-01 + the interval).
+_INTERVAL_EPOCH = dt.datetime(1970, 1, 1)
+_SQLITE_INTERVAL_MIN = dt.datetime.min - _INTERVAL_EPOCH
+_SQLITE_INTERVAL_MAX = dt.datetime.max - _INTERVAL_EPOCH
+
+
+def _check_interval(dialect: str) -> Check:
+    sqlite = dialect == "sqlite"
 
     def check(value: Any) -> str | None:
-        if enum_class is not None and isinstance(value, enum_class):
-            return None
-        if enum_class is None and value in allowed:
-            return None
-        return f"{short_repr(value)} is not one of {allowed}."
+        if not isinstance(value, dt.timedelta):
+            return f"expected timedelta, got {_type_name(value)}."
+        if type(value) is not dt.timedelta:  # a pandas Timedelta may carry nanoseconds
+            problem = _nanoseconds_problem(value, "nanoseconds")
+            if problem is not None:
+                return problem
+        if sqlite and not _SQLITE_INTERVAL_MIN <= value <= _SQLITE_INTERVAL_MAX:
+            return (
+                f"{short_repr(value)} ({value}) is too long for an Interval on SQLite, which "
+                "stores it as the datetime 1970-01-01 + the interval (so from "
+                f"{_SQLITE_INTERVAL_MIN.days} to {_SQLITE_INTERVAL_MAX.days} days). Store "
+                "value.total_seconds() in a Float column, or use PostgreSQL."
+            )
+        return None
 
     return check
 
 
-def _json_problem(value: Any) -> str | None:
-    """What a database would change in a JSON value: a non-text key, text that is not UTF-8.
-
-    Walks the value without recursion (nesting depth is the caller's data, not a limit here).
-    """
-    pending = [value]
-    seen: set[int] = set()  # containers walked (a cycle is json.dumps's error to report)
-    while pending:
-        item = pending.pop()
-        if isinstance(item, (dict, list, tuple)):
-            if id(item) in seen:
-                continue
-            seen.add(id(item))
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return (
-                    f"contains text with a surrogate that is not valid UTF-8 (got "
-                    f"{short_repr(item)}). Fix the text's encoding."
-                )
-        elif isinstance(item, dict):
-            for key in item:
-                if not isinstance(key, str):
-                    return (
-                        f"has an object key that is not text ({type(key).__name__} "
-                        f"{short_repr(key)}): JSON keys are text, so it would be stored as "
-                        f"{json.dumps(str(key))} and could merge with that key. Convert the "
-                        "keys to str yourself."
-                    )
-                pending.append(key)
-            pending.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            pending.extend(item)
+def _check_binary(value: Any) -> str | None:
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        return f"expected bytes, got {_type_name(value)}."
+    if isinstance(value, memoryview):
+        try:
+            contiguous = value.c_contiguous
+        except ValueError:  # released
+            return f"{short_repr(value)} is a released memoryview. Pass bytes."
+        if not contiguous:
+            return (
+                f"{short_repr(value)} is a memoryview whose bytes are not contiguous (a strided "
+                "slice), which the driver cannot send. Pass bytes(value)."
+            )
     return None
 
 
-def _check_json(value: Any) -> str | None:
-    problem = _json_problem(value)
-    if problem is not None:
-        return problem
+#: Members an Enum refusal lists before cutting the list short.
+_ENUM_SHOWN = 10
+
+
+def _check_enum(column_type: types.Enum) -> Check:
+    enum_class = column_type.enum_class
+    allowed = list(column_type.enums)
+    if enum_class is None:
+
+        def check_text(value: Any) -> str | None:
+            if value in allowed:
+                return None
+            return f"{_shown(value)} is not one of {allowed}."
+
+        return check_text
+
+    name = enum_class.__name__
+    members = [f"{name}.{member.name}" for member in enum_class]
+    listed = ", ".join(members[:_ENUM_SHOWN]) + (", …" if len(members) > _ENUM_SHOWN else "")
+
+    def check(value: Any) -> str | None:
+        if isinstance(value, enum_class):
+            return None
+        refused = f"{_shown(value)} is not a {name} member; the members are {listed}."
+        if isinstance(value, str) and value in enum_class.__members__:
+            return f"{refused} Pass {name}.{value}, or look it up by name: {name}[{value!r}]."
+        try:
+            member = enum_class(value)
+        except (ValueError, TypeError):  # no member has that value
+            member = None
+        if member is not None:
+            return (
+                f"{refused} Pass {name}.{member.name}, or look it up by value: "
+                f"{name}({value!r})."
+            )
+        return f"{refused} Pass one of them, e.g. {name}[name] to look a member up by name."
+
+    return check
+
+
+#: Container levels a JSON value may have (json.dumps/loads recurse once per level).
+JSON_MAX_DEPTH = 500
+#: Integers at least this long may exceed Python's int-to-text limit (640 digits at the least).
+_JSON_INT_CHECK_BITS = 2_000
+#: The JSON integers SQLite keeps as integers (its JSON column has NUMERIC affinity).
+_SQLITE_INT_MIN, _SQLITE_INT_END = -(2**63), 2**63
+
+
+def _json_text_problem(text: str, nul_refused: bool) -> str | None:
     try:
-        json.dumps(value, allow_nan=False)
-    except RecursionError:
-        return "is nested too deeply to store as JSON. Flatten it, or store it as text."
-    except (TypeError, ValueError) as exc:
-        return f"is not JSON-serializable ({exc}). Store lists, dicts, str, int, float, bool, None."
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return (
+            f"contains text with a surrogate that is not valid UTF-8 (got {short_repr(text)}). "
+            "Fix the text's encoding."
+        )
+    if nul_refused and "\x00" in text:
+        return (
+            f"contains a NUL character (\\u0000) in the text {short_repr(text)}: PostgreSQL's "
+            "json column would keep it, but lineage_nb records every change of the row as "
+            "jsonb, which cannot hold \\u0000, so the row could never be updated or deleted. "
+            "Remove it, e.g. text.replace('\\x00', ''), or store the data in a LargeBinary column."
+        )
     return None
+
+
+def _json_leaf_problem(leaf: Any, value: Any) -> str:
+    where = "" if leaf is value else f" (in {_shown(value)})"
+    if isinstance(leaf, float):
+        return (
+            f"contains {leaf!r}{where}, which JSON cannot hold. Use None for a missing number, "
+            "or store it as text."
+        )
+    return (
+        f"contains {type(leaf).__name__} {_shown(leaf)}{where}, which is not JSON. Convert it "
+        "first (e.g. int(x), float(x), str(x), x.isoformat(), list(x)): JSON holds dicts with "
+        "text keys, lists, str, int, float, bool and None."
+    )
+
+
+def _json_problem(value: Any, nul_refused: bool = False) -> str | None:
+    """What a database would change or refuse in a JSON value, naming the part at fault: a
+    non-text key, text that is not UTF-8 (or holds NUL where ``nul_refused``), a leaf JSON has
+    no type for, NaN or ±inf, nesting deeper than ``JSON_MAX_DEPTH``, a cycle.
+
+    Walks the value without recursion, so that too deep a value is reported, never a
+    RecursionError; costs one pass over the value (no json.dumps unless a part is shared).
+    """
+    stack: list[tuple[int, Iterable[Any]]] = [(0, (value,))]
+    seen: set[int] = set()  # containers walked
+    shared = False  # a container met twice: maybe a cycle, which json.dumps reports below
+    while stack:
+        depth, items = stack.pop()
+        for item in items:
+            if isinstance(item, str):
+                problem = _json_text_problem(item, nul_refused)
+                if problem is not None:
+                    return problem
+            elif isinstance(item, (dict, list, tuple)):
+                if id(item) in seen:
+                    shared = True
+                    continue
+                seen.add(id(item))
+                if depth >= JSON_MAX_DEPTH:
+                    return (
+                        f"is nested too deeply to store as JSON: more than {JSON_MAX_DEPTH} "
+                        f"levels (got {_shown(value)}). Flatten it, or store it as text."
+                    )
+                if isinstance(item, dict):
+                    for key in item:
+                        if not isinstance(key, str):
+                            return (
+                                f"has an object key that is not text ({type(key).__name__} "
+                                f"{_shown(key)}): JSON keys are text, so it would be stored as "
+                                f"{json.dumps(str(key))} and could merge with that key. Convert "
+                                "the keys to str yourself."
+                            )
+                        problem = _json_text_problem(key, nul_refused)
+                        if problem is not None:
+                            return problem
+                    stack.append((depth + 1, item.values()))
+                else:
+                    stack.append((depth + 1, item))
+            elif isinstance(item, float):
+                if not math.isfinite(item):
+                    return _json_leaf_problem(item, value)
+            elif isinstance(item, int):
+                if item.bit_length() > _JSON_INT_CHECK_BITS:
+                    try:
+                        str(item)
+                    except ValueError as exc:
+                        return (
+                            f"contains an integer too long to write as JSON ({exc}). Store it "
+                            "as text."
+                        )
+            elif item is not None:
+                return _json_leaf_problem(item, value)
+    if shared:
+        try:
+            json.dumps(value)
+        except ValueError as exc:  # "Circular reference detected"
+            return f"refers to itself ({exc}) in {_shown(value)}. JSON is a tree: copy the parts."
+    return None
+
+
+def _sqlite_json_number_problem(value: Any) -> str | None:
+    """A bare JSON number SQLite would give back changed (the JSON column's NUMERIC affinity)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        if _SQLITE_INT_MIN <= value < _SQLITE_INT_END:
+            return None
+        becomes = f"the float {float(value)!r}"
+    elif isinstance(value, float) and value.is_integer() and (
+        _SQLITE_INT_MIN <= value < _SQLITE_INT_END
+    ):
+        becomes = f"the int {int(value)!r}"
+    else:
+        return None
+    return (
+        f"the bare number {short_repr(value)} would read back as {becomes}: SQLite gives a JSON "
+        "column NUMERIC affinity, which converts a JSON text that is only a number. Wrap it, "
+        f"e.g. [{short_repr(value)}] or {{'value': {short_repr(value)}}}, or use a Float or "
+        "Integer column."
+    )
+
+
+def _check_json(dialect: str) -> Check:
+    nul_refused = dialect == "postgresql"
+    sqlite = dialect == "sqlite"
+
+    def check(value: Any) -> str | None:
+        problem = _json_problem(value, nul_refused)
+        if problem is None and sqlite:
+            problem = _sqlite_json_number_problem(value)
+        return problem
+
+    return check
 
 
 def _check_uuid_text(value: Any) -> str | None:
@@ -322,7 +637,7 @@ def _check_uuid_text(value: Any) -> str | None:
 
 def _checker_for(column_type: types.TypeEngine[Any], dialect: str) -> Check | None:
     if isinstance(column_type, types.Interval):  # a TypeDecorator over DateTime on SQLite
-        return _check_instance((dt.timedelta,), "timedelta")
+        return _check_interval(dialect)
     impl: Any = getattr(column_type, "impl_instance", column_type)
     if isinstance(impl, types.Enum):
         return _check_enum(impl)
@@ -334,10 +649,7 @@ def _checker_for(column_type: types.TypeEngine[Any], dialect: str) -> Check | No
         bits = next(b for kind, b in _INT_RANGES if isinstance(impl, kind))
         return _check_integer(bits)
     if isinstance(impl, types.Float):
-        single = dialect == "postgresql" and (
-            isinstance(impl, types.REAL) or (impl.precision is not None and impl.precision <= 24)
-        )
-        return _check_float(allow_nan=dialect != "sqlite", single=single)
+        return _check_float(dialect, float_is_single(impl, dialect))
     if isinstance(impl, types.Numeric):
         return _check_numeric(impl.precision, impl.scale, bool(impl.asdecimal), dialect)
     if isinstance(impl, types.DateTime):
@@ -345,15 +657,15 @@ def _checker_for(column_type: types.TypeEngine[Any], dialect: str) -> Check | No
     if isinstance(impl, types.Date):
         return _check_instance((dt.date,), "date", exclude=(dt.datetime,))
     if isinstance(impl, types.Time):
-        return _check_time(bool(impl.timezone) and dialect == "postgresql")
+        return _check_time(bool(impl.timezone), dialect)
     if isinstance(impl, types.Interval):
-        return _check_instance((dt.timedelta,), "timedelta")
+        return _check_interval(dialect)
     if isinstance(impl, types.LargeBinary):
-        return _check_instance((bytes, bytearray, memoryview), "bytes")
+        return _check_binary
     if isinstance(impl, types.Uuid):
         return _check_instance((uuid.UUID,), "uuid.UUID") if impl.as_uuid else _check_uuid_text
     if isinstance(impl, types.JSON):
-        return _check_json
+        return _check_json(dialect)
     return None
 
 

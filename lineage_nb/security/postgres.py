@@ -77,12 +77,13 @@ __all__ = ["DEFAULT_GROUP", "SetupReport", "add_user", "owner_role", "setup_post
 DEFAULT_GROUP = "lineage_users"
 
 #: Tables members read and may insert into, through checks (nothing else).
-APPEND_ONLY = ("lineage_run_input",)
+APPEND_ONLY = ("lineage_run_input", "lineage_cell", "lineage_cell_source")
 
 #: lineage_nb's own tables (members' grants on them are set one by one below).
 LINEAGE_TABLES = (
     "lineage_user", "lineage_transform", "lineage_run", "lineage_record_event",
-    "lineage_run_input", "lineage_seal", "lineage_nb_version",
+    "lineage_run_input", "lineage_seal", "lineage_nb_version", "lineage_cell",
+    "lineage_cell_source",
 )
 
 #: Columns of lineage_run members may update on their own runs (what finish() and friends write).
@@ -158,7 +159,18 @@ END $$;
 CREATE OR REPLACE FUNCTION public.lineage_nb_check_input() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM public.lineage_nb_check_run('lineage_run_input.run_id', NEW.run_id);
+    PERFORM public.lineage_nb_check_run(TG_TABLE_NAME || '.run_id', NEW.run_id);
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION public.lineage_nb_check_cell_source() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NEW.hash IS DISTINCT FROM pg_catalog.encode(
+            pg_catalog.sha256(pg_catalog.convert_to(NEW.text, 'UTF8')), 'hex') THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = 'lineage_cell_source.hash must be the SHA-256 of its text';
+    END IF;
     RETURN NEW;
 END $$;
 
@@ -520,7 +532,8 @@ def _protect_lineage_tables(conn: psycopg.Connection[Any], group: str, owner: st
         "GRANT INSERT ON public.lineage_record_event, public.lineage_user TO {}").format(definer))
     sequences = conn.execute(
         "SELECT pg_catalog.pg_get_serial_sequence(t, 'id') FROM pg_catalog.unnest(%s::text[]) AS t",
-        ([f"public.{name}" for name in LINEAGE_TABLES if name != "lineage_nb_version"],),
+        ([f"public.{name}" for name in LINEAGE_TABLES
+          if name not in ("lineage_nb_version", "lineage_cell_source")],),
     ).fetchall()
     for (sequence,) in sequences:
         if sequence is None:
@@ -544,9 +557,17 @@ def _protect_lineage_tables(conn: psycopg.Connection[Any], group: str, owner: st
                 "FOR EACH ROW EXECUTE FUNCTION public.lineage_nb_stamp_row({})"
             ).format(table(name), sql.SQL(", ").join(sql.Literal(c) for c in columns))
         )
+    for name in ("lineage_run_input", "lineage_cell"):
+        conn.execute(
+            sql.SQL(
+                "CREATE OR REPLACE TRIGGER lineage_nb_check_input BEFORE INSERT "
+                "ON {} FOR EACH ROW EXECUTE FUNCTION public.lineage_nb_check_input()"
+            ).format(table(name))
+        )
     conn.execute(
-        "CREATE OR REPLACE TRIGGER lineage_nb_check_input BEFORE INSERT "
-        "ON public.lineage_run_input FOR EACH ROW EXECUTE FUNCTION public.lineage_nb_check_input()"
+        "CREATE OR REPLACE TRIGGER lineage_nb_check_source BEFORE INSERT "
+        "ON public.lineage_cell_source FOR EACH ROW "
+        "EXECUTE FUNCTION public.lineage_nb_check_cell_source()"
     )
 
 
