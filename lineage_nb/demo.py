@@ -155,19 +155,20 @@ def print_lineage(database_url: str, out: Any = None) -> int:
                 })
         print("\nRecords: who wrote what, when, in which cell", file=out)
         print(_table(pd.DataFrame(rows)), file=out)
+        read_by = {run.id: run.inputs_df() for run in runs}
         inputs = [
             {"run": run.id, "record read": f"{row['table']} {row['pk']}",
              "read (UTC)": f"{row['at']:%H:%M:%S.%f}"[:-3],
              "version read": row["read_version"], "current version": row["current_version"],
              "changed since": "yes" if row["changed_since"] else "no"}
             for run in reversed(runs)
-            for row in run.inputs_df().to_dict("records")
+            for row in read_by[run.id].to_dict("records")
         ]
         print("\nInputs: records each run read, at which version (event id)", file=out)
         print(_table(pd.DataFrame(inputs)), file=out)
         print("\nStale: records whose run read an input that has changed since", file=out)
         print(_table(ln.stale()), file=out)
-        readers = [r for r in runs if len(r.inputs_df())]
+        readers = [r for r in runs if len(read_by[r.id])]
         readers.sort(key=lambda r: (r.transform.type == "notebook", r.id), reverse=True)
         if readers:
             reader = readers[0]  # the newest notebook run that read records

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from ..db import Database
+from ..errors import ValidationError
 from ..orm.session_scope import run_sync
 from .driver import DriverInsert
 from .schema import CELL_STATUSES, Cell, CellSource, RecordEvent, Run, Transform
@@ -56,7 +57,10 @@ def record_cell(
     """Store one executed cell of ``run`` (its source once per distinct text), in a transaction
     of its own. A cell already stored under that execution count is kept."""
     if status not in CELL_STATUSES:
-        raise ValueError(f"cell status {status!r} is not one of {CELL_STATUSES}")
+        raise ValidationError(
+            {"status": [f"{status!r} is not one of {list(CELL_STATUSES)}."]},
+            model="Cell", field="status", value=status,
+        )
     digest = source_hash(source)
     with db.session() as session, session.begin():
         connection = session.connection()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import MetaData, Table, Text, func, inspect, literal_column, select
 from sqlalchemy import cast as sql_cast
 from sqlalchemy import text as sql_text
-from sqlalchemy.orm import Mapper, Session, aliased
+from sqlalchemy.orm import Session, aliased
 
 from ..db import get_database
 from ..errors import ValidationError
@@ -32,6 +32,7 @@ from ..orm.model import Model
 from ..orm.session_scope import run_sync
 from . import _keyset, capture, reads
 from .schema import RecordEvent, Run, RunInput
+from .stamping import record_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -252,12 +253,6 @@ def inputs_frame(run: Run) -> pd.DataFrame:
 
 
 # -- staleness ---------------------------------------------------------------------------------
-def _record_key(record: Any, dialect: Any) -> tuple[str, str]:
-    mapper: Mapper[Any] = inspect(type(record))
-    values = mapper.primary_key_from_instance(record)
-    return cast(Table, mapper.local_table).name, reads.key_text(type(record), dialect)(values)
-
-
 def _last_event(session: Session, table: str, pk: str) -> _Event | None:
     row = session.execute(
         select(*_event_columns(session))
@@ -268,21 +263,29 @@ def _last_event(session: Session, table: str, pk: str) -> _Event | None:
     return None if row is None else _event(row)
 
 
+def _newest_versions(
+    versions: Iterable[InputVersion],
+) -> dict[tuple[int, str, str], InputVersion]:
+    """Of ``versions``, the newest read of each record by each run ``(run_id, table, pk)``."""
+    newest: dict[tuple[int, str, str], InputVersion] = {}
+    for version in versions:
+        key = (version.run_id, version.table, version.pk)
+        known = newest.get(key)
+        if known is None or (version.read_version or 0) > (known.read_version or 0):
+            newest[key] = version
+    return newest
+
+
 def _changed_inputs(
     versions: Iterable[InputVersion], written: _Event, key: tuple[str, str]
 ) -> list[InputVersion]:
     """Of a run's inputs, the newest version of each record read before ``written`` was written
     (the record ``key`` itself aside), where that version has changed since."""
-    newest: dict[tuple[str, str], InputVersion] = {}
-    for version in versions:
-        if version.run_id != written.run_id or not version.before(written):
-            continue
-        if (version.table, version.pk) == key:
-            continue
-        known = newest.get((version.table, version.pk))
-        if known is None or (version.read_version or 0) > (known.read_version or 0):
-            newest[(version.table, version.pk)] = version
-    return [v for v in newest.values() if v.changed_since]
+    read_before = (
+        v for v in versions
+        if v.run_id == written.run_id and v.before(written) and (v.table, v.pk) != key
+    )
+    return [v for v in _newest_versions(read_before).values() if v.changed_since]
 
 
 #: A run that read more records than this is checked for changes by the events written since
@@ -312,7 +315,7 @@ def _changed_since_reads(session: Session, reads_found: list[_Read]) -> set[tupl
 
 def _stale_inputs(session: Session, record: Any) -> list[InputVersion]:
     reads.write_pending(session)
-    key = _record_key(record, session.get_bind().dialect)
+    key = record_key(record, session.get_bind().dialect)
     written = _last_event(session, *key)
     if written is None or written.run_id is None:
         return []
@@ -343,13 +346,7 @@ def run_inputs(
     for read in _reads_of(session, run_ids):
         by_run.setdefault(read.run_id, set()).add((read.table, read.pk))
     small = [r for r, keys in by_run.items() if len(keys) <= versions_up_to]
-    newest: dict[tuple[int, str, str], InputVersion] = {}
-    for version in input_versions(session, small):
-        key = (version.run_id, version.table, version.pk)
-        known = newest.get(key)
-        if known is None or (version.read_version or 0) > (known.read_version or 0):
-            newest[key] = version
-    for (run_id, table, pk), version in newest.items():
+    for (run_id, table, pk), version in _newest_versions(input_versions(session, small)).items():
         found.setdefault(run_id, {})[(table, pk)] = version.changed_since
     for run_id in set(by_run) - set(small):
         written = set(session.execute(
@@ -619,7 +616,7 @@ def record_as_of(record: Any, when: Any) -> Any:
 
     def build(session: Session) -> Any:
         point = _point(session, when)
-        key = _record_key(record, session.get_bind().dialect)
+        key = record_key(record, session.get_bind().dialect)
         _current, (states,) = _states(session, _table_of(model), [key[1]], [point])
         state = states[key[1]]
         if state is None:

@@ -52,7 +52,6 @@ __all__ = [
     "begin_read",
     "key_text",
     "note_rows",
-    "reading_enabled",
     "untracked_reads",
     "write_in_session",
     "write_now",
@@ -111,11 +110,6 @@ class untracked_reads:
         self.__exit__(kind, error, tb)
 
 
-def reading_enabled() -> bool:
-    """False inside :class:`untracked_reads`."""
-    return not _untracked.get()
-
-
 def reads_enabled_for(session: Session) -> bool:
     """Whether reads on ``session`` are inputs of a run now."""
     return _reading_run(session) is not None
@@ -157,7 +151,6 @@ class _Pending:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.reads: list[Read] = []
-        self.size = 0
 
     def add(self, read: Read) -> None:
         with self.lock:
