@@ -100,3 +100,22 @@ def test_error_mentioning_closed_is_not_a_closed_connection(db: ln.Database) -> 
         ln.signals.pre_save.disconnect(receiver, sender=Project)
     assert not isinstance(info.value, ConfigurationError)
     assert "closed" in str(info.value) and "ln.connect() again" not in str(info.value.hint)
+
+
+@pytest.mark.parametrize("key", [{"name": 1}, {"id": 1, "x": 2}, [1, 2], ()])
+def test_get_with_a_key_that_does_not_fit_names_it(db: ln.Database, key: object) -> None:
+    """A key of the wrong shape is refused naming it and the key's columns, not SQLAlchemy's text."""
+    Project(name="p").save()
+    with pytest.raises(errors.ValidationError, match=r"does not fit the primary key \('id',\)") as info:
+        Project.get(key)
+    assert info.value.value == key
+    assert "dict keyed by those names" in str(info.value)
+
+
+def test_get_by_key_dict_or_one_tuple(db: ln.Database) -> None:
+    """The key may be given as a dict of its attributes or a one-value tuple."""
+    project = Project(name="p").save()
+    assert Project.get({"id": project.id}) == project
+    assert Project.get((project.id,)) == project
+    with pytest.raises(errors.NotFound):
+        Project.get(None)

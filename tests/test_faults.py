@@ -147,6 +147,25 @@ def test_full_disk_gives_our_error(db: ln.Database, run: ln.Run, backend: str) -
     assert verify(db) == []
 
 
+def test_full_disk_when_opening_a_run(db: ln.Database, backend: str) -> None:
+    """track() on a full disk gives our error naming the cause, and leaves no half-open run."""
+    previous = ln.context.get_run()
+    with db.session() as session:
+        runs_before = session.scalar(select(func.count()).select_from(ln.Run))
+
+    def full(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        if statement.startswith("INSERT INTO lineage_run"):
+            raise _disk_full(backend)
+
+    with _listening(db.engine, "do_execute", full):
+        with pytest.raises(OperationalError, match="disk holding the database is full") as info:
+            ln.track("nightly-import", db=db)
+    assert "Free disk space" in str(info.value)
+    assert ln.context.get_run() is previous
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(ln.Run)) == runs_before
+
+
 @pytest.mark.sqlite_only
 def test_full_disk_on_small_filesystem(backend: str, tmp_path: Path) -> None:
     """On a real 1 MiB tmpfs, the write that does not fit fails cleanly; earlier data stays."""

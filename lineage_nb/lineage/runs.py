@@ -8,14 +8,18 @@ import sys
 import threading
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.orm import Session
 
 from ..db import Database, get_database
 from ..errors import ValidationError
+from ..orm.translate import translate
 from . import context, reads
 from .identity import SourceIdentity, environment, script_identity, user_handle
 from .schema import RUN_STATUSES, RecordEvent, Run, Transform, User
@@ -212,6 +216,10 @@ def track(
     Returns:
         The new :class:`Run` (status ``started``).
 
+    Raises:
+        OperationalError: the database refused the write (full disk, read-only, connection lost);
+            no run was opened.
+
     Examples:
         >>> import lineage_nb as ln
         >>> _ = ln.connect("sqlite://")
@@ -238,7 +246,8 @@ def track(
             stacklevel=2,
         )
     handle = server or handle
-    user_id = ensure_user(db, handle).id
+    with _our_write_errors():
+        user_id = ensure_user(db, handle).id
     _active_handle[db_key(db)] = handle
     if isinstance(transform, Transform):
         identity = None
@@ -247,13 +256,8 @@ def track(
     else:
         identity = script_identity(transform)
     env = environment()
-    for attempt in range(3):
-        try:
-            run = _open_run(db, transform, identity, user_id, env)
-            break
-        except SAIntegrityError:  # another process created the same transform first
-            if attempt == 2:
-                raise
+    with _our_write_errors():
+        run = _open_run_retrying(db, transform, identity, user_id, env)
     run._ln_db = db  # type: ignore[attr-defined]
     run._ln_thread = threading.get_ident()  # type: ignore[attr-defined]
     context.set_run(run)
@@ -327,6 +331,32 @@ def _open_run(
         session.flush()
         session.refresh(run)  # load transform and created_by for use after the session
     return run
+
+
+@contextmanager
+def _our_write_errors() -> Iterator[None]:
+    """Turn the database refusing a write (full disk, read-only, connection lost) into ours."""
+    try:
+        yield
+    except SAOperationalError as error:
+        raise translate(error) from error
+
+
+def _open_run_retrying(
+    db: Database,
+    transform: Transform | SourceIdentity | str | os.PathLike[str] | None,
+    identity: SourceIdentity | None,
+    user_id: int,
+    env: dict[str, Any],
+) -> Run:
+    """:func:`_open_run`, again when another process created the same transform first."""
+    for attempt in range(3):
+        try:
+            return _open_run(db, transform, identity, user_id, env)
+        except SAIntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _event_count(run_id: int) -> Any:

@@ -45,13 +45,31 @@ T = TypeVar("T")
 
 
 def _pk_values(model: type, pk: Any) -> tuple[Any, ...]:
-    """The key values of ``pk``, each as its column takes it (a UUID given as text is parsed)."""
-    values = tuple(pk) if isinstance(pk, (tuple, list)) else (pk,)
+    """The key values of ``pk``, each as its column takes it (a UUID given as text is parsed).
+
+    ``pk`` is one value, a tuple/list with one value per key column in order, or a dict keyed by
+    the key attributes' names.
+
+    Raises:
+        ValidationError: ``pk`` does not fit the model's primary key.
+    """
     mapper: Mapper[Any] = inspect(model)
+    names = [mapper.get_property_by_column(column).key for column in mapper.primary_key]
+    if isinstance(pk, dict):
+        values = tuple(pk[name] for name in names) if set(pk) == set(names) else None
+    else:
+        values = tuple(pk) if isinstance(pk, (tuple, list)) else (pk,)
+    if values is None or len(values) != len(names):
+        raise ValidationError(
+            {"pk": [f"{pk!r} does not fit the primary key {tuple(names)} of {model.__name__}."]},
+            model=model.__name__, field="pk", value=pk,
+            hint=f"Pass {'one value' if len(names) == 1 else 'a tuple with one value per key column'}"
+            f" ({', '.join(names)}), or a dict keyed by those names.",
+        )
     return tuple(
         _key_value(model, column, value)
-        for column, value in zip(mapper.primary_key, values, strict=False)
-    ) + values[len(mapper.primary_key):]
+        for column, value in zip(mapper.primary_key, values, strict=True)
+    )
 
 
 def _key_value(model: type, column: Any, value: Any) -> Any:
@@ -80,7 +98,9 @@ def select_by_pk(model: type, pk: Any, keys: Sequence[str]) -> Select[Any]:
 def get(session: Session, model: type[T], pk: Any) -> T:
     """The record with primary key ``pk``; raises :class:`NotFound`."""
     values = _pk_values(model, pk)
-    record = session.get(model, values[0] if len(values) == 1 else values)
+    record = None
+    if None not in values:  # no stored row has a NULL key
+        record = session.get(model, values[0] if len(values) == 1 else values)
     if record is None:
         raise NotFound(
             f"{model.__name__} with primary key {pk!r} does not exist.",
