@@ -352,6 +352,25 @@ def test_connection_lost_at_atomic_commit_says_outcome_unknown(
     Project(name="after").save()
 
 
+def test_full_disk_at_atomic_commit_is_ours(db: ln.Database, backend: str) -> None:
+    """The COMMIT of an ln.atomic() block refused for a full disk: our error naming the cause."""
+    refused_commit = db.engine.dialect.do_commit
+
+    def full(dbapi_connection: Any) -> None:
+        dbapi_connection.rollback()  # what the server does with a commit it cannot write
+        raise _disk_full(backend)
+
+    db.engine.dialect.do_commit = full  # type: ignore[method-assign]
+    try:
+        with pytest.raises(OperationalError, match="disk holding the database is full"):
+            with ln.atomic():
+                Project(name="in the block").save()
+    finally:
+        db.engine.dialect.do_commit = refused_commit  # type: ignore[method-assign]
+    assert Project.filter(name="in the block").count() == 0
+    Project(name="after").save()
+
+
 def test_database_error_inside_atomic_is_ours(db: ln.Database) -> None:
     """A raw statement failing inside ln.atomic() surfaces as our error naming the problem."""
     from sqlalchemy import text

@@ -306,6 +306,20 @@ def test_save_after_another_process_deleted_the_row(db: ln.Database) -> None:
     assert Project.get(project.id).name == "again"
 
 
+def test_unchanged_save_after_another_process_deleted_the_row(db: ln.Database) -> None:
+    """save() without changes of a record whose row was deleted elsewhere does not pretend the
+    row is stored: NotFound, whose hint (force_insert=True) puts it back."""
+    project = Project(name="gone").save()
+    Project.get(project.id).delete()
+    with pytest.raises(NotFound, match="deleted since it was read") as info:
+        project.save()
+    assert "force_insert=True" in str(info.value.hint)
+    assert Project.filter(id=project.id).count() == 0
+    project.save(force_insert=True)
+    assert Project.get(project.id).name == "gone"
+    project.save()  # stored again: an unchanged save() is fine
+
+
 def test_serializable_value_of_a_relation_is_its_key(db: ln.Database) -> None:
     """serializable_value("project") is the key column's value: when only project_id is set,
     and on a record from get() whose relation was never loaded."""

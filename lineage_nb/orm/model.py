@@ -260,10 +260,16 @@ class ActiveRecord:
     ) -> Self:
         """Insert if not stored yet, else update (only ``update_fields`` when given).
 
+        Unsaved related records this record points to (``sample.project = Project(...)``) are
+        inserted first, in the same transaction: unlike Django, which refuses to save a child
+        of an unsaved parent. A stored record whose row was deleted elsewhere is not silently
+        re-inserted (Django does that): ``save()`` raises NotFound, with or without changes.
+
         Raises:
             ValidationError: a field is bad (nothing written).
             IntegrityError: ``force_insert`` of a stored key, or the database refused the row.
-            NotFound: ``force_update`` (or an update) of a row that does not exist.
+            NotFound: ``force_update`` (or an update) of a row that does not exist; call
+                ``save(force_insert=True)`` to store it again.
         """
         fields = None if update_fields is None else list(update_fields)
         if fields == []:  # Django: an empty update_fields skips the save (and its signals)
@@ -333,11 +339,16 @@ class ActiveRecord:
                     set_committed_value(self, rel.key, [])
         else:
             self._attach(session)
+            changed = session.is_modified(self, include_collections=False)
             self._write_fields(session, columns, force=columns is not None)
-            if force_update and not self._row_exists(session):
+            # a write of changes finds a missing row itself (0 rows matched); without changes
+            # nothing is sent, so ask: an unchanged save() must not pretend the row is stored
+            if (force_update or not changed) and not self._row_exists(session):
                 raise NotFound(
-                    f"{cls.__name__} with primary key {self.pk!r} does not exist.",
-                    model=cls.__name__, value=self.pk, hint="Call save() without force_update.",
+                    f"{cls.__name__} with primary key {self.pk!r} no longer exists in the "
+                    "database: it was deleted since it was read. Nothing was written.",
+                    model=cls.__name__, value=self.pk,
+                    hint="To store it again with its key and values, call save(force_insert=True).",
                 )
         signals.post_save.send(cls, instance=self, created=inserting, update_fields=update_fields)
         return self
@@ -417,6 +428,9 @@ class ActiveRecord:
     def update(self, _columns: Iterable[str] | None = None, **kwargs: Any) -> Self:
         """Set ``kwargs`` and write ``_columns`` (default: every changed column; ``[]``: every
         column, as in ormar) to the database.
+
+        Unlike ormar and Django's ``QuerySet.update()``, which report 0 rows and go on, an update
+        of a row that does not exist (any more) raises NotFound: nothing is written.
 
         Raises:
             ModelPersistenceError: the record has no primary key.
