@@ -28,14 +28,14 @@ FULL = {
     "df": 100_000, "browse_big": 1_000_000, "browse_small": 1_000, "memory": 100_000,
     "save": 2_000, "update_set": 50_000, "storage": 100_000,
     "df_inputs": 1_000_000, "input_storage": 1_000_000, "input_gets": 2_000,
-    "as_of": 1_000_000, "lineage_scale": 100_000,
+    "as_of": 1_000_000, "lineage_scale": 100_000, "lineage_events": 5_000_000,
 }
 QUICK = {
     "single": 100, "bulk": 2_000, "update": 100, "load": 1_000, "history": 20_000,
     "df": 10_000, "browse_big": 20_000, "browse_small": 1_000, "memory": 5_000,
     "save": 100, "update_set": 2_000, "storage": 5_000,
     "df_inputs": 20_000, "input_storage": 20_000, "input_gets": 200,
-    "as_of": 20_000, "lineage_scale": 5_000,
+    "as_of": 20_000, "lineage_scale": 5_000, "lineage_events": 50_000,
 }
 
 

@@ -400,3 +400,43 @@ def lineage_scale(ctx: Ctx) -> None:
             result.target_text = "≤ 5 ms"
             result.note = f"{verdict}; {nodes:,} graph nodes, 3 runs" + (
                 "" if step == "E" else "; the 3E new events are other records'")
+
+
+# -- a typical record's lineage in a large event log ---------------------------------------------
+
+
+def lineage_events(ctx: Ctx) -> None:
+    n = ctx.sizes["lineage_events"]
+    op = f"record.lineage(depth=3) of a typical record, {n:,}+ events in the database"
+    result = Result(op, f"{OURS} record.lineage(depth=3)", n)
+    ctx.add(result)
+    with _own_database(ctx, [result]) as db:
+        counter = Counter()
+        counter.watch(db.engine)
+        sources = [Project(name=f"source {i}").save() for i in range(3)]  # run 1 writes them
+        started = time.perf_counter()
+        _fill(db, sources[0].id, n)  # ... and n readings: n insert events
+        filled = time.perf_counter() - started
+        _new_run(db)  # run 2 reads the sources and 5 readings, writes a derived record
+        for source in sources:
+            Project.get(source.id)
+        assert len(Reading.filter(Reading.id <= 5).all()) == 5
+        derived = Project(name="derived").save()
+        _new_run(db)  # run 3 reads the derived record and writes the one looked at
+        Project.get(derived.id)
+        typical = Project(name="typical").save()
+        _new_run(db)
+        _analyze(db)
+        graph = typical.lineage(depth=3)
+        runs = sorted(node[1] for node, kind in graph.nodes(data="kind") if kind == "run")
+        assert runs == [1, 2, 3], runs  # typical ← run 3 ← derived ← run 2 ← sources ← run 1
+        assert ("record", "bench_reading", "5") in graph
+
+        def lineage() -> None:
+            typical.lineage(depth=3)
+
+        run_cases([Case(result, lineage, counter=counter, warmup=lineage)], ctx.fast_repeats)
+        if result.median is not None:
+            result.target_text = "≤ 5 ms"
+            result.note = (f"{_verdict(result.median, 0.005)}; {_events(db):,} events, "
+                           f"{graph.number_of_nodes()} graph nodes; fill {filled:.0f} s")

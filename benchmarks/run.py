@@ -51,6 +51,7 @@ OPERATIONS: dict[str, Callable[[Ctx], None]] = {
     "input_storage": ops_inputs.input_storage,
     "as_of": ops_inputs.as_of,
     "lineage_scale": ops_inputs.lineage_scale,
+    "lineage_events": ops_inputs.lineage_events,
 }
 
 

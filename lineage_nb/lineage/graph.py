@@ -11,15 +11,16 @@ that read 100,000 records is one node, not 100,000.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 import networkx as nx
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, Table, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from ..orm.session_scope import run_sync
-from .history import changed_inputs_of, inputs_frame, run_inputs
+from .history import QueryMemo, changed_inputs_of, inputs_frame, run_inputs
 from .reads import untracked_reads, write_pending
 from .schema import Cell, CellSource, RecordEvent, Run, Transform, User
 from .stamping import record_key
@@ -173,44 +174,71 @@ def _record_node(graph: nx.DiGraph, key: RecordKey, focus: bool = False) -> tupl
     return node
 
 
-def _add_runs(graph: nx.DiGraph, session: Session, run_ids: Iterable[int]) -> list[Run]:
+@functools.cache
+def _runs_statement_for_graph() -> Select[Any]:
+    """Runs ``:ids`` with their transform and user (built once)."""
+    columns: list[Any] = [Run.id, Run.status, Run.started_at, Run.transform_id, Run.created_by_id,
+                          Transform.key, Transform.version, Transform.type, User.handle]
+    return (
+        select(*columns)
+        .join(Transform, Transform.id == Run.transform_id)
+        .join(User, User.id == Run.created_by_id)
+        .where(Run.id.in_(bindparam("ids", expanding=True)))
+    )
+
+
+def _add_runs(graph: nx.DiGraph, session: Session, run_ids: Iterable[int]) -> None:
+    """Add each run with its transform and user (one query)."""
     ids = sorted(set(run_ids))
     if not ids:
-        return []
-    found = list(session.execute(select(Run).where(Run.id.in_(ids))).unique().scalars())
-    for run in found:
-        run_node = ("run", run.id)
-        started = f"{run.started_at:%Y-%m-%d %H:%M}" if run.started_at else ""
-        graph.add_node(
-            run_node, kind="run", label=f"run {run.id} · {run.status}\n{started}", status=run.status
-        )
-        transform_node = ("transform", run.transform_id)
-        graph.add_node(
-            transform_node, kind="transform", label=run.transform.label, type=run.transform.type
-        )
-        user_node = ("user", run.created_by_id)
-        graph.add_node(user_node, kind="user", label=run.created_by.handle)
+        return
+    rows = session.connection().execute(_runs_statement_for_graph(), {"ids": ids})
+    for run_id, status, started_at, transform_id, user_id, key, version, kind, handle in rows:
+        run_node = ("run", run_id)
+        started = f"{started_at:%Y-%m-%d %H:%M}" if started_at else ""
+        graph.add_node(run_node, kind="run", label=f"run {run_id} · {status}\n{started}",
+                       status=status)
+        transform_node = ("transform", transform_id)
+        graph.add_node(transform_node, kind="transform", label=f"{key} v{version}", type=kind)
+        user_node = ("user", user_id)
+        graph.add_node(user_node, kind="user", label=handle)
         graph.add_edge(transform_node, run_node, relation="executed")
         graph.add_edge(user_node, run_node, relation="ran")
-    return found
 
 
-def _writers(session: Session, keys: set[RecordKey]) -> dict[RecordKey, set[int]]:
-    """The runs that wrote each record: per table, ``pk IN (...)`` in bounded chunks (the
-    ``(table, pk)`` index serves it; a row-value ``IN`` is planned slowly on both backends)."""
+@functools.cache
+def _writers_statement() -> Select[Any]:
+    """The runs that wrote the records ``:pks`` of table ``:table`` (built once)."""
+    events: Table = RecordEvent.__table__  # type: ignore[assignment]
+    return (
+        select(events.c.pk, events.c.run_id)
+        .where(events.c.table == bindparam("table"),
+               events.c.pk.in_(bindparam("pks", expanding=True)),
+               events.c.run_id.is_not(None))
+        .distinct()
+    )
+
+
+def _writers(session: Session, keys: set[RecordKey], memo: QueryMemo) -> dict[RecordKey, set[int]]:
+    """The runs that wrote each record: from its events where they were fetched already, else
+    per table, ``pk IN (...)`` in bounded chunks (the ``(table, pk)`` index serves it; a
+    row-value ``IN`` is planned slowly on both backends)."""
     by_table: dict[str, list[str]] = {}
-    for table, pk in keys:
-        by_table.setdefault(table, []).append(pk)
     found: dict[RecordKey, set[int]] = {}
+    for table, pk in keys:
+        known = memo.known_events(table, pk)
+        if known is None:
+            by_table.setdefault(table, []).append(pk)
+            continue
+        runs = {event.run_id for event in known if event.run_id is not None}
+        if runs:
+            found[(table, pk)] = runs
+    connection = session.connection()
     for table, pks in sorted(by_table.items()):
         pks.sort()
         for start in range(0, len(pks), 500):  # bounded IN lists (PostgreSQL's stack depth)
-            rows = session.execute(
-                select(RecordEvent.pk, RecordEvent.run_id)
-                .where(RecordEvent.table == table, RecordEvent.pk.in_(pks[start : start + 500]))
-                .where(RecordEvent.run_id.is_not(None))
-                .distinct()
-            )
+            chunk = pks[start : start + 500]
+            rows = connection.execute(_writers_statement(), {"table": table, "pks": chunk})
             for pk, run_id in rows:
                 found.setdefault((table, pk), set()).add(cast(int, run_id))
     return found
@@ -221,12 +249,16 @@ GROUP_ABOVE = 25
 
 
 def _add_inputs(
-    graph: nx.DiGraph, session: Session, run_ids: set[int], group_above: int | None
+    graph: nx.DiGraph,
+    session: Session,
+    run_ids: set[int],
+    group_above: int | None,
+    memo: QueryMemo,
 ) -> dict[RecordKey, Any]:
     """Add the runs' inputs (``used`` edges); returns each input record's node (its own or its
     group's)."""
     nodes: dict[RecordKey, Any] = {}
-    for run_id, keys in sorted(run_inputs(session, run_ids).items()):
+    for run_id, keys in sorted(run_inputs(session, run_ids, memo=memo).items()):
         by_table: dict[str, list[RecordKey]] = {}
         for key in keys:
             by_table.setdefault(key[0], []).append(key)
@@ -255,26 +287,29 @@ def _expand(
     depth: int,
     seen_runs: set[int],
     group_above: int | None,
+    memo: QueryMemo,
 ) -> None:
     """Walk upstream: records ← runs that wrote them ← those runs' inputs ← ... ``depth`` times.
 
     ``records`` maps each record to its node (a group node for grouped inputs).
     """
     for _level in range(depth):
-        writers = _writers(session, set(records))
+        writers = _writers(session, set(records), memo)
         new_runs = {r for ids in writers.values() for r in ids} - seen_runs
         for key, ids in writers.items():
             for run_id in ids:
                 graph.add_edge(("run", run_id), records[key], relation="wrote")
         _add_runs(graph, session, new_runs)
         seen_runs |= new_runs
-        records = _add_inputs(graph, session, new_runs, group_above)
+        records = _add_inputs(graph, session, new_runs, group_above, memo)
         if not records:
             break
 
 
-def _mark_stale(graph: nx.DiGraph, session: Session, node: Any, record: Any) -> None:
-    changed = changed_inputs_of(session, record)
+def _mark_stale(
+    graph: nx.DiGraph, session: Session, node: Any, record: Any, memo: QueryMemo
+) -> None:
+    changed = changed_inputs_of(session, record, memo)
     if changed:
         data = graph.nodes[node]
         data["stale"], data["stale_inputs"] = True, len(changed)
@@ -292,8 +327,9 @@ def record_lineage(record: Any, depth: int = 3, *, group_above: int | None = GRO
         graph = nx.DiGraph()
         node = _record_node(graph, key, focus=True)
         graph.nodes[node]["label"] = f"{type(record).__name__} {key[1]}"
-        _mark_stale(graph, session, node, record)
-        _expand(graph, session, {key: node}, depth, set(), group_above)
+        memo = QueryMemo()
+        _mark_stale(graph, session, node, record, memo)
+        _expand(graph, session, {key: node}, depth, set(), group_above, memo)
         return graph
 
     with untracked_reads():
@@ -315,9 +351,10 @@ def run_lineage(run: Run, depth: int = 3, *, group_above: int | None = GROUP_ABO
         ).all()
         for table, pk in outputs:
             graph.add_edge(("run", run.id), _record_node(graph, (table, pk)), relation="wrote")
-        inputs = _add_inputs(graph, session, {run.id}, group_above)
+        memo = QueryMemo()
+        inputs = _add_inputs(graph, session, {run.id}, group_above, memo)
         if depth > 1 and inputs:
-            _expand(graph, session, inputs, depth - 1, {run.id}, group_above)
+            _expand(graph, session, inputs, depth - 1, {run.id}, group_above, memo)
         return graph
 
     with untracked_reads():

@@ -15,12 +15,23 @@ user's tables, and nothing here is a read of the run's inputs.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import MetaData, Table, Text, func, inspect, literal_column, select
+from sqlalchemy import (
+    MetaData,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    func,
+    inspect,
+    literal_column,
+    select,
+)
 from sqlalchemy import cast as sql_cast
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session, aliased
@@ -107,29 +118,42 @@ def _seen_by(read: _Read, event: _Event, snapshots: dict[str, _Snapshot]) -> boo
 
 
 # -- loading events and reads ----------------------------------------------------------------------
+_EVENT_FIELDS = ("id", "table", "pk", "action", "changes", "run_id", "user_id", "at")
+
+
 def _event_columns(session: Session) -> list[Any]:
-    columns: list[Any] = [
-        RecordEvent.id, RecordEvent.table, RecordEvent.pk, RecordEvent.action, RecordEvent.changes,
-        RecordEvent.run_id, RecordEvent.user_id, RecordEvent.at,
-    ]
+    columns: list[Any] = [getattr(RecordEvent, name) for name in _EVENT_FIELDS]
     if session.get_bind().dialect.name == "postgresql":
         xmin: Any = literal_column(f"{RecordEvent.__tablename__}.xmin")
         columns.append(sql_cast(sql_cast(xmin, Text), RecordEvent.id.type))
     return columns
 
 
+@functools.cache
+def _events_statement(dialect: str) -> Select[Any]:
+    """Every event of the records ``:pks`` of table ``:table``, oldest first (built once)."""
+    events: Table = RecordEvent.__table__  # type: ignore[assignment]
+    columns: list[Any] = [events.c[name] for name in _EVENT_FIELDS]
+    if dialect == "postgresql":
+        xmin: Any = literal_column(f"{events.name}.xmin")  # the writing transaction's id
+        columns.append(sql_cast(sql_cast(xmin, Text), events.c.id.type))
+    return (
+        select(*columns)
+        .where(events.c.table == bindparam("table"),
+               events.c.pk.in_(bindparam("pks", expanding=True)))
+        .order_by(events.c.id)
+    )
+
+
 def _events_of(session: Session, table: str, pks: Iterable[str]) -> dict[str, list[_Event]]:
     """Every event of the records ``pks`` of ``table``, oldest first."""
     found: dict[str, list[_Event]] = {}
     keys = sorted(set(pks))
-    columns = _event_columns(session)
+    connection = session.connection()
+    statement = _events_statement(connection.dialect.name)
     for start in range(0, len(keys), _CHUNK):
-        statement = (
-            select(*columns)
-            .where(RecordEvent.table == table, RecordEvent.pk.in_(keys[start : start + _CHUNK]))
-            .order_by(RecordEvent.id)
-        )
-        for row in session.execute(statement):
+        chunk = keys[start : start + _CHUNK]
+        for row in connection.execute(statement, {"table": table, "pks": chunk}):
             event = _event(row)
             found.setdefault(event.pk, []).append(event)
     return found
@@ -143,21 +167,62 @@ def _event(row: Sequence[Any]) -> _Event:
     )
 
 
+@functools.cache
+def _reads_statement() -> Select[Any]:
+    """Every read of the runs ``:runs``, in the order written (built once)."""
+    inputs: Table = RunInput.__table__  # type: ignore[assignment]
+    columns = [inputs.c[n] for n in ("run_id", "table", "pk", "keys", "watermark", "snapshot", "at")]
+    return (
+        select(*columns)
+        .where(inputs.c.run_id.in_(bindparam("runs", expanding=True)))
+        .order_by(inputs.c.id)
+    )
+
+
 def _reads_of(session: Session, run_ids: Iterable[int]) -> list[_Read]:
     """Every record ``run_ids`` read, once per read, in the order read."""
     ids = sorted(set(run_ids))
     found: list[_Read] = []
+    connection = session.connection()
     for start in range(0, len(ids), _CHUNK):
-        rows = session.execute(
-            select(RunInput.run_id, RunInput.table, RunInput.pk, RunInput.keys,
-                   RunInput.watermark, RunInput.snapshot, RunInput.at)
-            .where(RunInput.run_id.in_(ids[start : start + _CHUNK]))
-            .order_by(RunInput.id)
-        )
+        rows = connection.execute(_reads_statement(), {"runs": ids[start : start + _CHUNK]})
         for run_id, table, pk, packed, watermark, snapshot, at in rows:
             keys = [pk] if pk is not None else _keyset.decode(packed) if packed else []
             found.extend(_Read(run_id, table, key, watermark, snapshot, at) for key in keys)
     return found
+
+
+class QueryMemo:
+    """The reads and events already fetched while one answer is built (a lineage graph walks the
+    same runs and records at several levels): each is asked of the database once."""
+
+    def __init__(self) -> None:
+        self._reads: dict[int, list[_Read]] = {}
+        self._events: dict[tuple[str, str], list[_Event]] = {}
+
+    def reads_of(self, session: Session, run_ids: Iterable[int]) -> list[_Read]:
+        """:func:`_reads_of`, for runs not asked before."""
+        ids = sorted(set(run_ids))
+        missing = [run_id for run_id in ids if run_id not in self._reads]
+        for run_id in missing:
+            self._reads[run_id] = []
+        for read in _reads_of(session, missing) if missing else []:
+            self._reads[read.run_id].append(read)
+        return [read for run_id in ids for read in self._reads[run_id]]
+
+    def events_of(self, session: Session, table: str, pks: Iterable[str]) -> dict[str, list[_Event]]:
+        """:func:`_events_of`, for records not asked before."""
+        keys = set(pks)
+        missing = [pk for pk in keys if (table, pk) not in self._events]
+        if missing:
+            fetched = _events_of(session, table, missing)
+            for pk in missing:
+                self._events[(table, pk)] = fetched.get(pk, [])
+        return {pk: self._events[(table, pk)] for pk in keys if self._events[(table, pk)]}
+
+    def known_events(self, table: str, pk: str) -> list[_Event] | None:
+        """The events of a record if they were fetched (None: not asked yet)."""
+        return self._events.get((table, pk))
 
 
 # -- versioned inputs ----------------------------------------------------------------------------
@@ -203,16 +268,18 @@ def input_versions(
     *,
     only: set[tuple[str, str]] | None = None,
     reads_found: list[_Read] | None = None,
+    memo: QueryMemo | None = None,
 ) -> list[InputVersion]:
     """The inputs of ``run_ids`` (of them, the records ``only``): each record once per version
     read. Records a run wrote itself before reading them (its own outputs) are left out."""
-    found_reads = reads_found if reads_found is not None else _reads_of(session, run_ids)
+    memo = memo or QueryMemo()
+    found_reads = reads_found if reads_found is not None else memo.reads_of(session, run_ids)
     if only is not None:
         found_reads = [r for r in found_reads if (r.table, r.pk) in only]
     by_table: dict[str, set[str]] = {}
     for read in found_reads:
         by_table.setdefault(read.table, set()).add(read.pk)
-    events = {table: _events_of(session, table, pks) for table, pks in by_table.items()}
+    events = {table: memo.events_of(session, table, pks) for table, pks in by_table.items()}
     snapshots: dict[str, _Snapshot] = {}
     versions: dict[tuple[int, str, str, int | None], InputVersion] = {}
     for read in found_reads:
@@ -253,16 +320,6 @@ def inputs_frame(run: Run) -> pd.DataFrame:
 
 
 # -- staleness ---------------------------------------------------------------------------------
-def _last_event(session: Session, table: str, pk: str) -> _Event | None:
-    row = session.execute(
-        select(*_event_columns(session))
-        .where(RecordEvent.table == table, RecordEvent.pk == pk)
-        .order_by(RecordEvent.id.desc())
-        .limit(1)
-    ).first()
-    return None if row is None else _event(row)
-
-
 def _newest_versions(
     versions: Iterable[InputVersion],
 ) -> dict[tuple[int, str, str], InputVersion]:
@@ -313,28 +370,38 @@ def _changed_since_reads(session: Session, reads_found: list[_Read]) -> set[tupl
     return {(t, pk) for t, pk, event_id in rows if event_id > read_keys.get((t, pk), event_id)}
 
 
-def _stale_inputs(session: Session, record: Any) -> list[InputVersion]:
+def _stale_inputs(session: Session, record: Any, memo: QueryMemo | None = None) -> list[InputVersion]:
     reads.write_pending(session)
+    memo = memo or QueryMemo()
     key = record_key(record, session.get_bind().dialect)
-    written = _last_event(session, *key)
+    history = memo.events_of(session, key[0], [key[1]]).get(key[1], [])
+    written = history[-1] if history else None
     if written is None or written.run_id is None:
         return []
-    found_reads = _reads_of(session, [written.run_id])
+    found_reads = memo.reads_of(session, [written.run_id])
     only = None
     if len(found_reads) > _SMALL_RUN:  # a large fan-in: only the records changed since
         only = _changed_since_reads(session, found_reads)
-    versions = input_versions(session, [written.run_id], only=only, reads_found=found_reads)
+    versions = input_versions(
+        session, [written.run_id], only=only, reads_found=found_reads, memo=memo
+    )
     return _changed_inputs(versions, written, key)
 
 
-def changed_inputs_of(session: Session, record: Any) -> list[InputVersion]:
+def changed_inputs_of(
+    session: Session, record: Any, memo: QueryMemo | None = None
+) -> list[InputVersion]:
     """In ``session``: the changed inputs of the run that last wrote ``record`` (see
     :func:`stale_inputs`)."""
-    return _stale_inputs(session, record)
+    return _stale_inputs(session, record, memo)
 
 
 def run_inputs(
-    session: Session, run_ids: Iterable[int], *, versions_up_to: int = 2000
+    session: Session,
+    run_ids: Iterable[int],
+    *,
+    versions_up_to: int = 2000,
+    memo: QueryMemo | None = None,
 ) -> dict[int, dict[tuple[str, str], bool]]:
     """Per run, the records it read and whether the newest version it read changed since.
 
@@ -343,10 +410,14 @@ def run_inputs(
     """
     found: dict[int, dict[tuple[str, str], bool]] = {}
     by_run: dict[int, set[tuple[str, str]]] = {}
-    for read in _reads_of(session, run_ids):
+    memo = memo or QueryMemo()
+    found_reads = memo.reads_of(session, run_ids)
+    for read in found_reads:
         by_run.setdefault(read.run_id, set()).add((read.table, read.pk))
-    small = [r for r, keys in by_run.items() if len(keys) <= versions_up_to]
-    for (run_id, table, pk), version in _newest_versions(input_versions(session, small)).items():
+    small = {r for r, keys in by_run.items() if len(keys) <= versions_up_to}
+    small_reads = [r for r in found_reads if r.run_id in small]
+    versions = input_versions(session, small, reads_found=small_reads, memo=memo)
+    for (run_id, table, pk), version in _newest_versions(versions).items():
         found.setdefault(run_id, {})[(table, pk)] = version.changed_since
     for run_id in set(by_run) - set(small):
         written = set(session.execute(
