@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 from models import Project
-from nbkernel import FILES, NotebookKernel, cell_errors, cell_text
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbkernel import FILES, TESTS, NotebookKernel, cell_errors, cell_text
 from sqlalchemy import select
 
 import lineage_nb as ln
+from lineage_nb.export.openlineage import openlineage_events
 
 
 def _read(db_url: str) -> ln.Database:
@@ -180,3 +185,58 @@ def test_import_lineage_nb_does_not_import_ipython() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def _runner_env(db_url: str) -> dict[str, str]:
+    """A kernel environment as nbclient / nbconvert / papermill give it: no JPY_SESSION_NAME."""
+    env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
+    env["LINEAGE_NB_DATABASE_URL"] = db_url
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    return env
+
+
+def _execute(notebook: Path, db_url: str, *, allow_errors: bool) -> nbformat.NotebookNode:
+    """Execute ``notebook`` the way ``jupyter nbconvert --execute`` does (nbclient, whole file,
+    kernel shut down at the end); returns the executed document."""
+    document = nbformat.read(str(notebook), as_version=4)
+    client = NotebookClient(
+        document, timeout=60, kernel_name="python3", allow_errors=allow_errors,
+        resources={"metadata": {"path": str(notebook.parent)}},
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+    )
+    try:
+        client.execute(env=_runner_env(db_url))
+    except CellExecutionError:
+        assert not allow_errors
+    return document
+
+
+@pytest.mark.kernel
+def test_headless_run_that_stops_on_an_error_ends_errored(db_url: str, tmp_path: Path) -> None:
+    """nbclient stops at cell 3's error: the run ends errored (OpenLineage FAIL); when the
+    runner goes on after errors, or a user works interactively, it ends completed with the
+    errored cell listed."""
+    notebook = tmp_path / "stops_on_error.ipynb"
+    shutil.copyfile(FILES / "stops_on_error.ipynb", notebook)
+    stopped = _execute(notebook, db_url, allow_errors=False)
+    assert cell_errors(stopped.cells[2]) == ["RuntimeError: cell 3 fails"]
+    assert stopped.cells[3].outputs == []  # execution stopped there
+    first = int(cell_text(stopped.cells[1], "stdout"))
+    went_on = _execute(notebook, db_url, allow_errors=True)
+    assert cell_text(went_on.cells[3], "stdout") == "after the error\n"
+    second = int(cell_text(went_on.cells[1], "stdout"))
+    with NotebookKernel(tmp_path, db_url, notebook=notebook) as kernel:  # Jupyter Server's env
+        cells = [kernel.run(c.source) for c in stopped.cells[:3]]
+        third = int(cell_text(cells[1], "stdout"))
+    db = _read(db_url)
+    try:
+        errored, completed, interactive = (_run_row(db, i) for i in (first, second, third))
+        assert (errored.status, errored.errored_cells) == ("errored", [3])
+        assert (completed.status, completed.errored_cells) == ("completed", [3])
+        assert (interactive.status, interactive.errored_cells) == ("completed", [3])
+        states = [e.eventType.value for e in openlineage_events(errored)]
+        assert states == ["START", "FAIL"]
+        assert [e.eventType.value for e in openlineage_events(completed)] == ["START", "COMPLETE"]
+    finally:
+        db.close()

@@ -116,3 +116,25 @@ def test_upgrade_to_chain_head_takes_each_runs_newest_hash(db_url: str) -> None:
         assert (ln.Run.get(1).chain_head, ln.Run.get(2).chain_head) == ("b" * 64, None)
     finally:
         db.close()
+
+
+def test_migrations_create_what_the_models_declare(db_url: str) -> None:
+    """The schema the migrations build has every table, column and index of the lineage models
+    (0008's run liveness and notebook id columns included), as Alembic's autogenerate sees it."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from lineage_nb.lineage.schema import LineageModel
+
+    db = ln.Database(db_url)
+    try:
+        upgrade_schema(db)
+        with db.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+            differences = compare_metadata(context, LineageModel.metadata)
+            columns = {c["name"] for c in inspect(connection).get_columns("lineage_run")}
+    finally:
+        db.close()
+    assert {"process_start", "heartbeat_seconds", "source_path"} <= columns
+    kinds = ("add_table", "add_column", "add_index", "remove_column", "remove_index")
+    assert [d for d in differences if d[0] in kinds] == []

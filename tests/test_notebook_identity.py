@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import os
 import shutil
+import socket
+import threading
 from pathlib import Path
+from typing import ClassVar
 
 import nbformat
 import pytest
-from nbkernel import FILES, NotebookKernel, cell_errors, cell_text
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+from nbkernel import FILES, TESTS, NotebookKernel, cell_errors, cell_text
 from sqlalchemy import select
 
 import lineage_nb as ln
-from lineage_nb.ipython.notebook import UNNAMED_KEY, find_notebook
+from lineage_nb.ipython.notebook import (
+    SERVER_SESSION,
+    UNNAMED_KEY,
+    NotebookLocation,
+    find_notebook,
+    identify,
+    server_session_path,
+)
+from lineage_nb.lineage.identity import notebook_code
 
 
 def _touch(path: Path) -> Path:
@@ -84,7 +100,9 @@ def _run_keys(db_url: str) -> list[tuple[str, str, str]]:
 
 @pytest.mark.kernel
 def test_notebook_version_follows_code_cells(db_url: str, tmp_path: Path) -> None:
-    """Outputs, metadata and markdown keep the version; editing code makes a new one."""
+    """Outputs, metadata and markdown keep the version; editing code makes a new one. A run of
+    the file top to bottom keeps its file's version at the end (the cell run before %load_ext
+    is part of the code that ran)."""
     notebook = _touch(tmp_path / "identity.ipynb")
     with NotebookKernel(tmp_path, db_url, notebook=notebook) as kernel:
         cells = kernel.run_file(notebook)
@@ -92,21 +110,20 @@ def test_notebook_version_follows_code_cells(db_url: str, tmp_path: Path) -> Non
         assert "identity.ipynb v1 (found via Jupyter session (__session__))" in cell_text(
             cells[1], "stdout"
         )
-        document = nbformat.read(str(notebook), as_version=4)
-        document.cells[1].outputs = [nbformat.v4.new_output("stream", text="2\n")]
-        document.cells[1].execution_count = 7
-        document.metadata["lineage_test"] = {"edited": True}
-        document.cells[0].source = "# A notebook whose title changed"
-        nbformat.write(document, str(notebook))
-        same = kernel.run("%lineage track")
-        assert "identity.ipynb v1" in cell_text(same, "stdout"), cell_text(same)
-        document.cells[3].source = "print(x + 2)"
-        nbformat.write(document, str(notebook))
-        edited = kernel.run("%lineage track")
-        assert "identity.ipynb v2" in cell_text(edited, "stdout"), cell_text(edited)
+    document = nbformat.read(str(notebook), as_version=4)
+    document.cells[1].outputs = [nbformat.v4.new_output("stream", text="2\n")]
+    document.cells[1].execution_count = 7
+    document.metadata["lineage_test"] = {"edited": True}
+    document.cells[0].source = "# A notebook whose title changed"
+    nbformat.write(document, str(notebook))
     with NotebookKernel(tmp_path, db_url, notebook=notebook) as kernel:
-        rerun = kernel.run_file(notebook)
-        assert "identity.ipynb v2" in cell_text(rerun[1], "stdout")
+        same = kernel.run_file(notebook)
+        assert "identity.ipynb v1" in cell_text(same[1], "stdout"), cell_text(same[1])
+    document.cells[3].source = "print(x + 2)"
+    nbformat.write(document, str(notebook))
+    with NotebookKernel(tmp_path, db_url, notebook=notebook) as kernel:
+        edited = kernel.run_file(notebook)
+        assert "identity.ipynb v2" in cell_text(edited[1], "stdout"), cell_text(edited[1])
     transforms = _transforms(db_url)
     code_v1 = "x = 1\n\n# %% ----\n\n%load_ext lineage_nb\n\n# %% ----\n\nprint(x + 1)"
     assert transforms == [
@@ -116,7 +133,6 @@ def test_notebook_version_follows_code_cells(db_url: str, tmp_path: Path) -> Non
     assert _run_keys(db_url) == [
         ("identity.ipynb", "1", "completed"),
         ("identity.ipynb", "1", "completed"),
-        ("identity.ipynb", "2", "completed"),
         ("identity.ipynb", "2", "completed"),
     ]
 
@@ -156,8 +172,151 @@ def test_notebook_unnamed_then_found_by_each_mechanism(db_url: str, tmp_path: Pa
             "Pass the path of an existing .ipynb file to --notebook."
         )
     keys = _run_keys(db_url)
+    lonely = tmp_path / "only" / "lonely.ipynb"  # outside the folder the extension loaded in
     assert [k for k, _v, _s in keys] == [
-        UNNAMED_KEY, UNNAMED_KEY, "lonely.ipynb", str(vsc), str(explicit)
+        UNNAMED_KEY, UNNAMED_KEY, str(lonely), str(vsc), str(explicit)
     ]
     assert {s for _k, _v, s in keys} == {"completed"}
     assert _transforms(db_url)[0] == (UNNAMED_KEY, "1", None)
+
+
+def _execute_headless(document: nbformat.NotebookNode, workdir: Path, db_url: str) -> None:
+    """Execute ``document`` with nbclient as ``jupyter nbconvert --execute`` does, in ``workdir``."""
+    env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
+    env["LINEAGE_NB_DATABASE_URL"] = db_url
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    NotebookClient(
+        document, timeout=60, kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+    ).execute(env=env)
+
+
+@pytest.mark.kernel
+def test_notebook_version_is_what_ran_not_the_saved_file(db_url: str, tmp_path: Path) -> None:
+    """A notebook whose cells were edited and not saved: the run's version is the code that
+    executed (the file on disk is what %load_ext saw); the saved code run later is another."""
+    saved = ["x = 1", "%load_ext lineage_nb", "print(x + 1)"]
+    unsaved = ["x = 1", "%load_ext lineage_nb", "print(x * 10)"]
+    notebook = tmp_path / "edited.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in saved]), str(notebook))
+    in_editor = new_notebook(cells=[new_code_cell(c) for c in unsaved])
+    _execute_headless(in_editor, tmp_path, db_url)
+    assert "edited.ipynb v1" in cell_text(in_editor.cells[1], "stdout")  # the file, at first
+    assert cell_text(in_editor.cells[2], "stdout") == "10\n"
+    _execute_headless(nbformat.read(str(notebook), as_version=4), tmp_path, db_url)
+    assert _transforms(db_url) == [
+        ("edited.ipynb", "1", notebook_code(unsaved)[0]),
+        ("edited.ipynb", "2", notebook_code(saved)[0]),
+    ]
+    assert _run_keys(db_url) == [
+        ("edited.ipynb", "1", "completed"), ("edited.ipynb", "2", "completed")
+    ]
+
+
+def _fresh_notebook(path: Path, cells: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), str(path))
+    return path
+
+
+def test_notebooks_keyed_by_project_path_and_kept_across_renames(
+    db: ln.Database, tmp_path: Path
+) -> None:
+    """Same file name in two folders of a project: two notebooks. A renamed notebook (its
+    metadata id kept) stays the same transform, the run records the new path; new code under
+    the new name is the next version of the same notebook."""
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    load_dir = project / "teamA"  # the extension loaded in a subfolder: the git root still rules
+    a = _fresh_notebook(project / "teamA" / "analysis.ipynb", ["x = 1"])
+    b = _fresh_notebook(project / "teamB" / "analysis.ipynb", ["x = 1"])
+    ident_a = identify(NotebookLocation(a, "test"), load_dir)
+    ident_b = identify(NotebookLocation(b, "test"), load_dir)
+    assert (ident_a.key, ident_b.key) == ("teamA/analysis.ipynb", "teamB/analysis.ipynb")
+    stored_id = nbformat.read(str(a), as_version=4).metadata["lineage_nb"]["id"]
+    assert ident_a.notebook_id == stored_id and ident_b.notebook_id not in (None, stored_id)
+    run_a = ln.track(ident_a)
+    ln.finish()
+    run_b = ln.track(ident_b)
+    ln.finish()
+    assert run_a.transform_id != run_b.transform_id
+    renamed = project / "teamA" / "renamed" / "final.ipynb"
+    renamed.parent.mkdir()
+    a.rename(renamed)
+    moved = identify(NotebookLocation(renamed, "test"), load_dir)
+    assert (moved.key, moved.notebook_id) == ("teamA/renamed/final.ipynb", stored_id)
+    after = ln.track(moved)
+    ln.finish()
+    assert after.transform_id == run_a.transform_id
+    assert ln.Run.get(after.id).source_path == "teamA/renamed/final.ipynb"
+    assert ln.Run.get(run_a.id).source_path == "teamA/analysis.ipynb"
+    document = nbformat.read(str(renamed), as_version=4)
+    document.cells[0].source = "x = 2"
+    nbformat.write(document, str(renamed))
+    edited = ln.track(identify(NotebookLocation(renamed, "test"), load_dir))
+    ln.finish()
+    assert (edited.transform.key, edited.transform.version, edited.transform.notebook_id) == (
+        "teamA/analysis.ipynb", "2", stored_id)
+    outside = _fresh_notebook(tmp_path / "elsewhere" / "loose.ipynb", ["pass"])
+    no_git = identify(NotebookLocation(outside, "test"), tmp_path / "elsewhere")
+    assert no_git.key == "loose.ipynb"  # no git work tree: relative to where it loaded
+
+
+class _Sessions(http.server.BaseHTTPRequestHandler):
+    """A Jupyter server's ``GET /api/sessions``: answers only with the right token."""
+
+    sessions: ClassVar[list[dict[str, object]]] = []
+
+    def do_GET(self) -> None:
+        if self.path != "/api/sessions" or self.headers.get("Authorization") != "token s3cret":
+            self.send_response(403)
+            self.end_headers()
+            return
+        body = json.dumps(self.sessions).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_server_session_lookup_finds_the_current_path(tmp_path: Path) -> None:
+    """The path of this kernel's session is asked of each running server listed in the runtime
+    directory (with its token); stale server files are skipped; what was tried is said."""
+    _Sessions.sessions = [
+        {"id": "s1", "path": "other.ipynb", "kernel": {"id": "someone-else"}},
+        {"id": "s2", "path": "work/renamed.ipynb", "kernel": {"id": "kid-1"}},
+    ]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Sessions)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    with socket.socket() as probe:  # a port nothing listens on: a server that is gone
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    (runtime / "jpserver-1.json").write_text(json.dumps(
+        {"url": f"http://127.0.0.1:{dead_port}/", "token": "x", "root_dir": "/nowhere"}))
+    (runtime / "jpserver-2.json").write_text(json.dumps({
+        "url": f"http://127.0.0.1:{server.server_port}/", "token": "s3cret",
+        "root_dir": str(tmp_path / "root")}))
+    (runtime / "jpserver-3.json").write_text("not json")
+    try:
+        found, how = server_session_path("kid-1", runtime)
+        assert found == tmp_path / "root" / "work" / "renamed.ipynb"
+        assert how == f"found by http://127.0.0.1:{server.server_port}/api/sessions"
+        missing, tried = server_session_path("kid-2", runtime)
+        assert missing is None
+        assert tried == f"asked 2 running Jupyter server(s) listed in {runtime} for kernel kid-2"
+    finally:
+        server.shutdown()
+        server.server_close()
+    target = _touch(tmp_path / "renamed.ipynb")
+    old = _touch(tmp_path / "old-name.ipynb")
+    location = find_notebook({"__session__": str(old)}, {}, tmp_path, server_session=target)
+    assert location is not None
+    assert (location.path, location.mechanism) == (target, SERVER_SESSION)

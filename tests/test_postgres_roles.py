@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pg_server
 import psycopg
@@ -199,3 +200,79 @@ def test_setup_postgres_is_idempotent(team: Team) -> None:
     db = ln.connect(team.url(team.alice))
     assert [p.name for p in Project.filter().all()] == ["kept"]
     db.close()
+
+
+def test_roles_silent_run_of_another_member_is_aborted_by_any_connect(team: Team) -> None:
+    """A run on another host that stopped beating is aborted by the next member's connect(),
+    although row security hides it from that member's own UPDATE; a run still beating stays."""
+    ln.connect(team.url(team.alice))
+    silent = ln.track(__file__)
+    with pytest.warns(LineageWarning, match="finished the open run"):
+        beating = ln.track(__file__)  # finishes `silent`: the admin re-opens it below
+    with _raw(team.admin) as conn:
+        conn.execute(
+            "UPDATE lineage_run SET status = 'started', finished_at = NULL, host = 'elsewhere', "
+            "heartbeat_seconds = 60, last_seen_at = now() - interval '10 minutes' WHERE id = %s",
+            (silent.id,),
+        )
+        conn.execute(
+            "UPDATE lineage_run SET host = 'elsewhere', heartbeat_seconds = 60, "
+            "last_seen_at = now() - interval '1 minute' WHERE id = %s",
+            (beating.id,),
+        )
+    with pytest.warns(LineageWarning, match=f"run {silent.id} .*stopped sending its heartbeat"):
+        ln.connect(team.url(team.bob))
+    with _raw(team.admin) as conn:
+        rows = dict(conn.execute(
+            "SELECT id, status FROM lineage_run WHERE id = ANY(%s)", ([silent.id, beating.id],)
+        ).fetchall())
+    assert rows == {silent.id: "aborted", beating.id: "started"}
+
+
+def test_roles_finished_run_cannot_be_changed_by_its_member(team: Team) -> None:
+    """Once finished, a member's own run is immutable to that member (row security)."""
+    ln.connect(team.url(team.alice))
+    run = ln.track(__file__)
+    ln.finish()
+    with _raw(team.url(team.alice)) as conn:
+        changed = conn.execute(
+            "UPDATE lineage_run SET status = 'started', finished_at = NULL WHERE id = %s",
+            (run.id,),
+        ).rowcount
+    assert changed == 0
+    with _raw(team.admin) as conn:
+        assert conn.execute(
+            "SELECT status FROM lineage_run WHERE id = %s", (run.id,)
+        ).fetchone() == ("completed",)
+
+
+def test_roles_notebook_version_is_the_code_that_ran(team: Team, tmp_path: Path) -> None:
+    """On a team database too, a notebook run ends on the version of the code it executed (a
+    new version inserted by the member; the file's version is left as it is)."""
+    import datetime as dt
+
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from lineage_nb.lineage.cells import record_cell
+    from lineage_nb.lineage.identity import notebook_code
+
+    notebook = tmp_path / "analysis.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), str(notebook))
+    db = ln.connect(team.url(team.alice))
+    run = ln.track(notebook)
+    filed = run.transform_id
+    now = dt.datetime.now(dt.timezone.utc)
+    record_cell(db, run, execution_count=1, source="x = 2", started_at=now, finished_at=now,
+                status="ok")
+    ln.finish()
+    with _raw(team.admin) as conn:
+        found = conn.execute(
+            "SELECT t.id, t.source_hash, t.version FROM lineage_run AS r "
+            "JOIN lineage_transform AS t ON t.id = r.transform_id WHERE r.id = %s", (run.id,)
+        ).fetchone()
+        assert conn.execute(
+            "SELECT count(*) FROM lineage_transform WHERE id = %s", (filed,)
+        ).fetchone() == (1,)
+    assert found is not None
+    assert found[0] != filed and found[1] == notebook_code(["x = 2"])[1] and found[2] == "2"

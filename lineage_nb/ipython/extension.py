@@ -6,8 +6,16 @@ threads and widget callbacks that do not inherit the context. ``pre_run_cell`` r
 execution count, ``post_run_cell`` records cells that raised and clears the cell, so writes outside
 any cell (a widget callback fired by the browser, a thread still running after its cell) carry
 the run and no cell. Kernel shutdown and restart fire
-``atexit`` (never ``unload_ipython_extension``), so the run is finished there as ``completed``;
-a killed kernel's run is marked ``aborted`` by the next ``track()`` on the same database.
+``atexit`` (never ``unload_ipython_extension``), so the run is finished there; a killed kernel's
+run is marked ``aborted`` by the next ``connect()`` to the same database.
+
+How the run ends at shutdown (see :func:`exit_status`): a *headless* run (nbclient,
+``jupyter nbconvert --execute``, papermill) whose last executed cell raised stopped on that
+error, so it ends ``errored``; every other run ends ``completed``, the cells that raised listed
+in ``errored_cells``. A kernel is interactive when a frontend is known to own it: VS Code
+(``__vsc_ipynb_file__``), Jupyter Server (it sets ``JPY_SESSION_NAME`` in the kernels it
+starts; runners do not) or a running Jupyter server listing a session for this kernel. A plain
+IPython shell (no kernel) is interactive too. Everything else is headless.
 """
 
 from __future__ import annotations
@@ -16,8 +24,10 @@ import atexit
 import datetime as dt
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from ..db import Database, connect, get_database
@@ -25,10 +35,20 @@ from ..errors import ConfigurationError
 from ..lineage import cells, context, reads, runs
 from ..lineage.schema import Run
 from ..lineage.types import utcnow
-from .notebook import NotebookLocation, find_notebook, identify, notebook_file
+from .notebook import (
+    SERVER_SESSION,
+    NotebookLocation,
+    find_notebook,
+    identify,
+    kernel_id,
+    notebook_file,
+    server_session_path,
+)
 
 __all__ = [
     "ExtensionState",
+    "exit_status",
+    "frontend",
     "load_ipython_extension",
     "state",
     "track_notebook",
@@ -47,6 +67,13 @@ class ExtensionState:
     warned_unnamed: bool = False
     #: when the executing cell started (None: it started before the extension loaded)
     cell_started: dt.datetime | None = None
+    #: how the last cell that ran ended (``ok``, ``error``, ``interrupted``; None: none yet)
+    last_cell_status: str | None = None
+    #: the interactive frontend that owns this kernel, as found when the run opened (None: none)
+    frontend: str | None = None
+    #: the directory the extension loaded in (the project root outside a git work tree)
+    load_dir: Path | None = None
+    warned_session: bool = False
 
 
 _state = ExtensionState()
@@ -96,12 +123,25 @@ def track_notebook(
             hint="Pass the path of an existing .ipynb file to --notebook.",
         )
     db = _database()
-    location = find_notebook(getattr(shell, "user_ns", {}) or {}, explicit=notebook)
-    identity = identify(location)
+    user_ns = getattr(shell, "user_ns", {}) or {}
+    session, tried = _server_session(user_ns, notebook)
+    location = find_notebook(user_ns, explicit=notebook, server_session=session)
+    if (
+        location is not None and session is None and not _state.warned_session
+        and location.mechanism in ("Jupyter session (__session__)", "JPY_SESSION_NAME")
+    ):
+        _state.warned_session = True
+        _say(f"{tried}, none has it; using {location.mechanism}, the name the notebook had when "
+             "the kernel started (a rename since then is not seen)", error=True)
+    identity = identify(location, _state.load_dir)
     if _state.run is not None and _state.run.status == "started":
         runs.finish("completed", run=_state.run)
     run = runs.track(identity, user=user, db=db)
     _state.db, _state.run, _state.location = db, run, location
+    _state.last_cell_status = None
+    _state.frontend = frontend(shell) or (
+        "Jupyter Server" if location is not None and location.mechanism == SERVER_SESSION else None
+    )
     where = f"{run.transform.label}" + (f" (found via {location.mechanism})" if location else "")
     _say(f"tracking run {run.id} of {where} as {run.created_by.handle} in {db.url!r}")
     if location is None and not _state.warned_unnamed:
@@ -113,6 +153,21 @@ def track_notebook(
             error=True,
         )
     return run
+
+
+def _server_session(
+    user_ns: Mapping[str, Any], explicit: object
+) -> tuple[Path | None, str]:
+    """The notebook path a running Jupyter server has for this kernel, and what was tried.
+
+    Skipped (nothing asked) when the path was given or VS Code names it, or outside a kernel.
+    """
+    if explicit is not None or user_ns.get("__vsc_ipynb_file__"):
+        return None, "not asked"
+    kernel = kernel_id()
+    if kernel is None:
+        return None, "not in a kernel with a connection file"
+    return server_session_path(kernel)
 
 
 def _cell_count(shell: Any, *, fallback: bool = True) -> int | None:
@@ -174,6 +229,8 @@ def _post_run_cell(result: Any) -> None:
         getattr(result, "error_in_exec", None) is not None
         or getattr(result, "error_before_exec", None) is not None
     )
+    if isinstance(getattr(result, "execution_count", None), int):
+        _state.last_cell_status = _cell_status(result)
     try:
         if failed:
             runs.note_cell_error(getattr(result, "execution_count", None))
@@ -193,11 +250,43 @@ def _post_run_cell(result: Any) -> None:
         _state.cell_started = None
 
 
+def frontend(shell: Any, environ: Mapping[str, str] | None = None) -> str | None:
+    """The interactive frontend known to own this kernel, or None for a headless kernel.
+
+    VS Code sets ``__vsc_ipynb_file__``; Jupyter Server starts its kernels with
+    ``JPY_SESSION_NAME`` (nbclient, nbconvert and papermill do not); a shell without a kernel is
+    a terminal IPython session.
+    """
+    environ = os.environ if environ is None else environ
+    if getattr(shell, "kernel", None) is None:
+        return "IPython terminal"
+    if (getattr(shell, "user_ns", None) or {}).get("__vsc_ipynb_file__"):
+        return "VS Code"
+    if environ.get("JPY_SESSION_NAME"):
+        return "Jupyter Server (JPY_SESSION_NAME)"
+    return None
+
+
+def exit_status(state: ExtensionState) -> str:
+    """How the run ends when the kernel shuts down: ``errored`` or ``completed``.
+
+    ``errored`` when the kernel is headless (no interactive frontend owns it, see
+    :func:`frontend`) and the last cell that ran raised (or was interrupted, as nbclient does
+    on a cell timeout): a runner stops at the first error (nbclient's ``allow_errors=False``) and
+    shuts the kernel down right after it, so that error ended the run. An interactive user
+    carries on after errors, so their run ends ``completed`` with ``errored_cells`` listed; so
+    does a headless run that went on after an error (``allow_errors=True``).
+    """
+    stopped_on_error = state.last_cell_status in ("error", "interrupted")
+    interactive = state.frontend is not None or frontend(state.shell) is not None
+    return "errored" if stopped_on_error and not interactive else "completed"
+
+
 def _finish_at_exit() -> None:
     run = _state.run
     if run is not None and run.status == "started":
         try:
-            runs.finish("completed", run=run)
+            runs.finish(exit_status(_state), run=run)
         except Exception as error:  # the interpreter is going away; report, never raise
             _say(f"could not finish run {run.id}: {_one_line(error)}", error=True)
 
@@ -216,6 +305,25 @@ def _check_ipykernel() -> None:
         )
 
 
+def _record_earlier_cells(shell: Any, load_cell: int | None) -> None:
+    """Store with the run the cells this kernel executed before the ``%load_ext`` cell.
+
+    They are part of the code that ran (a notebook run top to bottom executes its first cells
+    before the extension loads). IPython keeps their exact source, not when or how they ended:
+    they are stored with the run's start time and status ``ok``.
+    """
+    run, db = _state.run, _state.db
+    history = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+    if run is None or db is None or not isinstance(load_cell, int) or not history:
+        return
+    at = run.started_at
+    for count in range(1, min(load_cell, len(history))):
+        source = history[count]
+        if isinstance(source, str) and source.strip():
+            cells.record_cell(db, run, execution_count=count, source=source,
+                              started_at=at, finished_at=at, status="ok")
+
+
 def load_ipython_extension(shell: Any) -> None:
     """Connect, identify the notebook, open a run and hook the cell events.
 
@@ -228,16 +336,22 @@ def load_ipython_extension(shell: Any) -> None:
         _say(f"already loaded (run {run.id if run else 'none'}); see %lineage status")
         return
     _state.shell = shell
+    _state.load_dir = Path.cwd()
     register(shell)
     shell.events.register("pre_run_cell", _pre_run_cell)
     shell.events.register("post_run_cell", _post_run_cell)
     atexit.register(_finish_at_exit)
     _check_ipykernel()
+    load_cell = _cell_count(shell, fallback=False)  # the %load_ext cell, if any
     try:
         track_notebook(shell)
     except Exception as error:
         _say(f"not tracking this notebook: {_one_line(error)}", error=True)
-    context.set_cell(_cell_count(shell, fallback=False))  # the %load_ext cell, if any
+    try:
+        _record_earlier_cells(shell, load_cell)
+    except Exception as error:
+        _say(f"could not record the cells run before %load_ext: {_one_line(error)}", error=True)
+    context.set_cell(load_cell)
 
 
 def unload_ipython_extension(shell: Any) -> None:

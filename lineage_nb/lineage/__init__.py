@@ -8,7 +8,7 @@ from ..db import Database, connect_hooks
 from ..orm.model import Model
 from . import capture
 from .migrate import upgrade_schema
-from .runs import ensure_user
+from .runs import ensure_user, mark_dead_runs
 from .stamping import resolver_for
 
 
@@ -17,10 +17,12 @@ def _install_triggers(connection: Connection) -> None:
 
 
 def _prepare(db: Database) -> None:
-    """Wire lineage into a newly connected database: schema, user, capture context, triggers."""
+    """Wire lineage into a newly connected database: schema, user, capture context, triggers;
+    runs left ``started`` by processes that are gone become ``aborted``."""
     capture.attach(db, resolver_for(db))
     upgrade_schema(db)
     ensure_user(db)
+    mark_dead_runs(db)
     if not db.lineage:  # measuring without lineage: no triggers on new tables
         return
     db.create_all_hooks.append(_install_triggers)

@@ -18,6 +18,7 @@ from ..errors import ConfigurationError
 __all__ = [
     "SourceIdentity",
     "environment",
+    "notebook_code",
     "notebook_identity",
     "script_identity",
     "user_handle",
@@ -45,6 +46,10 @@ class SourceIdentity:
     type: str
     source_code: str | None
     source_hash: str
+    #: A notebook's stable id from its metadata (None: none could be read or written).
+    notebook_id: str | None = None
+    #: Where the file is now, as recorded on the run (a renamed notebook keeps its old key).
+    path: str | None = None
 
 
 def _hash(text: str) -> str:
@@ -97,8 +102,13 @@ def is_transform_name(text: str) -> bool:
     )
 
 
-def notebook_identity(path: str | os.PathLike[str]) -> SourceIdentity:
+def notebook_identity(
+    path: str | os.PathLike[str], *, key: str | None = None, notebook_id: str | None = None
+) -> SourceIdentity:
     """Identity of a notebook: the hash covers code cells' source only (not outputs, metadata).
+
+    ``key`` defaults to the path relative to the working directory; ``notebook_id`` is the id
+    kept in the notebook's metadata, when known (``path`` is then the key too).
 
     Raises:
         ConfigurationError: the file is missing or not a readable notebook.
@@ -116,9 +126,26 @@ def notebook_identity(path: str | os.PathLike[str]) -> SourceIdentity:
             value=str(file),
             hint="Check the path; the file must be a valid .ipynb (nbformat 4).",
         ) from error
-    cells = [c.source for c in notebook.cells if c.get("cell_type") == "code"]
-    source = "\n\n# %% ----\n\n".join(cells)
-    return SourceIdentity(_key_for(file), "notebook", source, _hash(source))
+    source, digest = notebook_code([c.source for c in notebook.cells if c.get("cell_type") == "code"])
+    key = key or _key_for(file)
+    return SourceIdentity(key, "notebook", source, digest, notebook_id=notebook_id, path=key)
+
+
+#: Between two cells in a notebook transform's ``source_code``.
+CELL_SEPARATOR = "\n\n# %% ----\n\n"
+
+
+def notebook_code(cells: list[str]) -> tuple[str, str]:
+    """The source text and hash of a notebook's code: ``cells`` in order, blank ones left out.
+
+    The same function makes a notebook file's version (its code cells, when tracking starts) and
+    a run's final one (the cells it executed, at ``finish()``), so a notebook run top to bottom
+    unchanged gets the version of its file. Trailing newlines of a cell do not count (IPython's
+    history drops them) and blank cells neither (runners do not execute them).
+    """
+    kept = [cell.rstrip("\n") for cell in cells if cell.strip()]
+    source = CELL_SEPARATOR.join(kept)
+    return source, _hash(source)
 
 
 def environment() -> dict[str, Any]:

@@ -84,6 +84,9 @@ class Transform(LineageModel):
     source_code: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("lineage_user.id"))
+    #: The id kept in a notebook's metadata (``metadata["lineage_nb"]["id"]``): a renamed
+    #: notebook keeps its transforms. None for scripts, jobs and notebooks that had none.
+    notebook_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
     @property
     def label(self) -> str:
@@ -119,6 +122,14 @@ class Run(LineageModel):
     #: How many events the run wrote, counted when it finished (None while it runs), so listing
     #: runs does not count events.
     event_count: Mapped[int | None] = mapped_column(BigIntegerPK)
+    #: When the run's process started, as the OS tells it (Linux: boot id and start tick), so a
+    #: later process that got the same pid is not taken for it. None where unknown.
+    process_start: Mapped[str | None] = mapped_column(String(64))
+    #: How often (seconds) the run's process updates ``last_seen_at`` while it lives; None: it
+    #: does not (runs of older versions), so it is never judged by its heartbeat.
+    heartbeat_seconds: Mapped[int | None] = mapped_column(Integer)
+    #: Where the notebook was (relative to its project root) when this run ran; None for others.
+    source_path: Mapped[str | None] = mapped_column(String(1000))
 
     transform: Mapped[Transform] = relationship(lazy="joined", innerjoin=True)
     created_by: Mapped[User] = relationship(lazy="joined", innerjoin=True)

@@ -86,8 +86,16 @@ LINEAGE_TABLES = (
     "lineage_cell_source",
 )
 
-#: Columns of lineage_run members may update on their own runs (what finish() and friends write).
-RUN_UPDATABLE = ("status", "finished_at", "last_seen_at", "errored_cells", "event_count")
+#: Columns of lineage_run members may update on their own runs while they are ``started`` (what
+#: finish(), the heartbeat and the cell hooks write; ``transform_id``: the version of the code the
+#: run executed, set at finish()). A finished run can no longer be changed by a member.
+RUN_UPDATABLE = (
+    "status", "finished_at", "last_seen_at", "errored_cells", "event_count", "transform_id",
+)
+
+#: A run on another host is aborted when silent this many heartbeat intervals plus the margin
+#: (seconds); the same rule as :func:`lineage_nb.lineage.runs.run_gone`, applied by the server.
+_SILENT_BEATS, _SILENT_MARGIN_S = 3, 60
 
 _SAFE_PATH = "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)"
 
@@ -337,7 +345,8 @@ CREATE POLICY lineage_nb_read ON public.lineage_run FOR SELECT USING (true);
 CREATE POLICY lineage_nb_insert_own ON public.lineage_run FOR INSERT
     WITH CHECK (created_by_id OPERATOR(pg_catalog.=) public.lineage_nb_user_id());
 CREATE POLICY lineage_nb_update_own ON public.lineage_run FOR UPDATE
-    USING (created_by_id OPERATOR(pg_catalog.=) public.lineage_nb_me())
+    USING (created_by_id OPERATOR(pg_catalog.=) public.lineage_nb_me()
+           AND status OPERATOR(pg_catalog.=) 'started')
     WITH CHECK (created_by_id OPERATOR(pg_catalog.=) public.lineage_nb_me());
 
 ALTER TABLE public.lineage_user ENABLE ROW LEVEL SECURITY;
@@ -471,6 +480,7 @@ def setup_postgres(
         conn.execute(sql.SQL("ALTER DATABASE {} RESET lineage_nb.user_group").format(dbname))
         _protect_lineage_tables(conn, group, owner)
         conn.execute(_RUN_POLICIES)
+        _abort_silent_runs_function(conn, group, owner)
         tables = conn.execute(
             "SELECT c.relname::text, c.oid FROM pg_catalog.pg_class AS c "
             "WHERE c.relnamespace = 'public'::pg_catalog.regnamespace AND c.relkind IN ('r', 'p') "
@@ -503,6 +513,48 @@ def _team_mode(conn: psycopg.Connection[Any], group: str, owner: str) -> None:
         sql.SQL("ALTER FUNCTION public.lineage_nb_team() OWNER TO {}").format(sql.Identifier(owner))
     )
     conn.execute(functions_sql("public", owner))
+
+
+def _abort_silent_runs_function(conn: psycopg.Connection[Any], group: str, owner: str) -> None:
+    """``public.lineage_nb_abort_silent_runs()``: any member may mark runs ``aborted`` whose
+    process stopped beating (another user's included, which row security hides from a member's
+    own UPDATE); the server checks the rule itself, so a member can abort nothing else.
+
+    ``SECURITY DEFINER`` owned by the owner role, whose only update right on ``lineage_run`` is a
+    policy limited to silent ``started`` runs turning ``aborted``.
+    """
+    from psycopg import sql
+
+    members, definer = sql.Identifier(group), sql.Identifier(owner)
+    silent = sql.SQL(
+        "status OPERATOR(pg_catalog.=) 'started' AND heartbeat_seconds IS NOT NULL "
+        "AND COALESCE(last_seen_at, started_at) OPERATOR(pg_catalog.<) (pg_catalog.now() "
+        "OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => "
+        "((heartbeat_seconds OPERATOR(pg_catalog.*) {}) OPERATOR(pg_catalog.+) {})))"
+    ).format(sql.Literal(_SILENT_BEATS), sql.Literal(_SILENT_MARGIN_S))
+    conn.execute("DROP POLICY IF EXISTS lineage_nb_abort_silent ON public.lineage_run")
+    conn.execute(sql.SQL(
+        "CREATE POLICY lineage_nb_abort_silent ON public.lineage_run FOR UPDATE TO {} "
+        "USING ({}) WITH CHECK (status OPERATOR(pg_catalog.=) 'aborted')"
+    ).format(definer, silent))
+    conn.execute(sql.SQL(
+        "GRANT UPDATE (status, finished_at, last_seen_at) ON public.lineage_run TO {}"
+    ).format(definer))
+    body = sql.SQL(
+        "UPDATE public.lineage_run SET status = 'aborted', "
+        "finished_at = COALESCE(last_seen_at, started_at), "
+        "last_seen_at = COALESCE(last_seen_at, started_at) WHERE {} RETURNING id"
+    ).format(silent).as_string(conn)
+    conn.execute(sql.SQL(
+        "CREATE OR REPLACE FUNCTION public.lineage_nb_abort_silent_runs() "
+        "RETURNS SETOF integer LANGUAGE sql SECURITY DEFINER "
+        "SET search_path = pg_catalog, pg_temp AS {}"
+    ).format(sql.Literal(body)))
+    conn.execute(sql.SQL(
+        "ALTER FUNCTION public.lineage_nb_abort_silent_runs() OWNER TO {}").format(definer))
+    conn.execute("REVOKE ALL ON FUNCTION public.lineage_nb_abort_silent_runs() FROM PUBLIC")
+    conn.execute(sql.SQL(
+        "GRANT EXECUTE ON FUNCTION public.lineage_nb_abort_silent_runs() TO {}").format(members))
 
 
 def _protect_lineage_tables(conn: psycopg.Connection[Any], group: str, owner: str) -> None:
