@@ -375,8 +375,10 @@ def lineage_scale(ctx: Ctx) -> None:
 
         rounds = [_events(db)]
         for step in ("E", "4E"):
-            if step == "4E":  # run 4 inserts 3E more readings: 3E more insert events
-                _fill(db, source.id, 3 * rounds[0])
+            if step == "4E":  # run 5 inserts 3E more readings (3E more insert events) and
+                _new_run(db)  # ends: the events pile up in the log, not in the open run 6,
+                _fill(db, source.id, 3 * rounds[0])  # whose own events runs_df counts live
+                _new_run(db)
                 rounds.append(_events(db))
             events = rounds[-1]
             label = f"at {events:,} events ({step})"

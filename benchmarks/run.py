@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ops_capture
 import ops_inputs
 import ops_read
+import ops_verify
 import ops_write
 from context import Ctx, close_context, open_context
 from harness import SETTINGS, Backend, machine, pg_backend, sqlite_backend, table
@@ -52,6 +53,7 @@ OPERATIONS: dict[str, Callable[[Ctx], None]] = {
     "as_of": ops_inputs.as_of,
     "lineage_scale": ops_inputs.lineage_scale,
     "lineage_events": ops_inputs.lineage_events,
+    "verify_1m": ops_verify.verify_1m,
 }
 
 

@@ -273,13 +273,13 @@ def _read_anchor(path: str) -> dict[str, Any]:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .lineage.verify import describe, unsealed_count, verify
+    from .lineage.verify import describe, status, verify
 
     head = _read_anchor(args.anchor) if args.anchor else None
     db = connect(args)
     links = verify(db, anchor=head)
-    if not links:
-        _echo(describe([], unsealed_count(db)))
+    if not links:  # with how many events are unsealed, unchained or written outside a run
+        _echo(describe([], status(db)))
         return 0
     _echo(f"BROKEN {printable(links[0])}")
     if len(links) > 1:

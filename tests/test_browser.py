@@ -2,12 +2,15 @@
 
 Two pages: a live voila server running a notebook that shows ``ln.widgets.browse`` (clicks go
 through the kernel and back), and a static ``ipywidgets.embed`` export whose widget JavaScript
-(``@jupyter-widgets/html-manager``'s ``dist/embed.js``) is installed from the npm registry into a
-cache directory at setup time. Every non-local request is blocked and asserted absent.
+(``@jupyter-widgets/html-manager``'s ``dist/embed-amd.js`` and ``requirejs``) is installed from the
+npm registry into a cache directory at setup time; the browser is an anywidget, whose AMD module
+comes from the anywidget Python package's nbextension. Every non-local request is blocked and
+asserted absent.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -30,6 +33,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 HTML_MANAGER = "@jupyter-widgets/html-manager@1.0.15"
+REQUIREJS = "requirejs@2.3.7"
 XSS = "<img src=x onerror=alert(1)>"
 LOCAL = ("file://", "data:", "about:", "blob:", "http://127.0.0.1:", "ws://127.0.0.1:")
 TESTS = Path(__file__).resolve().parent
@@ -43,20 +47,34 @@ def npm_cache() -> Path:
 
 @pytest.fixture(scope="session")
 def embed_js() -> Path:
-    """``dist/embed.js`` of the html-manager, installed with npm on first use."""
+    """``dist/embed-amd.js`` of the html-manager (with requirejs beside it), installed with npm
+    on first use."""
     cache = npm_cache()
-    script = cache / "node_modules" / "@jupyter-widgets" / "html-manager" / "dist" / "embed.js"
-    if not script.exists():
+    script = cache / "node_modules" / "@jupyter-widgets" / "html-manager" / "dist" / "embed-amd.js"
+    require = cache / "node_modules" / "requirejs" / "require.js"
+    if not (script.exists() and require.exists()):
         npm = shutil.which("npm")
         if npm is None:
             pytest.fail("browser tests need npm (apt-get install npm) to fetch " + HTML_MANAGER)
         cache.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix", str(cache),
-             HTML_MANAGER], check=True, timeout=900, stdin=subprocess.DEVNULL,
+             HTML_MANAGER, REQUIREJS], check=True, timeout=900, stdin=subprocess.DEVNULL,
         )
     assert script.exists(), f"npm install of {HTML_MANAGER} did not produce {script}"
+    assert require.exists(), f"npm install of {REQUIREJS} did not produce {require}"
     return script
+
+
+def anywidget_amd() -> Path:
+    """The anywidget front end as an AMD module (the Python package's classic-notebook bundle)."""
+    from jupyter_core.paths import jupyter_path
+
+    for folder in jupyter_path("nbextensions", "anywidget"):
+        found = Path(folder) / "index.js"
+        if found.exists():
+            return found
+    pytest.fail("anywidget's nbextensions/anywidget/index.js is missing (pip install anywidget)")
 
 
 @pytest.fixture(scope="module")
@@ -118,10 +136,27 @@ def shots(tmp_path: Path) -> Path:
 
 
 def _export(widget: Any, path: Path, embed_js: Path) -> Path:
-    from ipywidgets.embed import dependency_state, embed_minimal_html
+    """A static page of ``widget``: its whole state (its ESM code too) and the view, rendered by
+    the html-manager with requirejs; anywidget's module is a local file."""
+    from ipywidgets.embed import dependency_state, embed_data
 
-    embed_minimal_html(path, views=[widget], state=dependency_state([widget]), title="browse",
-                       requirejs=False, embed_url=embed_js.as_uri(), cors=False)
+    data = embed_data(views=[widget], state=dependency_state([widget], drop_defaults=False),
+                      drop_defaults=False)
+    require = embed_js.parents[3] / "requirejs" / "require.js"
+    amd = anywidget_amd().with_suffix("")
+
+    def script_json(value: Any) -> str:
+        return json.dumps(value).replace("</", "<\\/")
+
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>browse</title>
+<script src="{require.as_uri()}"></script>
+<script>require.config({{paths: {{anywidget: {json.dumps(amd.as_uri())}}}}});</script>
+<script src="{embed_js.as_uri()}"></script>
+<script type="application/vnd.jupyter.widget-state+json">{script_json(data["manager_state"])}</script>
+</head><body style="margin:8px">
+<script type="application/vnd.jupyter.widget-view+json">{script_json(data["view_specs"][0])}</script>
+</body></html>"""
+    path.write_text(page, encoding="utf-8")
     return path
 
 
@@ -136,27 +171,44 @@ def samples(db: ln.Database, run: ln.Run, monkeypatch: pytest.MonkeyPatch) -> li
     )
 
 
+def _fills_width(tab: Any) -> float:
+    """The table's width over the width of the element the widget was given."""
+    return float(tab.evaluate(
+        "(() => { const t = document.querySelector('.lnb-tablewrap');"
+        " const c = document.querySelector('.lnb-browser').parentElement.parentElement;"
+        " return t.getBoundingClientRect().width / c.getBoundingClientRect().width; })()"
+    ))
+
+
 def test_browser_shows_rows_detail_and_picture(
     samples: list[Sample], page: Page, embed_js: Path, tmp_path: Path, shots: Path
 ) -> None:
-    """Rows, the selected record's detail and its lineage picture render; markup stays text."""
+    """Static export: rows, summaries, the selected record's detail and its lineage picture
+    render from the saved state alone; markup stays text; the table fills the width."""
     browser = ln.widgets.browse(Sample, page_size=10)
-    browser.table.select_row(3)
+    browser.show_summaries = True
+    browser.select_row(3)
     html_file = _export(browser, tmp_path / "browse.html", embed_js)
+    assert html_file.stat().st_size < 80_000
     tab = page.page
     tab.goto(html_file.as_uri())
-    tab.wait_for_selector(".widget-gridbox", timeout=30_000)
-    grid = tab.locator(".widget-gridbox")
+    tab.wait_for_selector(".lnb-table .lnb-row", timeout=60_000)
+    table = tab.locator(".lnb-table tbody")
     for name in ("s00", "s09", XSS):
-        assert grid.get_by_text(name, exact=True).is_visible(), name
-    assert grid.get_by_text("s10", exact=True).count() == 0  # page 2
+        assert table.get_by_text(name, exact=True).is_visible(), name
+    assert table.get_by_text("s10", exact=True).count() == 0  # page 2
+    assert tab.locator(".lnb-row").count() == 10
     assert tab.get_by_text("page 1 of 2 · 12 rows").is_visible()
+    assert tab.locator(".lnb-row.lnb-selected").get_by_text(XSS, exact=True).is_visible()
+    assert tab.locator(".lnb-hist").count() >= 3  # id, value, created_at ...
     title = f"Sample {samples[3].id}: {XSS}"
-    assert tab.get_by_text(title, exact=True).first.is_visible()
-    assert tab.get_by_text("project: Project").first.is_visible()
-    picture = tab.locator("svg").filter(has_text="Lineage of")
-    assert picture.is_visible()
+    assert tab.locator(".lnb-detail-title").inner_text() == title
+    assert tab.get_by_role("button", name=f"project: Project {samples[3].project_id}: Alpha").is_visible()
+    picture = tab.locator(".lnb-picture svg")
+    assert picture.is_visible() and "Lineage of" in (picture.text_content() or "")
     assert picture.get_by_text(XSS).first.is_visible()
+    assert tab.locator(".lnb-picture .lnb-clickable").count() >= 2  # run, transform, user
+    assert _fills_width(tab) >= 0.95
     tab.screenshot(path=str(shots / "browser.png"), full_page=True, timeout=30_000)
     assert (shots / "browser.png").stat().st_size > 20_000
     assert tab.evaluate("document.querySelectorAll('img').length") == 0
@@ -260,40 +312,110 @@ def voila_url(samples: list[Sample], db_url: str, tmp_path: Path) -> Iterator[st
         log.close()
 
 
+def _detail_title(tab: Any, text: str) -> None:
+    tab.locator(".lnb-detail-title", has_text=text).wait_for(timeout=30_000)
+    assert tab.locator(".lnb-detail-title").inner_text() == text
+
+
+def _filter(tab: Any, column: str, text: str) -> None:
+    box = tab.get_by_label(f"filter {column}", exact=True)
+    box.fill(text)
+    box.press("Enter")
+
+
 def test_live_browser_round_trip(
-    voila_url: str, samples: list[Sample], page: Page, shots: Path
+    voila_url: str, samples: list[Sample], page: Page, shots: Path, tmp_path: Path
 ) -> None:
-    """Clicking a row, next page and the filter go through the kernel and update the view."""
+    """Selecting, paging, sorting, filtering (a label and a float), detail navigation and back,
+    the keyboard and a download go through the kernel and back."""
+    beta = Project(name="Beta").save()
+    third = Sample(name="third", value=1 / 3, project=beta).save()
     tab = page.page
     tab.goto(voila_url, timeout=60_000)
-    tab.wait_for_selector(".widget-gridbox", timeout=90_000)
-    grid = tab.locator(".widget-gridbox")
-    assert grid.get_by_text("s00", exact=True).is_visible()
-    assert tab.get_by_text("Select a row to see the record.").is_visible()
+    tab.wait_for_selector(".lnb-table .lnb-row", timeout=90_000)
+    rows = tab.locator(".lnb-table .lnb-row")
+    assert rows.first.get_by_text("s00", exact=True).is_visible()
+    assert tab.get_by_text("Select a row").is_visible()
+    assert _fills_width(tab) >= 0.95
 
-    grid.get_by_role("button", name=str(samples[2].id), exact=True).click()
-    tab.get_by_text(f"Sample {samples[2].id}: s02", exact=True).first.wait_for(timeout=30_000)
-    lineage = tab.locator("svg").filter(has_text=f"Lineage of Sample {samples[2].id}")
-    lineage.wait_for(timeout=30_000)
+    rows.filter(has_text="s02").click()
+    _detail_title(tab, f"Sample {samples[2].id}: s02")
+    tab.locator(".lnb-picture svg").filter(has_text=f"Lineage of Sample {samples[2].id}").wait_for(
+        timeout=30_000)
     tab.locator("table.lnb-history").get_by_text("insert").wait_for(timeout=30_000)
-    tab.get_by_role("button", name="project: Project").first.wait_for(timeout=30_000)
+    project = tab.get_by_role("button", name=f"project: Project {samples[2].project_id}: Alpha")
+    project.click()
+    _detail_title(tab, f"Project {samples[2].project_id}: Alpha")
+    tab.get_by_role("button", name="◀ back").click()
+    _detail_title(tab, f"Sample {samples[2].id}: s02")
+    assert tab.get_by_role("button", name="◀ back").is_disabled()
+    run_node = tab.locator(".lnb-picture .lnb-clickable").filter(has_text="run ").first
+    run_node.click()
+    tab.locator(".lnb-detail-title", has_text="run ").wait_for(timeout=30_000)
+    tab.get_by_role("button", name="◀ back").click()
+    _detail_title(tab, f"Sample {samples[2].id}: s02")
 
-    grid.get_by_role("button", name=str(samples[3].id), exact=True).click()
-    header = tab.get_by_text(f"Sample {samples[3].id}: {XSS}", exact=True).first
-    header.wait_for(timeout=30_000)
-    tab.locator("svg").filter(has_text=f"Lineage of Sample {samples[3].id}").wait_for(timeout=30_000)
+    rows.filter(has_text=XSS).click()
+    _detail_title(tab, f"Sample {samples[3].id}: {XSS}")
+    tab.locator(".lnb-picture svg").filter(has_text=f"Lineage of Sample {samples[3].id}").wait_for(
+        timeout=30_000)
     tab.screenshot(path=str(shots / "voila-browser.png"), full_page=True, timeout=30_000)
 
+    status = tab.locator(".lnb-status")
+    assert status.inner_text() == "page 1 of 2 · 13 rows"
     tab.get_by_role("button", name="next ▶").click()
-    tab.get_by_text("page 2 of 2 · 12 rows").wait_for(timeout=30_000)
-    grid.get_by_text("s11", exact=True).wait_for(timeout=30_000)
+    tab.locator(".lnb-status", has_text="page 2 of 2 · 13 rows").wait_for(timeout=30_000)
+    rows.filter(has_text="third").wait_for(timeout=30_000)
+    tab.get_by_role("button", name="◀ prev").click()
+    tab.locator(".lnb-status", has_text="page 1 of 2").wait_for(timeout=30_000)
 
-    tab.get_by_placeholder("filter (text or id)…").fill("S1")
-    tab.get_by_placeholder("filter (text or id)…").press("Enter")
-    tab.get_by_text("page 1 of 1 · 2 rows").wait_for(timeout=30_000)
-    grid.get_by_text("s10", exact=True).wait_for(timeout=30_000)
-    grid.get_by_text("s00", exact=True).wait_for(state="hidden", timeout=30_000)
+    tab.get_by_role("button", name="value", exact=True).click()
+    tab.get_by_role("button", name="value ▲").wait_for(timeout=30_000)
+    tab.get_by_role("button", name="value ▲").click()
+    tab.get_by_role("button", name="value ▼").wait_for(timeout=30_000)
+    rows.first.get_by_text("s11", exact=True).wait_for(timeout=30_000)
+
+    _filter(tab, "project", "bet")  # the label, not the key
+    tab.locator(".lnb-status", has_text="page 1 of 1 · 1 rows").wait_for(timeout=30_000)
+    assert rows.count() == 1 and rows.first.get_by_text("third").is_visible()
+    _filter(tab, "project", "")
+    tab.locator(".lnb-status", has_text="· 13 rows").wait_for(timeout=30_000)
+    shown = "0.3333333333"
+    _filter(tab, "value", shown)  # the float as the table shows it
+    tab.locator(".lnb-status", has_text="· 1 rows").wait_for(timeout=30_000)
+    rows.first.get_by_text(shown, exact=True).wait_for(timeout=30_000)
+    assert rows.count() == 1
+    _filter(tab, "value", "5..7")
+    tab.locator(".lnb-status", has_text="· 3 rows").wait_for(timeout=30_000)
+    _filter(tab, "value", "abc")
+    tab.locator(".lnb-error", has_text="filter 'abc' is not a number").wait_for(timeout=30_000)
+    _filter(tab, "value", "")
+    tab.locator(".lnb-status", has_text="· 13 rows").wait_for(timeout=30_000)
+    search = tab.get_by_label("search all columns")
+    search.fill("S1")
+    search.press("Enter")
+    tab.locator(".lnb-status", has_text="page 1 of 1 · 2 rows").wait_for(timeout=30_000)
+    rows.filter(has_text="s10").wait_for(timeout=30_000)
+    search.fill("")
+    search.press("Enter")
+    tab.locator(".lnb-status", has_text="· 13 rows").wait_for(timeout=30_000)
+
+    table = tab.locator("table.lnb-table")
+    table.focus()
+    for key in ("Home", "ArrowDown", "ArrowDown", "ArrowUp", "Enter"):
+        table.press(key)
+    second = rows.nth(1).locator("td").nth(1).inner_text()
+    tab.locator(".lnb-detail-title", has_text=second).wait_for(timeout=30_000)
+    assert tab.locator(".lnb-row.lnb-selected").count() == 1
+
+    tab.get_by_role("button", name="↓ CSV").click()
+    link = tab.locator("a.lnb-file")
+    link.wait_for(timeout=30_000)
+    name = link.inner_text().removeprefix("↓ ")
+    assert name.startswith("Sample-") and name.endswith(".csv")
+    assert (tmp_path / name).exists() and "third" in (tmp_path / name).read_text()
 
     assert (shots / "voila-browser.png").stat().st_size > 20_000
     assert tab.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
     assert page.dialogs == []
+    del third

@@ -135,6 +135,25 @@ def test_openlineage_errored_run_ends_with_fail(lineage: Lineage) -> None:
     assert events[1]["run"]["facets"]["lineageNb"]["erroredCells"] == [3]
 
 
+def test_openlineage_final_event_carries_the_log_head(lineage: Lineage) -> None:
+    """The final event keeps the sealed log's head as a run facet: an anchor held by the
+    OpenLineage backend, outside the database, that ln.verify(anchor=...) checks; a later
+    rewrite of a sealed event is caught against it."""
+    final = as_dict(ln.export.openlineage_events(lineage.analyse)[-1])
+    head = final["run"]["facets"]["lineageNbLogHead"]
+    assert schema_errors(final) == []
+    assert head["seal"] >= 1 and len(head["hash"]) == 64
+    anchor = {k: head[k] for k in ("seal", "events", "last_event_id", "hash", "at")}
+    db = ln.get_database()
+    assert ln.verify(anchor=anchor) == []
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "UPDATE lineage_record_event SET pk = 'forged' WHERE id = (SELECT min(id) FROM "
+            "lineage_record_event)"
+        )
+    assert ln.verify(anchor=anchor) != []
+
+
 def test_openlineage_open_run_has_only_start(run: ln.Run) -> None:
     """A run still going has its START event only."""
     events = ln.export.openlineage_events(run)

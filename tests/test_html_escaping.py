@@ -81,36 +81,49 @@ def test_html_lineage_pictures_escape(hostile: dict[str, Any]) -> None:
         assert "&lt;script&gt;" in svg
 
 
-def test_html_record_history_escapes(hostile: dict[str, Any]) -> None:
-    """The history table of the widget detail pane escapes changed values."""
-    pytest.importorskip("ipywidgets")
-    from lineage_nb.widgets.detail import DetailPane
+def _texts(value: Any) -> list[str]:
+    """Every string inside the JSON-like ``value``."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _texts(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _texts(v)]
+    return []
 
-    markup = DetailPane._history_html(hostile["sample"])
-    _assert_escaped(markup)
+
+def test_html_record_history_escapes(hostile: dict[str, Any]) -> None:
+    """The widget's detail pane sends data, not markup: history, fields and title carry the
+    payload as plain text (the front end sets it with textContent); its one piece of markup, the
+    lineage SVG, has it escaped."""
+    pytest.importorskip("anywidget")
+    from lineage_nb.widgets.detail import Detail
+
+    detail = Detail().show(hostile["sample"])
+    svg = detail.pop("svg")
+    _assert_escaped(svg)
+    texts = _texts(detail)
+    update = [h for h in detail["history"] if h["action"] == "update"][-1]
+    assert "<script>alert(" in update["changes"] and update["user"] == PAYLOAD
+    assert any(PAYLOAD in t for t in _texts(detail["fields"]))
+    assert not any("&lt;" in t for t in texts), "pre-escaped text would show as &lt; on screen"
 
 
 def test_html_widget_browser_escapes(hostile: dict[str, Any]) -> None:
-    """ln.widgets.browse: heading, detail header, fields, history, picture and errors escaped."""
-    pytest.importorskip("ipywidgets")
-    import ipywidgets
+    """ln.widgets.browse: rows, detail and errors are plain text for textContent (never HTML);
+    the front end builds every element with textContent and parses only the SVG picture."""
+    pytest.importorskip("anywidget")
+    from pathlib import Path
+
+    import lineage_nb.widgets as widgets
 
     browser = ln.widgets.browse(Sample)
+    assert any(PAYLOAD in str(cell) for row in browser.rows for cell in row)
     browser.show_record(hostile["sample"].id)
-    detail = browser.detail
     assert browser.error == ""
-    html_parts = [
-        child.value
-        for child in (detail.header, detail.fields, detail.history, detail.lineage)
-    ]
-    for markup in html_parts:
-        _assert_escaped(markup)
-    browser.show_record(PAYLOAD)  # an unknown key: the error banner shows it escaped
-    assert browser.error
-    _assert_escaped(browser.error_box.value)
-    detail.error = PAYLOAD
-    _assert_escaped(detail.error_box.value)
-    # table cells are Label widgets: the frontend shows their value as text, never as HTML
-    assert all(isinstance(cell, ipywidgets.Label) for row in browser.table.cells for cell in row)
-    heading = ln.widgets.browse(Sample.filter(name=PAYLOAD + "2"))
-    assert all("<script" not in getattr(c, "value", "") for c in heading.children[:2])
+    _assert_escaped(browser.detail["svg"])
+    browser.show_record(PAYLOAD)  # an unknown key: the error names it, as text
+    assert "<script>alert(" in browser.error and "&lt;" not in browser.error
+    script = (Path(widgets.__file__).parent / "static" / "browser.js").read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+        assert sink not in script, sink

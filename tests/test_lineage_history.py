@@ -287,7 +287,7 @@ def test_typed_values_round_trip_through_as_of(db: ln.Database) -> None:
 
 
 def test_staleness_shows_in_repr_graph_picture_and_detail_pane(scenario: dict[str, Any]) -> None:
-    from lineage_nb.widgets.detail import DetailPane
+    from lineage_nb.widgets.detail import Detail
 
     summary, samples, analysis = scenario["summary"], scenario["samples"], scenario["analysis"]
     fresh_graph = summary.lineage()
@@ -304,10 +304,12 @@ def test_staleness_shows_in_repr_graph_picture_and_detail_pane(scenario: dict[st
     assert used == {str(s.id): s is samples[1] for s in samples}
     svg = summary.view_lineage().svg
     assert "used, changed since" in svg and "#fff8e1" in svg
-    pane = DetailPane()
-    pane.show(Project.get(summary.id))
-    assert "stale: its run read 1 record(s)" in pane.fields.value
-    assert "<b>s1</b>" not in pane.fields.value + svg + card  # escaped everywhere
+    pane = Detail().show(Project.get(summary.id))
+    assert pane["stale"]["stale"] is True
+    assert pane["stale"]["text"].startswith("stale: the run that wrote it read 1 record(s)")
+    assert pane["stale"]["inputs"] == [["sample", str(samples[1].id), "changed: name"]]
+    assert "used, changed since" in pane["svg"]
+    assert "<b>s1</b>" not in svg + card + pane["svg"]  # markup escaped
 
 
 def test_large_fan_in_is_one_group_node(db: ln.Database) -> None:
@@ -329,7 +331,7 @@ def test_large_fan_in_is_one_group_node(db: ln.Database) -> None:
     assert not any(n[0] == "record" and n[1] == "sample" for n in graph)
     full = derived.lineage(depth=3, group_above=None)
     assert sum(1 for n in full if n[0] == "record" and n[1] == "sample") == 40
-    assert "40 sample records" in derived.view_lineage().svg
+    assert "40 Sample records" in derived.view_lineage().svg
 
 
 def test_staleness_of_a_large_fan_in(db: ln.Database) -> None:

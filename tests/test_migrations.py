@@ -7,6 +7,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
@@ -18,6 +19,7 @@ from lineage_nb.lineage.migrate import (
     head_revision,
     upgrade_schema,
 )
+from lineage_nb.lineage.schema import Seal
 
 ROOT = Path(__file__).parent.parent
 
@@ -138,3 +140,124 @@ def test_migrations_create_what_the_models_declare(db_url: str) -> None:
     assert {"process_start", "heartbeat_seconds", "source_path"} <= columns
     kinds = ("add_table", "add_column", "add_index", "remove_column", "remove_index")
     assert [d for d in differences if d[0] in kinds] == []
+
+
+def _old_lineage(connection: Any, at: dt.datetime, events: list[int]) -> None:
+    """A user, transform and run as an old lineage_nb wrote them, and unhashed insert events."""
+    connection.execute(
+        text("INSERT INTO lineage_user (id, handle, created_at) VALUES (1, 'old', :at)"), {"at": at}
+    )
+    connection.execute(
+        text("INSERT INTO lineage_transform (id, key, version, type, source_hash, created_at) "
+             "VALUES (1, 'old.py', '1', 'script', 'abc', :at)"), {"at": at})
+    connection.execute(
+        text("INSERT INTO lineage_run (id, uid, transform_id, status, started_at, created_by_id) "
+             "VALUES (1, 'u-1', 1, 'completed', :at, 1)"), {"at": at})
+    for event_id in events:
+        connection.execute(
+            text('INSERT INTO lineage_record_event (id, run_id, user_id, "table", pk, action, '
+                 "changes, at) VALUES (:id, 1, 1, 'sample', :pk, 'update', :changes, :at)"),
+            {"id": event_id, "pk": str(event_id), "changes": '{"value": [1, 2]}', "at": at},
+        )
+
+
+def test_upgrade_seals_events_from_before_the_chain_as_unchained(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Events written at revision 0001 (no hash, no seal) are sealed by the upgrade and reported
+    as unchained, not as unsealed or broken: `lineage-nb verify` exits 0 and says how many. Once
+    sealed they are protected like any other event."""
+    from lineage_nb.cli import main
+    from lineage_nb.lineage.verify import FORMAT_MERKLE, status, verify
+
+    old = ln.Database(db_url)
+    upgrade_schema(old, "0001")
+    stamp = dt.datetime(2026, 1, 2, 3, 4, 5)
+    with old.engine.begin() as connection:
+        _old_lineage(connection, stamp if old.dialect == "sqlite" else
+                     stamp.replace(tzinfo=dt.timezone.utc), [1, 2, 3])
+    old.close()
+    code = main(["verify", "--database", db_url])  # connects: upgrades, and so seals
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "3 events are unchained (written before version 0.2" in out
+    assert "not sealed yet" not in out and "BROKEN" not in out
+    db = ln.connect(db_url)
+    try:
+        state = status(db)
+        assert (state.events, state.unsealed, state.unchained, state.seals) == (3, 0, 3, 1)
+        assert Seal.get(1).format == FORMAT_MERKLE
+        with db.engine.begin() as connection:
+            connection.execute(text("UPDATE lineage_record_event SET pk = '8' WHERE id = 2"))
+        assert "changed after it was sealed" in verify(db)[0].message
+    finally:
+        db.close()
+
+
+def test_running_hash_seals_still_verify_after_upgrade(db_url: str) -> None:
+    """A database at 0008 with a seal of the running-hash format (1): after the upgrade that seal
+    still verifies (and breaks when its events are edited), the unhashed event before the hashed
+    one in it is counted unchained, the events after it get a Merkle seal (format 2) that proves
+    them; an event under the old seal has no inclusion proof."""
+    from lineage_nb.lineage import verify as v
+
+    old = ln.Database(db_url)
+    upgrade_schema(old, "0008")
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    with old.engine.begin() as connection:
+        _old_lineage(connection, at.replace(tzinfo=None) if old.dialect == "sqlite" else at,
+                     [1, 2, 3])
+        hashed = dict(connection.execute(
+            v.select(v._EVENTS).where(v._EVENTS.c.id == 2)).mappings().one())
+        digest = v.event_hash(hashed, None)
+        connection.execute(text("UPDATE lineage_record_event SET hash = :h WHERE id = 2"),
+                           {"h": digest})
+        connection.execute(text("UPDATE lineage_run SET chain_head = :h WHERE id = 1"),
+                           {"h": digest})
+        running, count, last = v._digest("", v._events(connection, 0))
+        connection.execute(
+            text("INSERT INTO lineage_seal (prev_id, last_event_id, count, hash, at) "
+                 "VALUES (0, :last, :count, :hash, :at)"),
+            {"last": last, "count": count, "hash": running, "at": at.replace(tzinfo=None)
+             if old.dialect == "sqlite" else at},
+        )
+        connection.execute(
+            text('INSERT INTO lineage_record_event (id, run_id, user_id, "table", pk, action, at) '
+                 "VALUES (4, 1, 1, 'sample', '4', 'insert', :at)"),
+            {"at": at.replace(tzinfo=None) if old.dialect == "sqlite" else at},
+        )
+    old.close()
+    db = ln.connect(db_url)
+    try:
+        seals = [(s.format, s.count, s.unchained, s.root is None) for s in Seal.filter().all()]
+        assert seals == [(v.FORMAT_RUNNING, 3, 1, True), (v.FORMAT_MERKLE, 1, 0, False)]
+        assert v.verify(db) == []
+        assert v.status(db).unchained == 1
+        assert v.prove(4, db).verify()
+        with pytest.raises(ln.errors.NotFound, match="before Merkle seals"):
+            v.prove(3, db)
+        with db.engine.begin() as connection:
+            connection.execute(text("UPDATE lineage_record_event SET cell = 5 WHERE id = 3"))
+        broken = v.verify(db)
+        assert len(broken) == 1 and broken[0].message.startswith("seal 1 its events do not match")
+    finally:
+        db.close()
+
+
+def test_seal_model_matches_its_migrated_table(db_url: str) -> None:
+    """The Seal model and the table the migrations build have the same columns, nullability and
+    server defaults (the model is not used to create the table)."""
+    db = ln.connect(db_url)
+    try:
+        with db.engine.connect() as connection:
+            columns = {c["name"]: c for c in inspect(connection).get_columns("lineage_seal")}
+        model = Seal.__table__.columns
+        assert set(columns) == {c.name for c in model}
+        for column in model:
+            if column.primary_key:  # PostgreSQL's default is the key's sequence
+                continue
+            found = columns[column.name]
+            assert found["nullable"] == column.nullable, column.name
+            assert (found["default"] is None) == (column.server_default is None), column.name
+    finally:
+        db.close()

@@ -44,6 +44,7 @@ from ..db import get_database
 from ..lineage.history import input_versions
 from ..lineage.reads import write_pending
 from ..lineage.schema import RecordEvent, Run
+from ..lineage.verify import log_head
 from ..orm.session_scope import run_sync
 from ._progress import progress
 
@@ -99,6 +100,26 @@ class RunDetailsRunFacet(RunFacet):
     @staticmethod
     def _get_schema() -> str:
         return _FACET_SCHEMA.format(name="RunDetailsRunFacet")
+
+
+@attr.define
+class LogHeadRunFacet(RunFacet):
+    """``lineageNbLogHead`` run facet on a run's final event: the head of the sealed event log
+    when the event was made (``ln.anchor()``'s fields), so the OpenLineage backend keeps an
+    anchor outside the database: ``ln.verify(anchor=facet)`` proves the log still extends it."""
+
+    seal: int
+    events: int
+    last_event_id: int
+    hash: str
+    at: str
+    _additional_skip_redact: ClassVar[list[str]] = [
+        "seal", "events", "last_event_id", "hash", "at",
+    ]
+
+    @staticmethod
+    def _get_schema() -> str:
+        return _FACET_SCHEMA.format(name="LogHeadRunFacet")
 
 
 def _iso(value: dt.datetime | None) -> str:
@@ -165,7 +186,9 @@ def _job(run: Run, namespace: str, producer: str) -> Job:
     return Job(namespace=namespace, name=transform.key, facets=facets)
 
 
-def _run_facets(run: Run, producer: str, final: bool) -> dict[str, RunFacet]:
+def _run_facets(
+    run: Run, producer: str, final: bool, head: dict[str, Any] | None = None
+) -> dict[str, RunFacet]:
     facets: dict[str, RunFacet] = {
         "lineageNb": RunDetailsRunFacet(
             runNumber=run.id,
@@ -177,6 +200,8 @@ def _run_facets(run: Run, producer: str, final: bool) -> dict[str, RunFacet]:
             producer=producer,
         )
     }
+    if final and head is not None and head["seal"]:
+        facets["lineageNbLogHead"] = LogHeadRunFacet(producer=producer, **head)
     if final and run.status == "errored":
         cells = ", ".join(str(c) for c in run.errored_cells or []) or "unknown"
         facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
@@ -249,7 +274,8 @@ def openlineage_events(
             RunEvent(
                 eventType=state,
                 eventTime=_iso(run.finished_at or run.last_seen_at),
-                run=OLRun(runId=run.uid, facets=_run_facets(run, producer, final=True)),
+                run=OLRun(runId=run.uid,
+                          facets=_run_facets(run, producer, final=True, head=log_head(db))),
                 job=job,
                 inputs=inputs,
                 outputs=outputs,

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .schema import RecordEvent
+    from .verify import Proof
 
 __all__ = ["TrackedRecord"]
 
@@ -89,6 +90,22 @@ class TrackedRecord:
         """Whether the run that last wrote this record read an input that has changed (by
         another run) or been deleted since it read it."""
         return history.is_stale(self)
+
+    def proof(self, event_id: int | None = None) -> Proof:
+        """That this record's newest event (or its event ``event_id``) is in the sealed log: the
+        event's content, the Merkle audit path to its seal's root and the seal's hash; check it
+        with ``.verify()`` or ``lineage_nb.lineage.verify.check_proof`` (no database needed).
+        Seals the log first when the event is not sealed yet.
+
+        Raises:
+            NotFound: the record has no events, or the event is in a seal from before Merkle
+                seals (it has no inclusion proof; ``ln.verify()`` still checks it).
+            ValidationError: ``event_id`` is not an event of this record.
+            OperationalError: the event is not sealed and the log cannot be sealed now.
+        """
+        from .verify import record_proof
+
+        return record_proof(self, event_id)
 
     def stale_inputs(self) -> pd.DataFrame:
         """The inputs that make this record stale: table, pk, read_version, current_version and

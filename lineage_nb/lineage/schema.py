@@ -167,11 +167,16 @@ class Run(LineageModel):
 
         return run_lineage(self, depth, group_above=group_above)
 
-    def view_lineage(self, depth: int = 3) -> Any:
-        """A picture of :meth:`lineage` (``_repr_svg_``; ``.save(path)``)."""
+    def view_lineage(
+        self, depth: int = 3, *, max_nodes: int = 60, group_above: int | None = 12
+    ) -> Any:
+        """A picture of :meth:`lineage` (``_repr_svg_``; ``.save(path)``): at most ``max_nodes``
+        nodes; more than ``group_above`` records of one table alike are one node."""
         from ..views.picture import LineagePicture
 
-        return LineagePicture(self.lineage(depth), title=f"Lineage of {self.label}")
+        return LineagePicture(self.lineage(depth, group_above=group_above),
+                              title=f"Lineage of {self.label}", max_nodes=max_nodes,
+                              group_above=group_above)
 
     def _repr_html_(self) -> str:
         from ..views.html import run_html
@@ -213,7 +218,13 @@ class RecordEvent(LineageModel):
 
 class Seal(LineageModel):
     """A seal over the events after the previous seal, up to ``last_event_id``: their count and
-    a hash chained to the previous seal's (see :mod:`lineage_nb.lineage.verify`)."""
+    a hash chained to the previous seal's (see :mod:`lineage_nb.lineage.verify`).
+
+    ``format`` 2: ``root`` is the Merkle tree hash of the events, so one event's inclusion has a
+    short proof; 1: seals written before revision 0009, one running hash and no root.
+    ``unchained``: how many of its events lineage_nb wrote before version 0.2 with no hash chain
+    (sealed only at an upgrade), reported by ``verify`` rather than counted as protected.
+    """
 
     __tablename__ = "lineage_seal"
 
@@ -223,6 +234,9 @@ class Seal(LineageModel):
     count: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    format: Mapped[int] = mapped_column(Integer, default=2, server_default="1")
+    root: Mapped[str | None] = mapped_column(String(64))
+    unchained: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class RunInput(LineageModel):

@@ -10,12 +10,18 @@ __all__ = ["ViewableRecord"]
 class ViewableRecord:
     """Mixin of ``ln.Model``: show a record in a notebook."""
 
-    def view_lineage(self, depth: int = 3) -> Any:
-        """A picture of ``lineage(depth)``; displays as SVG in a notebook, ``.save(path)``."""
+    def view_lineage(
+        self, depth: int = 3, *, max_nodes: int = 60, group_above: int | None = 12
+    ) -> Any:
+        """A picture of ``lineage(depth)``; displays as SVG in a notebook, ``.save(path)``.
+
+        At most ``max_nodes`` nodes are drawn; more than ``group_above`` records of one table
+        with the same neighbours are one node with their count (None: one node per record)."""
         from .picture import LineagePicture
 
-        graph = self.lineage(depth)  # type: ignore[attr-defined]
-        return LineagePicture(graph, title=f"Lineage of {type(self).__name__} {self.pk}")  # type: ignore[attr-defined]
+        graph = self.lineage(depth, group_above=group_above)  # type: ignore[attr-defined]
+        return LineagePicture(graph, title=f"Lineage of {type(self).__name__} {self.pk}",  # type: ignore[attr-defined]
+                              max_nodes=max_nodes, group_above=group_above)
 
     def _repr_html_(self) -> str:
         from ..lineage.reads import untracked_reads

@@ -1,32 +1,42 @@
-"""``DetailPane``: one record's fields, related records (clickable), history and lineage picture."""
+"""The detail pane's data: one record as JSON-safe plain text for the browser's front end.
+
+:class:`Detail` builds, for the selected record (or a run, transform or user reached from it),
+its fields, staleness, related records, history with each change's cell source, inputs and
+outputs, and the lineage picture (SVG from :mod:`lineage_nb.views.picture`). Everything is plain
+text or numbers: the front end puts it in the page with ``textContent``, never as markup. Records
+one can open are *targets*: the front end sends back a target's index, never a class or key,
+and :meth:`Detail.open` looks it up. No ipywidgets here.
+"""
 
 from __future__ import annotations
 
-import html
+import datetime as dt
 from typing import Any
 
-import ipywidgets as w
-from sqlalchemy import inspect
-from traitlets import List, Unicode, observe
+import pandas as pd
+from sqlalchemy import inspect, select
 
-from ..views.html import record_html
+from ..lineage.reads import untracked_reads
+from ..orm.session_scope import run_sync
+from ..views.html import format_value, lineage_line
 from ..views.picture import LineagePicture
-from ._util import error_html, reporting
+from ._source import display
 
-__all__ = ["DetailPane"]
+__all__ = ["MAX_RELATED", "Detail", "title_of"]
 
 MAX_RELATED = 20
-_HISTORY_COLUMNS = ["at", "action", "changes", "cell", "run", "user_handle"]
-_HISTORY_STYLE = (
-    "<style>.lnb-history{border-collapse:collapse;font-size:12px}.lnb-history th,"
-    ".lnb-history td{text-align:left;padding:1px 8px 1px 0;vertical-align:top}</style>"
-)
+"""Related records, inputs or outputs listed per kind; the rest are counted."""
+MAX_SOURCE = 4000
+"""Characters of a cell's source shown in the history."""
+MAX_READERS = 200
+"""Packed reads of a table looked through to find the runs that read a record."""
 
 
-def _title(obj: Any) -> str:
+def title_of(obj: Any) -> str:
+    """A record's heading: ``Sample 3: s1``, ``run 12 · analysis.ipynb v3``, ``Project 2``."""
     state = inspect(obj)
     transform = state.dict.get("transform")
-    if transform is not None:  # a run: "run 12 · analysis.ipynb v3"
+    if transform is not None and hasattr(obj, "records_df"):  # a run
         return f"{obj.label} · {transform.label}"
     if isinstance(getattr(type(obj), "label", None), property):
         return f"{type(obj).__name__} {obj.label}"
@@ -36,109 +46,309 @@ def _title(obj: Any) -> str:
     return f"{type(obj).__name__} {', '.join(str(v) for v in state.identity or ())}"
 
 
-def _section(title: str) -> w.HTML:
-    return w.HTML(f"<h4 style='margin:8px 0 2px'>{html.escape(title)}</h4>")
+def _classes() -> dict[str, type]:
+    from ..model import Model
+
+    return {str(getattr(m.local_table, "name", "")): m.class_ for m in Model.registry.mappers}
 
 
-class DetailPane(w.VBox):  # type: ignore[misc]  # ipywidgets is untyped
-    """Shows the selected record; related records are buttons that open them here.
+def _key_value(cls: type, text: str) -> Any:
+    column: Any = inspect(cls).primary_key[0]
+    try:
+        return column.type.python_type(text)
+    except (NotImplementedError, TypeError, ValueError):
+        return text
 
-    Traits: ``title`` (e.g. ``"Sample 3: s1"``), ``related`` (the related records' button
-    labels), ``trail`` (titles of the records ``back`` returns to) and ``error``.
+
+def _when(value: Any) -> str:
+    text = display(value)
+    return text if text is not None else "—"
+
+
+class Detail:
+    """The detail of one record at a time, with a trail of the records shown before it.
+
+    Args:
+        depth: how many levels of upstream lineage the picture shows.
     """
 
-    title = Unicode("").tag(sync=True)
-    related = List(Unicode()).tag(sync=True)
-    trail = List(Unicode()).tag(sync=True)
-    error = Unicode("").tag(sync=True)
-
-    def __init__(self, *, depth: int = 3, **kwargs: Any) -> None:
-        self.depth, self._trail = depth, list[Any]()
+    def __init__(self, depth: int = 3) -> None:
+        self.depth = depth
         self.record: Any = None
-        self.header = w.HTML("<i>Select a row to see the record.</i>")
-        self.back_button = w.Button(description="◀ back", disabled=True,
-                                    layout=w.Layout(width="80px"))
-        self.back_button.on_click(lambda _: self.back())
-        self.error_box = w.HTML()
-        self.fields, self.history, self.lineage = w.HTML(), w.HTML(), w.HTML()
-        self.related_box = w.VBox(layout=w.Layout(align_items="flex-start"))
-        super().__init__([
-            w.HBox([self.back_button, self.header]), self.error_box, self.fields,
-            _section("Related records"), self.related_box, _section("History"), self.history,
-            _section("Lineage"), self.lineage,
-        ], layout=w.Layout(min_width="360px", padding="0 0 0 12px"), **kwargs)
+        self.trail: list[Any] = []
+        self.targets: list[tuple[type, Any]] = []
 
-    @observe("error")
-    def _show_error(self, change: dict[str, Any]) -> None:
-        self.error_box.value = error_html(change["new"])
-
-    @reporting
-    def show(self, record: Any, *, remember: bool = True) -> None:
-        """Show ``record`` (its related records should be loaded, e.g. with ``load_all()``)."""
-        self._show(record, remember)
-
-    def _show(self, record: Any, remember: bool = True) -> None:
+    # -- navigation ---------------------------------------------------------------------------
+    def show(self, record: Any, *, remember: bool = True) -> dict[str, Any]:
+        """Show ``record``; the one shown before goes on the trail (``remember``)."""
         if remember and self.record is not None:
-            self._trail.append(self.record)
+            self.trail.append(self.record)
         self.record = record
-        self.title = _title(record)
-        self.header.value = f"<b>{html.escape(self.title)}</b>"
-        self.fields.value = (
-            record._repr_html_() if hasattr(record, "_repr_html_") else record_html(record)
-        )
-        self._show_related(record)
-        self.history.value = self._history_html(record)
-        lineage = getattr(record, "lineage", None)
-        self.lineage.value = (
-            LineagePicture(lineage(self.depth), title=f"Lineage of {self.title}").svg
-            if callable(lineage) else "<i>—</i>"
-        )
-        self.trail = [_title(r) for r in self._trail]
-        self.back_button.disabled = not self._trail
+        with untracked_reads():  # looking at a record is not using it
+            return self._build(record)
 
-    def _show_related(self, record: Any) -> None:
+    def open(self, index: int) -> dict[str, Any]:
+        """Open target ``index`` of the detail shown last (reloaded with its relations).
+
+        Raises:
+            ValidationError: no such target.
+        """
+        from ..errors import ValidationError
+
+        if not 0 <= index < len(self.targets):
+            raise ValidationError(f"no record {index} to open.", field="target", value=index)
+        cls, key = self.targets[index]
+        with untracked_reads():
+            found = cls.get(key)  # type: ignore[attr-defined]
+            found = found.load_all() if hasattr(found, "load_all") else found
+        return self.show(found)
+
+    def back(self) -> dict[str, Any] | None:
+        """Show the record shown before this one again; None when the trail is empty."""
+        if not self.trail:
+            return None
+        previous = self.trail.pop()
+        with untracked_reads():
+            previous = type(previous).get(inspect(previous).identity[0])
+            previous = previous.load_all() if hasattr(previous, "load_all") else previous
+        return self.show(previous, remember=False)
+
+    def clear(self) -> None:
+        """Forget the record and the trail (a new selection in the table starts afresh)."""
+        self.record, self.trail, self.targets = None, [], []
+
+    # -- building -----------------------------------------------------------------------------
+    def _target(self, cls: type, key: Any) -> int:
+        self.targets.append((cls, key))
+        return len(self.targets) - 1
+
+    def _record_target(self, table: str, pk: str, classes: dict[str, type]) -> int | None:
+        cls = classes.get(table)
+        if cls is None or len(inspect(cls).primary_key) != 1 or not hasattr(cls, "get"):
+            return None
+        return self._target(cls, _key_value(cls, pk))
+
+    def _build(self, record: Any) -> dict[str, Any]:
+        self.targets = []
+        classes = _classes()
+        kind = self._kind(record)
+        detail: dict[str, Any] = {
+            "title": title_of(record), "kind": kind, "line": self._line(record, kind),
+            "fields": self._fields(record), "trail": [title_of(r) for r in self.trail],
+        }
+        detail["related"], detail["more"] = self._related(record)
+        detail["stale"] = self._stale(record)
+        detail["history"] = self._history(record)
+        picture, graph = self._picture(record)
+        detail["svg"], detail["nodes"] = picture, self._nodes(graph, classes)
+        detail["inputs"], detail["outputs"] = self._inputs_outputs(record, kind, classes)
+        return detail
+
+    @staticmethod
+    def _kind(record: Any) -> str:
+        from ..lineage.schema import Run, Transform, User
+
+        for cls, name in ((Run, "run"), (Transform, "transform"), (User, "user")):
+            if isinstance(record, cls):
+                return name
+        return "record"
+
+    @staticmethod
+    def _line(record: Any, kind: str) -> str:
+        if kind == "record" and hasattr(record, "history_df"):
+            return lineage_line(record)
+        if kind == "run":
+            state = inspect(record).dict
+            return (f"run {record.id} · {state.get('status', '')}, started "
+                    f"{_when(state.get('started_at'))}, finished {_when(state.get('finished_at'))}")
+        return ""
+
+    @staticmethod
+    def _fields(record: Any) -> list[list[str]]:
         state = inspect(record)
-        buttons: list[w.Widget] = []
-        labels: list[str] = []
+        related = {
+            next(iter(rel.local_columns)).key: rel.key
+            for rel in state.mapper.relationships
+            if rel.direction.name == "MANYTOONE" and len(rel.local_columns) == 1
+        }
+        rows: list[list[str]] = []
+        for attr in state.mapper.column_attrs:
+            if attr.key not in state.dict:
+                rows.append([attr.key, "(not loaded)"])
+                continue
+            value = state.dict[attr.key]
+            text = display(value) if isinstance(value, (float, dt.datetime, bool)) else None
+            text = text if text is not None else format_value(value)
+            other = state.dict.get(related.get(attr.columns[0].key, ""))
+            if other is not None:
+                text += f" ({title_of(other)})"
+            rows.append([str(attr.key), text])
+        return rows
+
+    def _related(self, record: Any) -> tuple[list[dict[str, Any]], list[list[Any]]]:
+        state = inspect(record)
+        found: list[dict[str, Any]] = []
+        more: list[list[Any]] = []
         for rel in state.mapper.relationships:
             value = state.dict.get(rel.key)
             items = list(value) if isinstance(value, (list, set, tuple)) else [value]
             items = [item for item in items if item is not None]
             for item in items[:MAX_RELATED]:
-                label = f"{rel.key}: {_title(item)}"
-                button = w.Button(description=label, tooltip=label,
-                                  layout=w.Layout(width="auto", max_width="420px"))
-                button.on_click(lambda _, item=item: self.open_related(item))
-                buttons.append(button)
-                labels.append(label)
+                identity = inspect(item).identity
+                if not identity:
+                    continue
+                key = identity[0] if len(identity) == 1 else identity
+                found.append({"group": rel.key, "label": title_of(item),
+                              "target": self._target(type(item), key)})
             if len(items) > MAX_RELATED:
-                buttons.append(w.Label(f"… and {len(items) - MAX_RELATED} more {rel.key}"))
-        self.related_box.children = buttons or [w.HTML("<i>none loaded</i>")]
-        self.related = labels
+                more.append([rel.key, len(items) - MAX_RELATED])
+        return found, more
 
     @staticmethod
-    def _history_html(record: Any) -> str:
+    def _stale(record: Any) -> dict[str, Any] | None:
+        if not hasattr(record, "stale_inputs") or inspect(record).key is None:
+            return None
+        try:
+            frame = record.stale_inputs()
+        except Exception as error:  # a detail pane must not fail for want of a staleness check
+            return {"stale": None, "text": f"staleness unavailable ({type(error).__name__})",
+                    "inputs": []}
+        inputs = [[str(t), str(pk), str(change)] for t, pk, change in
+                  zip(frame["table"][:MAX_RELATED], frame["pk"][:MAX_RELATED],
+                      frame["change"][:MAX_RELATED], strict=True)]
+        stale = bool(len(frame))
+        text = (f"stale: the run that wrote it read {len(frame)} record(s) that changed since"
+                if stale else "up to date: no input of the run that wrote it changed since")
+        return {"stale": stale, "text": text, "inputs": inputs}
+
+    @staticmethod
+    def _history(record: Any) -> list[dict[str, Any]]:
         if not hasattr(record, "history_df"):
-            return "<i>—</i>"
+            return []
         frame = record.history_df()
+        rows: list[dict[str, Any]] = []
+        for row in frame.tail(50).to_dict("records"):
+            source = row.get("cell_source")
+            source = None if source is None or pd.isna(source) else str(source)
+            if source is not None and len(source) > MAX_SOURCE:
+                source = source[:MAX_SOURCE] + "\n…"
+            changes = row.get("changes")
+            rows.append({
+                "at": _when(row.get("at")), "action": str(row.get("action") or ""),
+                "changes": format_value(changes) if changes is not None else "",
+                "cell": display(row.get("cell")), "run": display(row.get("run")),
+                "user": display(row.get("user_handle")), "source": source,
+            })
+        return rows
+
+    def _picture(self, record: Any) -> tuple[str, Any]:
+        lineage = getattr(record, "lineage", None)
+        if not callable(lineage):
+            return "", None
+        picture = LineagePicture(lineage(self.depth), title=f"Lineage of {title_of(record)}")
+        return picture.svg, picture.graph
+
+    def _node_target(self, node: Any, classes: dict[str, type]) -> int | None:
+        from ..lineage.schema import Run, Transform, User
+
+        if not isinstance(node, tuple) or len(node) < 2:
+            return None
+        if node[0] == "record" and len(node) == 3:
+            return self._record_target(str(node[1]), str(node[2]), classes)
+        kinds: dict[str, type] = {"run": Run, "transform": Transform, "user": User}
+        if node[0] in kinds and len(node) == 2:
+            return self._target(kinds[node[0]], node[1])
+        return None
+
+    def _nodes(self, graph: Any, classes: dict[str, type]) -> dict[str, int]:
+        """The picture's clickable nodes: each node's label (its SVG ``<title>``) → target."""
+        if graph is None:
+            return {}
+        found: dict[str, int] = {}
+        for node, data in graph.nodes(data=True):
+            if data.get("focus"):
+                continue
+            target = self._node_target(node, classes)
+            label = str(data.get("label", node))
+            if target is not None and label not in found:
+                found[label] = target
+        return found
+
+    # -- inputs and outputs -------------------------------------------------------------------
+    def _inputs_outputs(
+        self, record: Any, kind: str, classes: dict[str, type]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        if kind == "run":
+            inputs = record.inputs_df()
+            outputs = record.records_df()
+            return (self._keyed(inputs, classes, "changed_since"),
+                    self._keyed(outputs.drop_duplicates(["table", "pk"]), classes, None))
+        if kind != "record" or not hasattr(record, "history_df"):
+            return [], []
+        from ..lineage.stamping import record_key
+
+        table, pk = record_key(record)
+        inputs = self._record_inputs(record)
+        outputs = run_sync(lambda s: self._readers_outputs(s, table, pk))
+        return (self._keyed(inputs, classes, "changed_since"),
+                self._keyed(outputs, classes, None))
+
+    def _keyed(self, frame: pd.DataFrame, classes: dict[str, type],
+               changed: str | None) -> list[dict[str, Any]]:
         if not len(frame):
-            return "<i>no events recorded</i>"
-        shown = frame[[c for c in _HISTORY_COLUMNS if c in frame.columns]].astype(object)
-        shown = shown.where(shown.notna(), "—")
-        shown["at"] = [f"{t:%Y-%m-%d %H:%M:%S}" for t in frame["at"]]
-        table = shown.to_html(index=False, escape=True, border=0, classes="lnb-history")
-        return _HISTORY_STYLE + str(table)
+            return []
+        shown: list[dict[str, Any]] = []
+        for row in frame.head(MAX_RELATED).to_dict("records"):
+            table, pk = str(row["table"]), str(row["pk"])
+            cls = classes.get(table)
+            label = f"{cls.__name__ if cls else table} {pk}"
+            item: dict[str, Any] = {"label": label,
+                                    "target": self._record_target(table, pk, classes)}
+            if changed is not None and changed in row:
+                item["changed"] = bool(row[changed]) if not pd.isna(row[changed]) else False
+            shown.append(item)
+        if len(frame) > MAX_RELATED:
+            shown.append({"label": f"… and {len(frame) - MAX_RELATED} more", "target": None})
+        return shown
 
-    # -- navigation ----------------------------------------------------------------------------
-    @reporting
-    def open_related(self, item: Any) -> None:
-        """Open a related record (reloaded with its own related records)."""
-        pk = inspect(item).identity
-        fresh = type(item).get(pk[0] if pk and len(pk) == 1 else pk)
-        self._show(fresh.load_all() if hasattr(fresh, "load_all") else fresh)
+    @staticmethod
+    def _record_inputs(record: Any) -> pd.DataFrame:
+        """The records read by the runs that wrote ``record`` (their ``inputs_df``)."""
+        from ..lineage.schema import Run
 
-    @reporting
-    def back(self) -> None:
-        """Return to the previously shown record."""
-        if self._trail:
-            self._show(self._trail.pop(), remember=False)
+        history = record.history_df()
+        run_ids = sorted({int(r) for r in history["run_id"].dropna()}) if len(history) else []
+        frames = [Run.get(run_id).inputs_df() for run_id in run_ids[-5:]]
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return pd.DataFrame(columns=["table", "pk", "changed_since"])
+        return pd.concat(frames).drop_duplicates(["table", "pk"])
+
+    @staticmethod
+    def _readers_outputs(session: Any, table: str, pk: str) -> pd.DataFrame:
+        """What the runs that read ``(table, pk)`` wrote: their record events' distinct keys.
+
+        A run's read of one record keeps its key; a read of many keeps a packed key set, and
+        only the newest :data:`MAX_READERS` of those are unpacked to look for the key.
+        """
+        from ..lineage._keyset import decode
+        from ..lineage.schema import RecordEvent, RunInput
+
+        single = set(session.execute(
+            select(RunInput.run_id).where(RunInput.table == table, RunInput.pk == pk)
+        ).scalars())
+        packed = session.execute(
+            select(RunInput.run_id, RunInput.keys)
+            .where(RunInput.table == table, RunInput.keys.is_not(None))
+            .order_by(RunInput.id.desc()).limit(MAX_READERS)
+        ).all()
+        runs = single | {run_id for run_id, keys in packed if pk in set(decode(keys))}
+        if not runs:
+            return pd.DataFrame(columns=["table", "pk"])
+        rows = session.execute(
+            select(RecordEvent.table, RecordEvent.pk)
+            .where(RecordEvent.run_id.in_(sorted(runs)))
+            .distinct().order_by(RecordEvent.table, RecordEvent.pk).limit(MAX_RELATED + 1)
+        ).all()
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=["table", "pk"])
+        return frame[(frame["table"] != table) | (frame["pk"] != pk)]

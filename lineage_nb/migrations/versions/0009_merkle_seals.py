@@ -1,0 +1,42 @@
+"""Merkle seals: each new seal's hash covers the Merkle root of its events; old events sealed.
+
+A seal of ``format`` 2 stores the RFC 9162 Merkle root of its events (``root``) and chains it to
+the previous seal, so one event's inclusion in the log has a proof of O(log n) hashes
+(``record.proof()``); seals written before (``format`` 1, one running hash) keep verifying as
+they were written. The upgrade then seals every event no seal covers yet, and counts on the
+seals the events an older lineage_nb wrote before version 0.2 with no hash chain
+(``unchained``), which ``verify`` reports instead of counting them as protected since written
+(see :func:`lineage_nb.lineage.verify.seal_at_upgrade`). On PostgreSQL it waits for transactions
+writing events to end. The downgrade drops the columns; Merkle seals then no longer verify.
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-11-27
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from lineage_nb.lineage.verify import seal_at_upgrade
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("lineage_seal") as batch:
+        batch.add_column(sa.Column("format", sa.Integer(), nullable=False, server_default="1"))
+        batch.add_column(sa.Column("root", sa.String(64)))
+        batch.add_column(sa.Column("unchained", sa.Integer(), nullable=False, server_default="0"))
+    seal_at_upgrade(op.get_bind())
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("lineage_seal") as batch:
+        batch.drop_column("unchained")
+        batch.drop_column("root")
+        batch.drop_column("format")
