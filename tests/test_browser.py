@@ -323,6 +323,32 @@ def _filter(tab: Any, column: str, text: str) -> None:
     box.press("Enter")
 
 
+def _open_run_expand_group_and_open_a_record(tab: Any, third: Sample) -> None:
+    """From a sample's picture: its run node opens the run, whose 13 samples are one group node;
+    a click on it draws each sample; a click on one opens it; back, back."""
+    run_node = tab.locator('.lnb-picture g.lnb-clickable[data-node^="run|"]').first
+    run_id = (run_node.get_attribute("data-node") or "").removeprefix("run|")
+    run_node.click()
+    tab.locator(".lnb-detail-title", has_text=f"run {run_id} ").wait_for(timeout=30_000)
+    group = tab.locator(f'.lnb-picture g.lnb-expandable[data-node="records|sample|{run_id}|wrote"]')
+    group.wait_for(timeout=30_000)
+    assert group.get_attribute("data-count") == "13"
+    assert tab.locator(".lnb-picture g[data-node^='record|sample|']").count() == 0
+    group.click()
+    record = tab.locator(f'.lnb-picture g.lnb-clickable[data-node="record|sample|{third.id}"]')
+    record.wait_for(timeout=30_000)
+    assert tab.locator(".lnb-picture g[data-node^='record|sample|']").count() == 13
+    assert tab.locator(".lnb-picture g[data-count]").count() == 0
+    assert tab.locator(".lnb-detail-title").inner_text().startswith(f"run {run_id} ")
+    record.click()
+    _detail_title(tab, f"Sample {third.id}: third")
+    tab.get_by_role("button", name="◀ back").click()
+    tab.locator(".lnb-detail-title", has_text=f"run {run_id} ").wait_for(timeout=30_000)
+    tab.locator(f'.lnb-picture g[data-node="record|sample|{third.id}"]').wait_for(timeout=30_000)
+    assert tab.locator(".lnb-picture g[data-count]").count() == 0  # still expanded
+    tab.get_by_role("button", name="◀ back").click()
+
+
 def test_live_browser_round_trip(
     voila_url: str, samples: list[Sample], page: Page, shots: Path, tmp_path: Path
 ) -> None:
@@ -349,10 +375,7 @@ def test_live_browser_round_trip(
     tab.get_by_role("button", name="◀ back").click()
     _detail_title(tab, f"Sample {samples[2].id}: s02")
     assert tab.get_by_role("button", name="◀ back").is_disabled()
-    run_node = tab.locator(".lnb-picture .lnb-clickable").filter(has_text="run ").first
-    run_node.click()
-    tab.locator(".lnb-detail-title", has_text="run ").wait_for(timeout=30_000)
-    tab.get_by_role("button", name="◀ back").click()
+    _open_run_expand_group_and_open_a_record(tab, third)
     _detail_title(tab, f"Sample {samples[2].id}: s02")
 
     rows.filter(has_text=XSS).click()

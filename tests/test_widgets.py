@@ -317,7 +317,9 @@ def test_browse_selection_fills_detail(samples: list[Sample]) -> None:
     assert any(label.startswith("measurements: Measurement") for label in labels)
     assert detail["history"][0]["action"] == "insert"
     assert detail["svg"].startswith("<svg") and f"Sample {first.id}" in detail["svg"]
-    assert any(label.startswith("run ") for label in detail["nodes"])
+    runs = [name for name in detail["nodes"] if name.startswith("run|")]
+    assert runs and all(f'data-node="{name}"' in detail["svg"] for name in detail["nodes"])
+    assert f"record|sample|{first.id}" not in detail["nodes"]  # the record shown itself
 
 
 def test_detail_history_inputs_outputs_and_staleness(db: ln.Database) -> None:
@@ -389,7 +391,7 @@ def test_detail_related_navigation_and_back(samples: list[Sample]) -> None:
     assert detail["trail"] == [f"Sample {samples[0].id}: s00"]
     assert sum(r["group"] == "samples" for r in detail["related"]) == 20  # capped
     assert detail["more"] == [["samples", 25]]
-    run_node = next(t for label, t in detail["nodes"].items() if label.startswith("run "))
+    run_node = next(t for name, t in detail["nodes"].items() if name.startswith("run|"))
     browser.open_target(run_node)
     assert browser.detail["title"].startswith("run ") and browser.detail["kind"] == "run"
     assert len(browser.detail["outputs"]) == 21  # 20 shown and "… and N more"
@@ -399,6 +401,63 @@ def test_detail_related_navigation_and_back(samples: list[Sample]) -> None:
     assert browser.detail["trail"] == []
     browser.open_target(999)
     assert browser.error.startswith("ValidationError")
+
+
+def test_picture_group_expands_and_its_records_open(samples: list[Sample], run: ln.Run) -> None:
+    """The run's picture draws its 45 samples as one group node; expanding it (by data-node)
+    draws one node per sample, each opening its record; back returns to the expanded picture."""
+    browser = ln.widgets.browse(Sample, page_size=10)
+    browser.select_row(0)
+    browser.open_target(browser.detail["nodes"][f"run|{run.id}"])
+    detail = browser.detail
+    group = f"records|sample|{run.id}|wrote"
+    assert detail["kind"] == "run" and detail["groups"] == [group], detail["groups"]
+    assert f'data-node="{group}" data-count="45"' in detail["svg"]
+    assert not any(name.startswith("record|sample|") for name in detail["nodes"])
+    browser._message(browser, {"action": "expand", "node": group}, [])
+    detail = browser.detail
+    assert browser.error == "" and detail["expanded"] == [group] and detail["groups"] == []
+    assert detail["title"].startswith("run ") and detail["trail"] == [f"Sample {samples[0].id}: s00"]
+    shown = {name for name in detail["nodes"] if name.startswith("record|sample|")}
+    assert shown == {f"record|sample|{s.id}" for s in samples}
+    assert "data-count" not in detail["svg"]
+    browser.open_target(detail["nodes"][f"record|sample|{samples[7].id}"])
+    assert browser.detail["title"] == f"Sample {samples[7].id}: s07"
+    browser.back()
+    assert browser.detail["kind"] == "run" and browser.detail["expanded"] == [group]
+    assert f"record|sample|{samples[7].id}" in browser.detail["nodes"]
+    browser.back()
+    assert browser.detail["title"] == f"Sample {samples[0].id}: s00"
+    assert browser.detail["expanded"] == [] and browser.detail["trail"] == []
+    browser.expand_group("run|1")  # not a group
+    assert browser.error.startswith("ValidationError: node: no group 'run|1'")
+    browser._message(browser, {"action": "expand", "node": 3}, [])  # not a name: ignored
+    assert browser.detail["title"] == f"Sample {samples[0].id}: s00"
+
+
+def test_picture_group_of_inputs_expands(db: ln.Database) -> None:
+    """A group the graph layer made (40 inputs of one run) expands to its 40 records and stays
+    expanded although the picture would group them by their other neighbours."""
+    writer = ln.track("write")
+    project = Project(name="many").save()
+    Sample.bulk_create([Sample(name=f"s{i}", value=float(i), project=project) for i in range(40)])
+    ln.finish()
+    reader = ln.track("read")
+    Sample.filter(project_id=project.id).df()
+    derived = Project(name="derived").save()
+    ln.finish()
+    browser = ln.widgets.browse(Project)
+    browser.select(derived.id)
+    group = f"records|sample|{reader.id}"
+    assert browser.detail["groups"] == [group]
+    assert f'data-node="{group}" data-count="40"' in browser.detail["svg"]
+    browser.expand_group(group)
+    detail = browser.detail
+    assert browser.error == "" and detail["groups"] == [] and "data-count" not in detail["svg"]
+    samples = [name for name in detail["nodes"] if name.startswith("record|sample|")]
+    assert len(samples) == 40 and f"run|{writer.id}" in detail["nodes"]
+    browser.open_target(detail["nodes"][samples[0]])
+    assert browser.detail["title"].startswith("Sample ")
 
 
 def test_browse_errors_are_shown_not_raised(samples: list[Sample]) -> None:

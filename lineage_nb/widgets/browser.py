@@ -16,8 +16,9 @@ the planner.s estimate), ``sort_column``, ``sort_descending``, ``filters`` (colu
 :mod:`lineage_nb.widgets.detail`), ``download`` (the last file written) and ``error``.
 
 Messages from the front end: ``{"action": "open", "target": i}`` (a related record, input,
-output or picture node), ``{"action": "back"}``, ``{"action": "download", "format": "csv" |
-"parquet"}``. A download is written to the kernel's working directory and, when it is at most
+output or picture node), ``{"action": "expand", "node": data_node}`` (a group node of the
+picture, drawn one node per record), ``{"action": "back"}``, ``{"action": "download", "format":
+"csv" | "parquet"}``. A download is written to the kernel's working directory and, when it is at most
 :data:`SEND_BYTES_UP_TO` bytes, also sent to the front end as a message with the file's bytes.
 """
 
@@ -146,6 +147,11 @@ class Browser(anywidget.AnyWidget):
         self.detail = self.details.open(int(target))
 
     @reporting
+    def expand_group(self, node: str) -> None:
+        """Draw the picture's group node ``node`` (its ``data-node``) one node per record."""
+        self.detail = self.details.expand(node)
+
+    @reporting
     def back(self) -> None:
         """Return the detail pane to the record shown before."""
         shown = self.details.back()
@@ -192,6 +198,8 @@ class Browser(anywidget.AnyWidget):
         action = content.get("action")
         if action == "open" and isinstance(content.get("target"), int):
             self.open_target(content["target"])
+        elif action == "expand" and isinstance(content.get("node"), str):
+            self.expand_group(content["node"])
         elif action == "back":
             self.back()
         elif action == "download":

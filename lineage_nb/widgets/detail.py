@@ -5,12 +5,16 @@ its fields, staleness, related records, history with each change's cell source, 
 outputs, and the lineage picture (SVG from :mod:`lineage_nb.views.picture`). Everything is plain
 text or numbers: the front end puts it in the page with ``textContent``, never as markup. Records
 one can open are *targets*: the front end sends back a target's index, never a class or key,
-and :meth:`Detail.open` looks it up. No ipywidgets here.
+and :meth:`Detail.open` looks it up. The picture's clickable nodes are named by their SVG
+``data-node`` attribute (:func:`lineage_nb.views.picture.node_id`): ``nodes`` maps those of
+records, runs, transforms and users to targets, ``groups`` lists the group nodes ("40 Sample
+records") that :meth:`Detail.expand` draws one node per record. No ipywidgets here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Hashable
 from typing import Any
 
 import pandas as pd
@@ -19,7 +23,7 @@ from sqlalchemy import inspect, select
 from ..lineage.reads import untracked_reads
 from ..orm.session_scope import run_sync
 from ..views.html import format_value, lineage_line
-from ..views.picture import LineagePicture
+from ..views.picture import LineagePicture, node_id
 from ._source import display
 
 __all__ = ["MAX_RELATED", "Detail", "title_of"]
@@ -30,6 +34,10 @@ MAX_SOURCE = 4000
 """Characters of a cell's source shown in the history."""
 MAX_READERS = 200
 """Packed reads of a table looked through to find the runs that read a record."""
+
+Expanded = dict[Hashable, frozenset[Any]]
+"""The expanded groups of a picture: each group's node and the record nodes it stood for
+(empty when the graph layer made the group: its members are found in the ungrouped graph)."""
 
 
 def title_of(obj: Any) -> str:
@@ -75,17 +83,39 @@ class Detail:
     def __init__(self, depth: int = 3) -> None:
         self.depth = depth
         self.record: Any = None
-        self.trail: list[Any] = []
+        self.trail: list[tuple[Any, Expanded]] = []
         self.targets: list[tuple[type, Any]] = []
+        self.expanded: Expanded = {}
+        #: the graph of the picture shown last and its ``data-node`` names.
+        self.graph: Any = None
+        self.node_ids: dict[str, Any] = {}
 
     # -- navigation ---------------------------------------------------------------------------
-    def show(self, record: Any, *, remember: bool = True) -> dict[str, Any]:
-        """Show ``record``; the one shown before goes on the trail (``remember``)."""
+    def show(self, record: Any, *, remember: bool = True,
+             expanded: Expanded | None = None) -> dict[str, Any]:
+        """Show ``record`` (its picture with the ``expanded`` groups drawn record by record);
+        the one shown before goes on the trail (``remember``)."""
         if remember and self.record is not None:
-            self.trail.append(self.record)
+            self.trail.append((self.record, self.expanded))
         self.record = record
+        self.expanded = dict(expanded or {})
         with untracked_reads():  # looking at a record is not using it
             return self._build(record)
+
+    def expand(self, node: str) -> dict[str, Any]:
+        """Draw the group node named ``node`` (its ``data-node``) of the picture shown last one
+        node per record, and show the same record again (the trail is kept).
+
+        Raises:
+            ValidationError: the picture has no such group.
+        """
+        from ..errors import ValidationError
+
+        key = self.node_ids.get(node) if isinstance(node, str) else None
+        if self.record is None or key is None or self.graph.nodes[key].get("kind") != "group":
+            raise ValidationError(f"no group {node!r} to expand.", field="node", value=node)
+        members = frozenset(self.graph.nodes[key].get("members") or ())
+        return self.show(self.record, remember=False, expanded={**self.expanded, key: members})
 
     def open(self, index: int) -> dict[str, Any]:
         """Open target ``index`` of the detail shown last (reloaded with its relations).
@@ -107,15 +137,16 @@ class Detail:
         """Show the record shown before this one again; None when the trail is empty."""
         if not self.trail:
             return None
-        previous = self.trail.pop()
+        previous, expanded = self.trail.pop()
         with untracked_reads():
             previous = type(previous).get(inspect(previous).identity[0])
             previous = previous.load_all() if hasattr(previous, "load_all") else previous
-        return self.show(previous, remember=False)
+        return self.show(previous, remember=False, expanded=expanded)
 
     def clear(self) -> None:
         """Forget the record and the trail (a new selection in the table starts afresh)."""
-        self.record, self.trail, self.targets = None, [], []
+        self.record, self.trail, self.targets, self.expanded = None, [], [], {}
+        self.graph, self.node_ids = None, {}
 
     # -- building -----------------------------------------------------------------------------
     def _target(self, cls: type, key: Any) -> int:
@@ -134,13 +165,14 @@ class Detail:
         kind = self._kind(record)
         detail: dict[str, Any] = {
             "title": title_of(record), "kind": kind, "line": self._line(record, kind),
-            "fields": self._fields(record), "trail": [title_of(r) for r in self.trail],
+            "fields": self._fields(record), "trail": [title_of(r) for r, _ in self.trail],
         }
         detail["related"], detail["more"] = self._related(record)
         detail["stale"] = self._stale(record)
         detail["history"] = self._history(record)
-        picture, graph = self._picture(record)
-        detail["svg"], detail["nodes"] = picture, self._nodes(graph, classes)
+        detail["svg"] = self._picture(record)
+        detail["nodes"], detail["groups"] = self._nodes(classes)
+        detail["expanded"] = sorted(node_id(key) for key in self.expanded)
         detail["inputs"], detail["outputs"] = self._inputs_outputs(record, kind, classes)
         return detail
 
@@ -241,12 +273,45 @@ class Detail:
             })
         return rows
 
-    def _picture(self, record: Any) -> tuple[str, Any]:
+    def _picture(self, record: Any) -> str:
+        """The picture's SVG; keeps its graph and ``data-node`` names for clicks on it.
+
+        With groups expanded, the graph is read ungrouped (``group_above=None``) and the picture
+        keeps the expanded groups' records single, however it would group them again.
+        """
+        self.graph, self.node_ids = None, {}
         lineage = getattr(record, "lineage", None)
         if not callable(lineage):
-            return "", None
-        picture = LineagePicture(lineage(self.depth), title=f"Lineage of {title_of(record)}")
-        return picture.svg, picture.graph
+            return ""
+        title = f"Lineage of {title_of(record)}"
+        if not self.expanded:
+            picture = LineagePicture(lineage(self.depth), title=title)
+        else:
+            graph = lineage(self.depth, group_above=None)
+            pinned = set().union(*self.expanded.values()) | self._graph_members(graph)
+            expand = set(self.expanded)
+            picture = LineagePicture(graph, title=title, expand=expand)
+            regrouped = {node for node, data in picture.graph.nodes(data=True)
+                         if data.get("kind") == "group"
+                         and not pinned.isdisjoint(data.get("members") or ())}
+            if regrouped:  # the same records, grouped by other neighbours: draw them too
+                picture = LineagePicture(graph, title=title, expand=expand | regrouped)
+        self.graph, self.node_ids = picture.graph, picture.node_ids
+        return picture.svg
+
+    def _graph_members(self, graph: Any) -> set[Any]:
+        """The records of the expanded groups the graph layer made: ``("records", table,
+        run_id)`` stands for the records of ``table`` that run read."""
+        found: set[Any] = set()
+        for key, members in self.expanded.items():
+            if members or not (isinstance(key, tuple) and len(key) == 3):
+                continue
+            run = ("run", key[2])
+            if run in graph:
+                found.update(node for node in graph.predecessors(run)
+                             if isinstance(node, tuple) and len(node) == 3
+                             and node[0] == "record" and node[1] == key[1])
+        return found
 
     def _node_target(self, node: Any, classes: dict[str, type]) -> int | None:
         from ..lineage.schema import Run, Transform, User
@@ -260,19 +325,22 @@ class Detail:
             return self._target(kinds[node[0]], node[1])
         return None
 
-    def _nodes(self, graph: Any, classes: dict[str, type]) -> dict[str, int]:
-        """The picture's clickable nodes: each node's label (its SVG ``<title>``) → target."""
-        if graph is None:
-            return {}
+    def _nodes(self, classes: dict[str, type]) -> tuple[dict[str, int], list[str]]:
+        """The picture's clickable nodes by ``data-node``: records, runs, transforms and users
+        → target; and the group nodes one can expand."""
         found: dict[str, int] = {}
-        for node, data in graph.nodes(data=True):
+        groups: list[str] = []
+        for name, node in self.node_ids.items():
+            data = self.graph.nodes[node]
             if data.get("focus"):
                 continue
+            if data.get("kind") == "group":
+                groups.append(name)
+                continue
             target = self._node_target(node, classes)
-            label = str(data.get("label", node))
-            if target is not None and label not in found:
-                found[label] = target
-        return found
+            if target is not None:
+                found[name] = target
+        return found, groups
 
     # -- inputs and outputs -------------------------------------------------------------------
     def _inputs_outputs(

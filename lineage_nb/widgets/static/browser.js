@@ -96,7 +96,8 @@ function render({ model, el }) {
   search.type = "search";
   search.placeholder = "search all columns…";
   search.setAttribute("aria-label", "search all columns");
-  search.addEventListener("keydown", (e) => { if (e.key === "Enter") set({ search: search.value }); });
+  // keys typed in the widget's inputs are text, never the host's shortcuts (JupyterLab's "a", "b", "d d" ...)
+  search.addEventListener("keydown", (e) => { if (e.key === "Enter") set({ search: search.value }); e.stopPropagation(); });
   search.addEventListener("change", () => set({ search: search.value }));
   const first = button("« first", "first page", () => set({ page: 0 }));
   const prev = button("◀ prev", "previous page", () => set({ page: model.get("page") - 1 }));
@@ -257,7 +258,10 @@ function render({ model, el }) {
     else if (e.key === "End") cursor = rows.length - 1;
     else if (e.key === "Enter") { if (cursor >= 0 && cursor < rows.length) set({ selected: model.get("row_keys")[cursor] }); }
     else return;
+    // the keys the table handles are its own: not JupyterLab's (arrows move between cells,
+    // Enter edits a cell), which listens on the document in the bubbling phase
     e.preventDefault();
+    e.stopPropagation();
     drawRows();
     const row = body.querySelector(".lnb-cursor");
     if (row && row.scrollIntoView) row.scrollIntoView({ block: "nearest" });
@@ -340,18 +344,30 @@ function render({ model, el }) {
     const lineage = section(detail, "Lineage");
     const svg = safeSvg(d.svg);
     if (!svg) { lineage.appendChild(h("div", "lnb-muted", "—")); return; }
+    // nodes are matched by their data-node attribute: records, runs, ... open; groups expand
     const nodes = d.nodes || {};
-    for (const g of svg.querySelectorAll("g")) {
+    const groups = new Set(d.groups || []);
+    for (const g of svg.querySelectorAll("g[data-node]")) {
+      const id = g.getAttribute("data-node");
       const t = g.querySelector("title");
-      const label = t ? t.textContent : null;
-      if (label !== null && Object.prototype.hasOwnProperty.call(nodes, label)) {
-        g.classList.add("lnb-clickable");
-        g.setAttribute("tabindex", "0");
-        g.setAttribute("role", "button");
-        const open = () => model.send({ action: "open", target: nodes[label] });
-        g.addEventListener("click", open);
-        g.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
+      const label = t ? t.textContent : id;
+      let message = null;
+      if (Object.prototype.hasOwnProperty.call(nodes, id)) {
+        message = { action: "open", target: nodes[id] };
+        g.setAttribute("aria-label", "open " + label);
+      } else if (g.hasAttribute("data-count") && groups.has(id)) {
+        message = { action: "expand", node: id };
+        g.classList.add("lnb-expandable");
+        g.setAttribute("aria-label", "show each of the " + label);
+        if (t) t.textContent = label + " (click to show each)";
       }
+      if (message === null) continue;
+      g.classList.add("lnb-clickable");
+      g.setAttribute("tabindex", "0");
+      g.setAttribute("role", "button");
+      const act = () => model.send(message);
+      g.addEventListener("click", act);
+      g.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); e.stopPropagation(); act(); } });
     }
     const frame = h("div", "lnb-picture");
     frame.appendChild(svg);
