@@ -202,6 +202,8 @@ def test_cells_are_stored_once_per_text_and_code_finds_the_writing_cell(db: ln.D
         assert session.scalar(select(func.count()).select_from(ln.Cell)) == 3
         assert session.scalar(select(func.count()).select_from(ln.CellSource)) == 2
     assert project.code() == "project.update(...)"
+    card = Project.get(project.id)._repr_html_()
+    assert "code that wrote it" in card and "<pre>project.update(...)</pre>" in card
     assert list(project.history_df()["cell_source"]) == [
         "project = Project(...).save()", "project.update(...)"]
     with pytest.raises(ValueError, match="status"):

@@ -320,3 +320,34 @@ def test_server_session_lookup_finds_the_current_path(tmp_path: Path) -> None:
     location = find_notebook({"__session__": str(old)}, {}, tmp_path, server_session=target)
     assert location is not None
     assert (location.path, location.mechanism) == (target, SERVER_SESSION)
+
+
+@pytest.mark.kernel
+def test_executed_notebooks_in_two_folders_and_renamed(db_url: str, tmp_path: Path) -> None:
+    """Real kernels (nbclient, as nbconvert runs them): `analysis.ipynb` in teamA/ and teamB/ of
+    one project are two notebooks; teamA's, renamed on disk, runs again as the same notebook
+    (its id was written into its metadata by the first run) and the run records the new path."""
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    cells = ["%load_ext lineage_nb", "x = 1"]
+    team_a = _fresh_notebook(project / "teamA" / "analysis.ipynb", cells)
+    team_b = _fresh_notebook(project / "teamB" / "analysis.ipynb", cells)
+    for notebook in (team_a, team_b):
+        _execute_headless(nbformat.read(str(notebook), as_version=4), notebook.parent, db_url)
+    renamed = team_a.with_name("renamed.ipynb")
+    team_a.rename(renamed)
+    assert nbformat.read(str(renamed), as_version=4).metadata["lineage_nb"]["id"]
+    _execute_headless(nbformat.read(str(renamed), as_version=4), renamed.parent, db_url)
+    assert [key for key, _v, _s in _run_keys(db_url)] == [
+        "teamA/analysis.ipynb", "teamB/analysis.ipynb", "teamA/analysis.ipynb"
+    ]
+    assert [key for key, _v, _c in _transforms(db_url)] == [
+        "teamA/analysis.ipynb", "teamB/analysis.ipynb"
+    ]
+    db = ln.connect(db_url, create=False)
+    try:
+        with db.session() as session:
+            paths = session.execute(select(ln.Run.source_path).order_by(ln.Run.id)).scalars().all()
+    finally:
+        db.close()
+    assert paths == ["teamA/analysis.ipynb", "teamB/analysis.ipynb", "teamA/renamed.ipynb"]

@@ -55,16 +55,39 @@ def format_value(value: Any) -> str:
     return text
 
 
-def _card(title: str, line: str, rows: Iterable[tuple[str, str]], warning: str = "") -> str:
+#: The longest code shown in a card; the rest is cut (``record.code()`` has all of it).
+MAX_CODE = 2_000
+
+
+def _card(
+    title: str, line: str, rows: Iterable[tuple[str, str]], warning: str = "", code: str = ""
+) -> str:
     """Assemble a card; every argument is plain text and gets escaped here."""
     body = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
     )
     alert = f'<div class="lnb-stale">⚠ {html.escape(warning)}</div>' if warning else ""
+    if len(code) > MAX_CODE:
+        code = code[:MAX_CODE] + "\n…"
+    shown = (
+        f'<details class="lnb-code"><summary>code that wrote it</summary>'
+        f"<pre>{html.escape(code)}</pre></details>" if code else ""
+    )
     return (
         f'{_STYLE}<div class="lnb-card"><div class="lnb-title">{html.escape(title)}</div>'
-        f'<div class="lnb-line">{html.escape(line)}</div>{alert}<table>{body}</table></div>'
+        f'<div class="lnb-line">{html.escape(line)}</div>{alert}<table>{body}</table>{shown}</div>'
     )
+
+
+def _code(record: Any) -> str:
+    """The code of the cell (or script) that last wrote ``record`` ("" when unknown)."""
+    code = getattr(record, "code", None)
+    if inspect(record).key is None or not callable(code):
+        return ""
+    try:
+        return str(code() or "")
+    except Exception:  # a display must not raise for want of the code
+        return ""
 
 
 def stale_line(record: Any) -> str:
@@ -187,7 +210,7 @@ def record_html(record: Any) -> str:
     ident = ", ".join(str(v) for v in state.identity) if state.identity else "(unsaved)"
     return _card(
         f"{type(record).__name__} {ident}", lineage_line(record), _loaded_fields(record),
-        stale_line(record),
+        stale_line(record), _code(record),
     )
 
 
