@@ -478,7 +478,7 @@ def track(
         identity = script_identity(transform)
     env = environment()
     with _our_write_errors():
-        run = _open_run_retrying(db, transform, identity, user_id, env)
+        run = _open_run(db, transform, identity, user_id, env)
     run._ln_db = db  # type: ignore[attr-defined]
     run._ln_thread = threading.get_ident()  # type: ignore[attr-defined]
     context.set_run(run)
@@ -533,6 +533,24 @@ def _open_run(
     user_id: int,
     env: dict[str, Any],
 ) -> Run:
+    """Insert the run (and its transform when new), again when another process created the
+    same transform at the same moment."""
+    for attempt in range(3):
+        try:
+            return _insert_run(db, transform, identity, user_id, env)
+        except SAIntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _insert_run(
+    db: Database,
+    transform: Transform | SourceIdentity | str | os.PathLike[str] | None,
+    identity: SourceIdentity | None,
+    user_id: int,
+    env: dict[str, Any],
+) -> Run:
     with db.session() as session, session.begin():
         chosen = transform if isinstance(transform, Transform) else None
         created = False
@@ -569,23 +587,6 @@ def _our_write_errors() -> Iterator[None]:
         yield
     except SAOperationalError as error:
         raise translate(error) from error
-
-
-def _open_run_retrying(
-    db: Database,
-    transform: Transform | SourceIdentity | str | os.PathLike[str] | None,
-    identity: SourceIdentity | None,
-    user_id: int,
-    env: dict[str, Any],
-) -> Run:
-    """:func:`_open_run`, again when another process created the same transform first."""
-    for attempt in range(3):
-        try:
-            return _open_run(db, transform, identity, user_id, env)
-        except SAIntegrityError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
 
 
 def _event_count(run_id: int) -> Any:
