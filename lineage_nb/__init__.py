@@ -11,6 +11,7 @@ Examples:
 from __future__ import annotations
 
 from . import errors as errors
+from ._version import __version__ as __version__
 from .db import Database as Database
 from .db import atomic as atomic
 from .db import connect as connect
@@ -38,8 +39,6 @@ from .lineage.verify import verify as verify
 from .model import Model as Model
 from .orm import signals as signals
 from .orm.query import Query as Query
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Cell",

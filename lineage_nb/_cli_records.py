@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import errors
 from .db import Database
 
 __all__ = [
@@ -31,8 +32,12 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-class UsageError(Exception):
-    """Bad arguments or an unreachable database: exit code 2, one line on stderr."""
+class UsageError(errors.UsageError):
+    """Bad arguments or an unreachable database: exit code 2, one line on stderr.
+
+    The command line's own (it also covers a database it cannot reach); like every
+    :class:`lineage_nb.errors.UsageError` that reaches ``main()``, it ends with exit code 2.
+    """
 
 
 def first_line(exc: BaseException) -> str:

@@ -33,8 +33,10 @@ from ._cli_records import (
     table_text,
     view_table,
 )
+from ._version import __version__
 from .db import DEFAULT_URL, URL_ENV, Database
 from .errors import LineageError
+from .errors import UsageError as LineageUsageError
 
 __all__ = ["build_parser", "main"]
 
@@ -234,7 +236,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.prov:  # before any work: the suffix must name a format this installation writes
         try:
             prov_format = export.prov_format(args.prov, args.prov_format)
-        except ConfigurationError as exc:
+        except (LineageUsageError, ConfigurationError) as exc:
             raise UsageError(f"export: {first_line(exc)}") from exc
     db = connect(args)
     import_models(args.models)
@@ -405,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparser, whose option has no default, so it cannot reset a value given before it).
     """
     parser = _Parser(prog=PROG, description="Record-level data lineage for Jupyter.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _database_option(parser, DATABASE_HELP, default=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -509,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except SystemExit as exc:  # --help, or a subcommand that exits
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except UsageError as exc:
+    except LineageUsageError as exc:  # the CLI's own, or the library's for a bad argument
         _echo(f"{PROG}: error: {printable(exc)}", err=True)
         return 2
     except LineageError as exc:

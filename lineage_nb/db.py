@@ -27,7 +27,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import Mapper, Session, make_transient
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, UsageError
 
 __all__ = ["Database", "LineageSession", "atomic", "connect", "get_database"]
 
@@ -321,7 +321,7 @@ class Atomic:
 
     def __init__(self, db: Database | None = None, *, isolation: str | None = None) -> None:
         if isolation is not None and isolation.lower() not in _ISOLATION:
-            raise ConfigurationError(
+            raise UsageError(
                 f"atomic(isolation={isolation!r}) is not a known isolation level.",
                 value=isolation,
                 hint=f"Use one of {', '.join(sorted(_ISOLATION))} (or leave it out).",
@@ -358,7 +358,7 @@ class Atomic:
     def _sync_scope(self) -> Iterator[Session]:
         outer = _ambient.get()
         if isinstance(outer, AsyncSession):
-            raise ConfigurationError(
+            raise UsageError(
                 "A sync atomic() block cannot nest inside `async with ln.atomic()`.",
                 hint="Use `async with ln.atomic()` and the a-prefixed methods.",
             )
@@ -390,7 +390,7 @@ class Atomic:
     async def _async_scope(self) -> AsyncIterator[AsyncSession]:
         outer = _ambient.get()
         if isinstance(outer, Session):
-            raise ConfigurationError(
+            raise UsageError(
                 "An async atomic() block cannot nest inside a sync `with ln.atomic()`.",
                 hint="Use one kind of block for the whole transaction.",
             )
@@ -493,6 +493,10 @@ def atomic(db: Database | None = None, *, isolation: str | None = None) -> Atomi
     another writer's. PostgreSQL runs it at READ COMMITTED unless ``isolation`` says otherwise:
     with ``isolation="serializable"`` a concurrent conflicting block fails with
     ``OperationalError`` (run it again) instead of losing an update.
+
+    Raises:
+        UsageError: ``isolation`` is no known level; a sync block inside an async one (or the
+            other way round).
 
     Examples:
         >>> import lineage_nb as ln

@@ -4,10 +4,36 @@ Every error derives from :class:`LineageError` and from the closest built-in exc
 ``except ValueError`` and ``except ln.errors.LineageError`` both work. Errors keep what they
 are about (``model``, ``field``, ``value``, ``hint``) as attributes and pickle cleanly.
 
+The tree (built-in bases in parentheses)::
+
+    LineageError                          every error lineage_nb raises
+    ├── UsageError (ValueError)           the call cannot work as written (conflicting or
+    │                                     unknown options, an argument of the wrong kind, a
+    │                                     sync call in an async block): fix the calling code
+    ├── ValidationError (ValueError)      a value is not acceptable (a field's, a filter's, a
+    │                                     point in time, an anchor); nothing was written
+    ├── NotFound (LookupError)            the record does not exist (or no longer exists)
+    ├── MultipleFound (LookupError)       a query meant to match one record matched several
+    ├── IntegrityError                    the database refused a write: unique, foreign key,
+    │                                     NULL, check
+    ├── ModelPersistenceError             the operation needs a stored record (a primary key)
+    ├── PermissionDenied                  the database refused it for the login role
+    │                                     (PostgreSQL SQLSTATE 42501: a team database's rules)
+    ├── ConfigurationError (RuntimeError) not set up for this: no database connected, bad URL,
+    │   │                                 closed database, missing optional package
+    │   └── NoRunError                    the operation needs an open run and none is open
+    └── OperationalError (RuntimeError)   the database could not carry it out: connection
+                                          lost, locked, disk full, read-only
+
 Examples:
     >>> err = ValidationError({"name": ["412 characters, at most 100 allowed"]}, model="Sample")
     >>> err.field, isinstance(err, ValueError)
     ('name', True)
+    >>> isinstance(UsageError("save(): force_insert and force_update cannot both be true."),
+    ...            ValueError)
+    True
+    >>> issubclass(NoRunError, ConfigurationError)
+    True
 """
 
 from __future__ import annotations
@@ -23,6 +49,8 @@ __all__ = [
     "NoRunError",
     "NotFound",
     "OperationalError",
+    "PermissionDenied",
+    "UsageError",
     "ValidationError",
 ]
 
@@ -128,12 +156,38 @@ class ModelPersistenceError(LineageError):
     """The operation needs a stored record (a primary key) and the instance has none."""
 
 
-class NoRunError(LineageError, RuntimeError):
-    """An operation needs a run (``ln.track()``) and none is open."""
+class UsageError(LineageError, ValueError):
+    """The call cannot work as written; nothing was done.
+
+    Conflicting or unknown options (``save(force_insert=True, force_update=True)``, an unknown
+    PROV format, a misspelt isolation level), an argument of the wrong kind (exporting an object
+    that has no DataFrame view), or an API used where it cannot run (a sync method inside
+    ``async with ln.atomic()``). The fix is in the calling code. It is a ``ValueError``, so code
+    that caught the bare ``ValueError`` lineage_nb raised before keeps working.
+    """
+
+
+class PermissionDenied(LineageError):
+    """The database refused the statement for the login role; nothing was written.
+
+    PostgreSQL's SQLSTATE 42501 (insufficient privilege): a member of a team database writing
+    as someone else, editing the event log, or reaching a table the role may not use. It is not
+    a ``PermissionError``: that is an ``OSError``, and ``except OSError`` around file work
+    should not catch a database's refusal.
+    """
 
 
 class ConfigurationError(LineageError, RuntimeError):
-    """lineage_nb is not set up for this: no database connected, bad URL, closed database."""
+    """lineage_nb is not set up for this: no database connected, bad URL, closed database,
+    a missing optional package, a file it was pointed at that cannot be read."""
+
+
+class NoRunError(ConfigurationError):
+    """An operation needs a run (``ln.track()``, ``%load_ext lineage_nb``) and none is open.
+
+    A :class:`ConfigurationError` (and so a ``RuntimeError``) because that is what "no run is
+    open" raised before this class was used for it: ``except ConfigurationError`` still works.
+    """
 
 
 class OperationalError(LineageError, RuntimeError):

@@ -65,5 +65,5 @@ async def test_async_atomic_rolls_back(db: ln.Database) -> None:
 async def test_sync_call_inside_async_atomic_is_refused(db: ln.Database) -> None:
     """Calling a sync method inside `async with ln.atomic()` says to use the a-twin."""
     async with ln.atomic():
-        with pytest.raises(ln.errors.ConfigurationError, match="a-prefixed"):
+        with pytest.raises(ln.errors.UsageError, match="a-prefixed"):
             Project(name="x").save()

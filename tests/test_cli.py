@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -873,3 +874,24 @@ def test_anchor_then_verify_against_it(
     head.write_text("[]")
     code, _out, err = run_cli(capsys, "verify", "--database", db_url, "--anchor", str(head))
     assert code == 2 and "holds no anchor" in err
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """`lineage-nb --version` prints the distribution's version (package metadata), exit 0."""
+    code, out, err = run_cli(capsys, "--version")
+    assert (code, out, err) == (0, f"lineage-nb {importlib.metadata.version('lineage_nb')}\n", "")
+    assert out.split()[1] == ln.__version__
+
+
+def test_library_usage_error_exits_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad argument the library refuses (ln.errors.UsageError) ends like the CLI's own bad
+    arguments: exit code 2 and one 'lineage-nb: error:' line with the message and hint."""
+
+    def refuse(_args: object) -> int:
+        raise ln.errors.UsageError("runs: no such option.", hint="Leave it out.")
+
+    monkeypatch.setattr(cli, "_cmd_runs", refuse)
+    code, out, err = run_cli(capsys, "runs", "--database", "sqlite://")
+    assert (code, out, err) == (2, "", "lineage-nb: error: runs: no such option. Leave it out.\n")

@@ -251,5 +251,5 @@ def test_read_modify_write_in_atomic_loses_nothing(db: ln.Database) -> None:
 
 def test_atomic_refuses_unknown_isolation(db: ln.Database) -> None:
     """A misspelt isolation level is refused, naming it."""
-    with pytest.raises(ln.errors.ConfigurationError, match="serialisable"):
+    with pytest.raises(ln.errors.UsageError, match="serialisable"):
         ln.atomic(isolation="serialisable")

@@ -3,23 +3,153 @@
 from __future__ import annotations
 
 import pickle
+import re
+import uuid
 
+import pg_server
 import pytest
 from models import Measurement, Project, Sample
+from psycopg import sql
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 import lineage_nb as ln
 from lineage_nb import errors
 from lineage_nb.errors import ConfigurationError, LineageError
+from lineage_nb.orm.translate import translate
+from lineage_nb.security import setup_postgres
 
 
 def test_error_classes_subclass_builtins() -> None:
     """Each error derives from LineageError and its closest built-in exception."""
     assert issubclass(errors.ValidationError, ValueError)
+    assert issubclass(errors.UsageError, ValueError)
     assert issubclass(errors.NotFound, LookupError)
     assert issubclass(errors.NoRunError, RuntimeError)
+    assert issubclass(errors.NoRunError, errors.ConfigurationError)
+    assert not issubclass(errors.PermissionDenied, OSError)
     for cls in (errors.ValidationError, errors.NotFound, errors.IntegrityError,
-                errors.ModelPersistenceError, errors.NoRunError, errors.ConfigurationError):
+                errors.ModelPersistenceError, errors.NoRunError, errors.ConfigurationError,
+                errors.UsageError, errors.PermissionDenied):
         assert issubclass(cls, errors.LineageError)
+
+
+def _docstring_tree() -> dict[str, tuple[str | None, str | None]]:
+    """{class: (parent in the drawn tree, built-in named in parentheses)} from errors' docstring."""
+    doc = errors.__doc__ or ""
+    block = doc.split("::", 1)[1].split("Examples:", 1)[0]
+    drawn: dict[str, tuple[str | None, str | None]] = {}
+    stack: list[tuple[int, str]] = []
+    for line in block.splitlines():
+        match = re.match(r"^(.*?── |\s*(?=\S))(\w+)(?: \((\w+)\))?", line)
+        if match is None or ("── " not in match.group(1) and drawn):
+            continue  # a blank line, or a description's continuation (below the root)
+        depth = len(match.group(1))
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        drawn[match.group(2)] = (stack[-1][1] if stack else None, match.group(3))
+        stack.append((depth, match.group(2)))
+    return drawn
+
+
+def test_error_tree_in_the_docstring_is_the_class_tree() -> None:
+    """errors.py's docstring draws every exported error once, under its real parent, with the
+    built-in it also derives from."""
+    exported = {name for name in errors.__all__ if isinstance(getattr(errors, name), type)}
+    drawn = _docstring_tree()
+    assert set(drawn) == exported
+    for name, (parent, builtin) in drawn.items():
+        cls = getattr(errors, name)
+        ours = [b.__name__ for b in cls.__bases__ if issubclass(b, errors.LineageError)]
+        others = [b.__name__ for b in cls.__bases__ if not issubclass(b, errors.LineageError)]
+        assert ours == ([parent] if parent else []), name
+        assert others == ([builtin] if builtin else ["Exception"] if not parent else []), name
+
+
+def test_new_errors_pickle_with_their_data() -> None:
+    """UsageError, PermissionDenied and NoRunError survive pickling like the others."""
+    for cls in (errors.UsageError, errors.PermissionDenied, errors.NoRunError):
+        original = cls("refused", model="Sample", value=3, hint="Do this.")
+        copy = pickle.loads(pickle.dumps(original))
+        assert type(copy) is cls
+        assert (str(copy), copy.model, copy.value, copy.hint) == ("refused Do this.", "Sample", 3,
+                                                                  "Do this.")
+
+
+def test_save_with_conflicting_force_options_is_a_usage_error(db: ln.Database) -> None:
+    """save(force_insert=True, force_update=True) raises UsageError (still a ValueError) with
+    the same message, and writes nothing."""
+    project = Project(name="p")
+    with pytest.raises(errors.UsageError) as info:
+        project.save(force_insert=True, force_update=True)
+    assert isinstance(info.value, ValueError)
+    assert str(info.value) == "save(): force_insert and force_update cannot both be true."
+    assert Project.objects().count() == 0
+
+
+def test_unknown_isolation_level_is_a_usage_error(db: ln.Database) -> None:
+    """A misspelt isolation level is a bad argument: UsageError naming it, with the levels."""
+    with pytest.raises(errors.UsageError, match="'serialisable'") as info:
+        ln.atomic(isolation="serialisable")
+    assert info.value.value == "serialisable" and "serializable" in str(info.value.hint)
+
+
+def test_bad_signal_receiver_is_a_usage_error() -> None:
+    """Connecting something that is not a receiver is refused as a usage error, not setup."""
+    with pytest.raises(errors.UsageError, match="not callable") as info:
+        ln.signals.pre_save.connect(42, sender=Project)  # type: ignore[arg-type]
+    assert not isinstance(info.value, errors.ConfigurationError)
+
+
+def test_magic_without_a_run_raises_no_run_error() -> None:
+    """%lineage export/finish with no open run: NoRunError (a ConfigurationError, as before)
+    with the message and hint the magic prints."""
+    from lineage_nb.ipython.magics import _run
+
+    with pytest.raises(errors.NoRunError) as info:
+        _run(None)
+    assert isinstance(info.value, errors.ConfigurationError)
+    assert str(info.value) == "No run is open. Pass --run ID, or start one with %lineage track."
+
+
+def test_insufficient_privilege_is_permission_denied() -> None:
+    """A driver error with SQLSTATE 42501 becomes PermissionDenied naming the refused model,
+    message and hint kept; no other SQLSTATE does."""
+
+    class Refusal(Exception):
+        sqlstate = "42501"
+
+    error = sa_exc.ProgrammingError("INSERT ...", {}, Refusal("permission denied for table x"))
+    ours = translate(error, [Project(name="p")])
+    assert type(ours) is errors.PermissionDenied
+    assert ours.model == "Project"
+    assert str(ours).startswith(
+        "The database refused this for your login role: permission denied for table x"
+    )
+    assert "Nothing was written" in str(ours)
+    Refusal.sqlstate = "42P01"
+    assert not isinstance(translate(error, []), errors.PermissionDenied)
+
+
+def test_role_without_the_privilege_gets_permission_denied(db: ln.Database) -> None:
+    """PostgreSQL: a statement of an ln.atomic() block that the role may not run raises
+    PermissionDenied, and nothing of the block is written."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLSTATE 42501 (insufficient privilege) is PostgreSQL's")
+    role = f"ln_nobody_{uuid.uuid4().hex[:8]}"
+    with db.engine.begin() as connection:
+        connection.execute(text(f'CREATE ROLE "{role}" NOLOGIN'))
+    try:
+        with pytest.raises(errors.PermissionDenied, match="permission denied for table project"):
+            with ln.atomic() as session:
+                Project(name="before").save()
+                session.execute(text(f'SET LOCAL ROLE "{role}"'))
+                session.execute(text("DELETE FROM project"))
+        assert Project.objects().count() == 0
+    finally:
+        with db.engine.begin() as connection:
+            connection.execute(text(f'DROP ROLE "{role}"'))
 
 
 def test_errors_pickle_with_their_data() -> None:
@@ -119,3 +249,23 @@ def test_get_by_key_dict_or_one_tuple(db: ln.Database) -> None:
     assert Project.get((project.id,)) == project
     with pytest.raises(errors.NotFound):
         Project.get(None)
+
+
+def test_setup_postgres_by_a_role_that_is_not_superuser_is_permission_denied() -> None:
+    """setup_postgres with a plain login (owner of its database, not a superuser) raises
+    PermissionDenied naming the role and saying a superuser is needed, not psycopg's error."""
+    admin = pg_server.admin_url()
+    role = f"ln_plain_{uuid.uuid4().hex[:8]}"
+    with pg_server.connect(admin) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(role),
+                                                                   sql.Identifier(role)))
+    url = make_url(admin).set(username=role, database=role).render_as_string(hide_password=False)
+    try:
+        with pytest.raises(errors.PermissionDenied, match="permission denied to create role") as info:
+            setup_postgres(url, group=f"group_{role}")
+        assert repr(role) in str(info.value) and "superuser" in str(info.value.hint)
+    finally:
+        pg_server.drop_database(url)
+        with pg_server.connect(admin) as conn:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -15,7 +15,7 @@ from export_data import Lineage, build_lineage
 from models import Color, Project, Sample, Specimen
 
 import lineage_nb as ln
-from lineage_nb.errors import ConfigurationError
+from lineage_nb.errors import UsageError
 from lineage_nb.export import files
 
 
@@ -48,7 +48,7 @@ def test_frame_of_picks_the_view(lineage: Lineage) -> None:
     assert len(found["model"]) == 4 and set(found["query"]["name"]) == {"s1"}
     assert list(found["run"]["action"]) == ["insert"] * 3 + ["update"]  # 3 measurements, 1 sample
     assert list(found["record"]["action"]) == ["insert", "update"]
-    with pytest.raises(ConfigurationError) as info:
+    with pytest.raises(UsageError) as info:
         files.frame_of(42)
     assert info.value.value == 42
 

@@ -27,7 +27,7 @@ from prov.model import (
 )
 
 import lineage_nb as ln
-from lineage_nb.errors import ConfigurationError
+from lineage_nb.errors import ConfigurationError, UsageError
 
 
 @pytest.fixture
@@ -119,11 +119,11 @@ def test_write_prov_picks_format_from_suffix(lineage: Lineage, tmp_path: Path) -
 
 
 def test_to_prov_rejects_other_objects(db: ln.Database) -> None:
-    """Anything but a run or a mapped record raises ConfigurationError naming it."""
-    with pytest.raises(ConfigurationError) as info:
+    """Anything but a run or a mapped record raises UsageError naming it."""
+    with pytest.raises(UsageError) as info:
         ln.export.to_prov("run 1")
     assert info.value.value == "run 1"
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(UsageError):
         ln.export.to_prov(Sample)
 
 
@@ -261,9 +261,9 @@ def test_unknown_suffix_or_format_is_refused(lineage: Lineage, tmp_path: Path) -
     """A suffix or format name that is no PROV format raises; format= wins over the suffix;
     a path without a suffix is PROV-JSON."""
     doc = ln.export.to_prov(lineage.analyse)
-    with pytest.raises(ConfigurationError, match=r"suffix \.txt"):
+    with pytest.raises(UsageError, match=r"suffix \.txt"):
         ln.export.write_prov(doc, tmp_path / "lineage.txt")
-    with pytest.raises(ConfigurationError, match="Unknown PROV format 'yaml'"):
+    with pytest.raises(UsageError, match="Unknown PROV format 'yaml'"):
         ln.export.write_prov(doc, tmp_path / "lineage.json", format="yaml")
     assert not list(tmp_path.glob("lineage.*"))
     written = ln.export.write_prov(doc, tmp_path / "lineage.txt", format="prov-n")

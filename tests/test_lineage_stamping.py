@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlcount import sent
 
 import lineage_nb as ln
-from lineage_nb.errors import ConfigurationError, ValidationError
+from lineage_nb.errors import UsageError, ValidationError
 
 
 def events(table: str) -> list[ln.RecordEvent]:
@@ -184,7 +184,7 @@ def test_model_with_its_own_run_id_keeps_it(db: ln.Database, run: ln.Run) -> Non
 
 def test_own_stamp_column_on_a_tracked_model_is_an_error() -> None:
     """Defining run_id (or created_at...) on a TracksRun model is refused at class definition."""
-    with pytest.raises(ConfigurationError) as info:
+    with pytest.raises(UsageError) as info:
 
         class ClashRun(ln.Model, ln.TracksRun):
             __tablename__ = "clash_run"
@@ -192,7 +192,7 @@ def test_own_stamp_column_on_a_tracked_model_is_an_error() -> None:
             run_id: Mapped[int | None] = mapped_column(nullable=True)
 
     assert "run_id" in str(info.value) and "TracksRun" in str(info.value)
-    with pytest.raises(ConfigurationError) as info:
+    with pytest.raises(UsageError) as info:
 
         class ClashUpdated(ln.TracksUpdates, ln.Model):
             __tablename__ = "clash_updated"

@@ -180,7 +180,7 @@ def test_upgrade_seals_events_from_before_the_chain_as_unchained(
     code = main(["verify", "--database", db_url])  # connects: upgrades, and so seals
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "3 events are unchained (written before version 0.2" in out
+    assert "3 events are unchained (written before schema revision 0002" in out
     assert "not sealed yet" not in out and "BROKEN" not in out
     db = ln.connect(db_url)
     try:

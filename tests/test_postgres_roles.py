@@ -16,7 +16,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 import lineage_nb as ln
-from lineage_nb.errors import LineageError
+from lineage_nb.errors import PermissionDenied
 from lineage_nb.lineage.runs import LineageWarning
 from lineage_nb.lineage.verify import verify
 from lineage_nb.security import add_user, setup_postgres
@@ -97,7 +97,7 @@ def test_roles_forged_created_by_is_refused(team: Team) -> None:
     with _raw(team.admin) as conn:
         bob = _user_id(conn, team.bob)
     forged = Sample(name="forged", value=1.0, project_id=project.id, created_by_id=bob)
-    with pytest.raises(LineageError, match="nobody can write as someone else") as info:
+    with pytest.raises(PermissionDenied, match="nobody can write as someone else") as info:
         forged.save()
     assert "refused this for your login role" in str(info.value)
     assert "Nothing was written" in str(info.value)

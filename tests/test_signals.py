@@ -98,11 +98,11 @@ def test_bad_receivers_are_refused_at_connect() -> None:
     def no_kwargs(sender: type, instance: Any) -> None:
         pass
 
-    with pytest.raises(ln.errors.ConfigurationError, match=r"no_kwargs .*\*\*kwargs"):
+    with pytest.raises(ln.errors.UsageError, match=r"no_kwargs .*\*\*kwargs"):
         signals.pre_save.connect(no_kwargs, sender=Project)
-    with pytest.raises(ln.errors.ConfigurationError, match="not callable"):
+    with pytest.raises(ln.errors.UsageError, match="not callable"):
         signals.post_save.connect("not a function", sender=Project)  # type: ignore[arg-type]
-    with pytest.raises(ln.errors.ConfigurationError):
+    with pytest.raises(ln.errors.UsageError):
 
         @signals.pre_delete.connect_via(Project)
         def decorated(sender: type) -> None:

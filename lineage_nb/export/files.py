@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, UsageError
 from ..lineage.reads import untracked_reads
 from ._progress import progress
 
@@ -45,7 +45,7 @@ def frame_of(obj: Any) -> pd.DataFrame:
         The DataFrame (the object itself when it already is one).
 
     Raises:
-        ConfigurationError: ``obj`` has no DataFrame view.
+        UsageError: ``obj`` has no DataFrame view.
     """
     if isinstance(obj, pd.DataFrame):
         return obj
@@ -61,7 +61,7 @@ def frame_of(obj: Any) -> pd.DataFrame:
     history_df = getattr(obj, "history_df", None)
     if callable(history_df):
         return history_df()  # type: ignore[no-any-return]
-    raise ConfigurationError(
+    raise UsageError(
         f"Cannot export {type(obj).__name__} {obj!r:.60}: it has no DataFrame view.",
         value=obj,
         hint="Pass a DataFrame, a model class, a query (Model.filter(...)), a run or a record.",

@@ -40,6 +40,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
+from .._version import __version__
 from ..db import get_database
 from ..lineage.history import input_versions
 from ..lineage.reads import write_pending
@@ -61,7 +62,7 @@ __all__ = [
 #: Job namespace of every lineage_nb job unless ``namespace=`` says otherwise.
 DEFAULT_NAMESPACE = "lineage_nb"
 #: ``producer`` URI of the events (and facets) lineage_nb builds.
-PRODUCER = "urn:lineage_nb:0.1.0"
+PRODUCER = f"urn:lineage_nb:{__version__}"
 _FACET_SCHEMA = "urn:lineage_nb:spec:facets:1-0-0:{name}"
 
 _FINAL_STATES = {

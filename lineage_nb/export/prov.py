@@ -25,7 +25,7 @@ from prov.constants import PROV, PROV_LABEL, PROV_TYPE
 from prov.model import ProvDocument
 from sqlalchemy import inspect, select
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, UsageError
 from ..lineage.graph import record_lineage, run_lineage
 from ..lineage.schema import Run
 from ..orm.session_scope import run_sync
@@ -177,7 +177,7 @@ def _graph_of(obj: Any, depth: int) -> nx.DiGraph:
         and not isinstance(obj, type)
     ):
         return record_lineage(obj, depth, group_above=None)
-    raise ConfigurationError(
+    raise UsageError(
         f"Cannot build PROV for {type(obj).__name__}: expected an ln.Run or a mapped record.",
         value=obj,
         hint="Pass a run (ln.runs()[0]) or a record (Sample.get(1)).",
@@ -196,7 +196,7 @@ def to_prov(run_or_record: Any | Iterable[Any], *, depth: int = 3) -> ProvDocume
         A ``prov.model.ProvDocument`` with namespace ``ln`` = ``urn:lineage_nb:``.
 
     Raises:
-        ConfigurationError: the object is neither a run nor a tracked record.
+        UsageError: the object is neither a run nor a tracked record.
     """
     doc = ProvDocument()
     doc.add_namespace(NAMESPACE_PREFIX, NAMESPACE_URI)
@@ -223,15 +223,15 @@ def prov_format(path: str | Path, format: str | None = None) -> str:
     in: ``format`` when given, else the one the suffix names (no suffix: PROV-JSON).
 
     Raises:
-        ConfigurationError: ``format`` or the suffix names no PROV format, or the format needs
-            a ``prov`` extra that is not installed (the message names the suffix or format and
-            what to install).
+        UsageError: ``format`` or the suffix names no PROV format.
+        ConfigurationError: the format needs a ``prov`` extra that is not installed (the
+            message names the suffix or format and what to install).
     """
     suffix = Path(path).suffix.lower()
     if format is not None:
         name = _ALIASES.get(format.lower(), format.lower())
         if name not in PROV_FORMATS:
-            raise ConfigurationError(
+            raise UsageError(
                 f"Unknown PROV format {format!r}.",
                 value=format,
                 hint=f"Use one of: {_format_names()}.",
@@ -242,7 +242,7 @@ def prov_format(path: str | Path, format: str | None = None) -> str:
     elif suffix in PROV_SUFFIXES:
         name, asked = PROV_SUFFIXES[suffix], f"suffix {suffix}"
     else:
-        raise ConfigurationError(
+        raise UsageError(
             f"Cannot tell the PROV format of {str(path)!r} from its suffix {suffix}.",
             value=str(path),
             hint=f"Use one of the suffixes {_suffix_names()}, or name the format "
@@ -284,7 +284,7 @@ def write_prov(doc: ProvDocument, path: str | Path, *, format: str | None = None
         ``path`` as a ``Path``. Nothing is written when the document cannot be serialized.
 
     Raises:
-        ConfigurationError: as :func:`prov_format`.
+        UsageError, ConfigurationError: as :func:`prov_format`.
     """
     path = Path(path)
     chosen = PROV_FORMATS[prov_format(path, format)]

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..errors import ConfigurationError, LineageError, NotFound
+from ..errors import LineageError, NoRunError, NotFound
 from ..lineage import context, runs
 from ..lineage.reads import untracked_reads
 from ..lineage.schema import LineageModel, Run
@@ -114,7 +114,7 @@ def _run(run_id: int | None) -> Run:
         return Run.get(run_id)
     run = context.get_run()
     if run is None:
-        raise ConfigurationError(
+        raise NoRunError(
             "No run is open.", hint="Pass --run ID, or start one with %lineage track."
         )
     return run

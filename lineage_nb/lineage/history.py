@@ -105,7 +105,7 @@ class _Snapshot:
 
 def _seen_by(read: _Read, event: _Event, snapshots: dict[str, _Snapshot]) -> bool:
     """Whether ``read`` could see ``event``."""
-    if read.watermark is None:  # a read from before version 0.3: by time
+    if read.watermark is None:  # a read from before schema revision 0006: by time
         return _utc(event.at) <= _utc(read.at)
     if event.id > read.watermark:
         return False

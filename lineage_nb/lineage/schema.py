@@ -191,7 +191,7 @@ class RecordEvent(LineageModel):
     ``changes`` is None for an insert (the row holds the values), ``{field: [old, new]}`` of the
     changed fields for an update, and the full old row as ``{field: [old, None]}`` for a delete.
     ``pk`` is the key's text (a JSON array for composite keys). ``hash``/``prev_hash`` are set
-    only on events from before version 0.2 (a per-run chain); newer events are covered by seals.
+    only on events from before schema revision 0002 (a per-run chain); newer events are covered by seals.
     """
 
     __tablename__ = "lineage_record_event"
@@ -222,7 +222,7 @@ class Seal(LineageModel):
 
     ``format`` 2: ``root`` is the Merkle tree hash of the events, so one event's inclusion has a
     short proof; 1: seals written before revision 0009, one running hash and no root.
-    ``unchained``: how many of its events lineage_nb wrote before version 0.2 with no hash chain
+    ``unchained``: how many of its events lineage_nb wrote before schema revision 0002 with no hash chain
     (sealed only at an upgrade), reported by ``verify`` rather than counted as protected.
     """
 
@@ -246,8 +246,8 @@ class RunInput(LineageModel):
     was read, ``keys`` the packed key set when several were (:mod:`lineage_nb.lineage._keyset`),
     ``count`` how many. ``watermark`` is the newest event id committed when the read began (with
     ``snapshot``, on PostgreSQL, the transactions then in progress, whose events it did not see):
-    the version a record was read at is its newest event the read could see. Rows from before version
-    0.3 have no watermark; their version is the record's newest event at or before ``at``.
+    the version a record was read at is its newest event the read could see. Rows from before schema
+    revision 0006 have no watermark; their version is the record's newest event at or before ``at``.
     """
 
     __tablename__ = "lineage_run_input"

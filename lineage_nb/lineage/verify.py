@@ -14,11 +14,11 @@ without the database.
 
 Seals written before schema revision 0009 (``format`` 1) hash their events into one running
 SHA-256 of a JSON rendering made in Python; they are still checked that way, and have no
-inclusion proofs. Events from before version 0.2 also carry a per-run hash chain
+inclusion proofs. Events from before schema revision 0002 also carry a per-run hash chain
 (``hash``/``prev_hash``); those chains are still checked as they were written.
 
 What :func:`verify` does not report as broken (see :func:`status`): events written since the last
-seal (not sealed yet), events written by lineage_nb before version 0.2 with no hash chain that
+seal (not sealed yet), events written by lineage_nb before schema revision 0002 with no hash chain that
 were sealed only when the database was upgraded (*unchained*: nothing shows what happened to them
 before), and events written outside a run (raw SQL or another program while no run was open: the
 triggers record them with no run; they are part of the log like any other).
@@ -75,7 +75,7 @@ FORMAT_RUNNING = 1
 #: A seal whose ``root`` is the Merkle tree hash of its events, chained by :func:`seal_hash`.
 FORMAT_MERKLE = 2
 #: The version before which events carry neither a hash chain nor a seal of their time.
-UNCHAINED_BEFORE = "0.2"
+UNCHAINED_BEFORE = "0002"
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def _chain_hash(prev_hash: str | None, tail: str) -> str:
 
 
 def event_hash(row: dict[str, Any], prev_hash: str | None) -> str:
-    """The per-run chain hash of an event written before version 0.2 (as it was computed then)."""
+    """The per-run chain hash of an event written before schema revision 0002 (as it was computed then)."""
     content = [
         row.get("run_id"), row.get("user_id"), row.get("table"), row.get("pk"), row.get("action"),
         row.get("changes"), row.get("cell"), _timestamp(row.get("at")),
@@ -314,7 +314,7 @@ def _last_seal(connection: Connection) -> Any:
 def _seal_on(connection: Connection, unchained: int | None = None) -> int:
     """Seal the events after the last seal on ``connection`` (in its transaction); how many.
 
-    ``unchained``: how many of them were written with no hash chain before version 0.2 (given
+    ``unchained``: how many of them were written with no hash chain before schema revision 0002 (given
     only by the upgrade; 0 otherwise).
     """
     last = _last_seal(connection)
@@ -374,7 +374,7 @@ def seal(db: Database | None = None, *, wait_s: float = 2.0) -> int:
 def seal_at_upgrade(connection: Connection) -> int:
     """Seal, during the schema upgrade to Merkle seals, the events no seal covers yet; how many.
 
-    Events without a per-run hash that an older lineage_nb wrote before version 0.2 are counted
+    Events without a per-run hash that an older lineage_nb wrote before schema revision 0002 are counted
     as *unchained* on the seal that covers them: those in earlier seals (they precede a hashed
     event, so they precede the chain), and, when the log was never sealed, every unhashed event
     sealed now. :func:`status` reports them; they are not broken.
@@ -416,7 +416,7 @@ class LogStatus:
         events: events in the log.
         seals: seals over them.
         unsealed: events written since the last seal (sealed by the next ``finish()``/seal).
-        unchained: events written by lineage_nb before version 0.2 with no hash chain, sealed
+        unchained: events written by lineage_nb before schema revision 0002 with no hash chain, sealed
             only when the database was upgraded: nothing shows what happened to them before.
         outside_run: events written while no run was open (raw SQL, another program): the
             triggers recorded them with no run.
@@ -621,11 +621,11 @@ def _seal_link(row: Any, message: str) -> BrokenLink:
     return BrokenLink(table="", pk="", run_id=None, event_id=None, message=f"seal {row.id} {message}")
 
 
-# -- the per-run chains of events from before version 0.2 ----------------------------------------
+# -- the per-run chains of events from before schema revision 0002 ----------------------------------------
 
 
 def _check_old(row: dict[str, Any], expected_prev: str | None, previous_id: int | None) -> str | None:
-    """Why an old (pre-0.2, hashed) event breaks its run's chain (None when the link holds)."""
+    """Why an old (pre-0002, hashed) event breaks its run's chain (None when the link holds)."""
     if row["prev_hash"] != expected_prev:
         if previous_id is None:
             return (
@@ -732,7 +732,7 @@ def describe(links: Iterable[BrokenLink], unsealed: int | LogStatus = 0) -> str:
         if state.unchained:
             lines.append(
                 f"  {_many(state.unchained, 'event')} {_be(state.unchained, 'is', 'are')} unchained "
-                f"(written before version {UNCHAINED_BEFORE} with no hash chain): sealed when the "
+                f"(written before schema revision {UNCHAINED_BEFORE} with no hash chain): sealed when the "
                 "database was upgraded; nothing shows whether they changed before that."
             )
         if state.outside_run:

@@ -35,10 +35,10 @@ from sqlalchemy.orm.attributes import flag_modified, instance_state, set_committ
 from typing_extensions import Self
 
 from ..errors import (
-    ConfigurationError,
     IntegrityError,
     ModelPersistenceError,
     NotFound,
+    UsageError,
     ValidationError,
     short_repr,
 )
@@ -270,6 +270,7 @@ class ActiveRecord:
             IntegrityError: ``force_insert`` of a stored key, or the database refused the row.
             NotFound: ``force_update`` (or an update) of a row that does not exist; call
                 ``save(force_insert=True)`` to store it again.
+            UsageError: ``force_insert`` and ``force_update`` both true.
         """
         fields = None if update_fields is None else list(update_fields)
         if fields == []:  # Django: an empty update_fields skips the save (and its signals)
@@ -300,7 +301,7 @@ class ActiveRecord:
     ) -> Self:
         cls = type(self)
         if force_insert and force_update:
-            raise ValueError("save(): force_insert and force_update cannot both be true.")
+            raise UsageError("save(): force_insert and force_update cannot both be true.")
         columns = None if update_fields is None else self._update_columns(update_fields)
         exclude = None if columns is None else set(self._column_keys()) - set(columns)
         validation.clean_fields(self, exclude, dialect=session_database(session).dialect)
@@ -694,7 +695,7 @@ def _refuse_owned_names(cls: type) -> None:
     for base in cls.__mro__[1:]:
         clash = sorted(own & set(base.__dict__.get(OWNED_NAMES, ())))
         if clash:
-            raise ConfigurationError(
+            raise UsageError(
                 f"{cls.__name__} defines {', '.join(clash)}, which {base.__name__} already "
                 "defines and fills in.",
                 model=cls.__name__, field=clash[0], value=clash[0],

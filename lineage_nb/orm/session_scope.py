@@ -26,7 +26,7 @@ from ..db import (
     block_error_translators,
     get_database,
 )
-from ..errors import ConfigurationError, OperationalError
+from ..errors import OperationalError, UsageError
 from .translate import is_disconnect, is_retryable, translate
 
 __all__ = ["run_async", "run_sync", "session_database"]
@@ -217,7 +217,7 @@ def run_sync(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -> T:
     """
     outer = ambient_session()
     if isinstance(outer, AsyncSession):
-        raise ConfigurationError(
+        raise UsageError(
             "A sync method was called inside `async with ln.atomic()`.",
             hint="Use the a-prefixed twin (e.g. `await record.asave()`).",
         )
@@ -248,7 +248,7 @@ async def run_async(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -
     """Run ``fn`` through ``AsyncSession.run_sync`` on the async driver; same semantics."""
     outer = ambient_session()
     if isinstance(outer, Session):
-        raise ConfigurationError(
+        raise UsageError(
             "An async method was called inside a sync `with ln.atomic()` block.",
             hint="Call the sync method, or use `async with ln.atomic()`.",
         )

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from blinker import ANY, NamedSignal, Namespace
 
-from ..errors import ConfigurationError
+from ..errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,7 +39,7 @@ class ModelSignal(NamedSignal):
 
 def _check_receiver(signal: str | None, receiver: Any) -> None:
     if not callable(receiver):
-        raise ConfigurationError(
+        raise UsageError(
             f"Cannot connect {type(receiver).__name__} {receiver!r} to {signal}: it is not "
             "callable.",
             value=repr(receiver),
@@ -51,7 +51,7 @@ def _check_receiver(signal: str | None, receiver: Any) -> None:
         return
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         name = getattr(receiver, "__qualname__", repr(receiver))
-        raise ConfigurationError(
+        raise UsageError(
             f"Receiver {name} of {signal} takes no **kwargs: it is called as "
             "receiver(sender, instance=..., **kwargs).",
             value=name,

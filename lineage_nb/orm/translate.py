@@ -16,6 +16,7 @@ from ..errors import (
     LineageError,
     NotFound,
     OperationalError,
+    PermissionDenied,
     short_repr,
 )
 
@@ -70,7 +71,7 @@ def translate(error: BaseException, instances: Sequence[Any] = ()) -> LineageErr
         return operational
     if getattr(getattr(error, "orig", None), "sqlstate", None) == "42501":  # PG: not allowed
         refused = type(instances[0]).__name__ if instances else None
-        return LineageError(
+        return PermissionDenied(
             f"The database refused this for your login role: {message.splitlines()[0]}",
             model=refused,
             hint="Nothing was written. Lineage is insert-only and authorship comes from the "

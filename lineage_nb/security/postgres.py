@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, PermissionDenied
 from ..lineage.capture import functions_sql
 
 if TYPE_CHECKING:
@@ -383,7 +383,11 @@ def _libpq(url: str) -> str:
 
 @contextmanager
 def _admin(url: str) -> Iterator[psycopg.Connection[Any]]:
-    """An autocommit psycopg connection as administrator, with a search path members cannot plant in."""
+    """An autocommit psycopg connection as administrator, with a search path members cannot plant in.
+
+    A statement the server refuses for the role's privileges (SQLSTATE 42501: the URL's role is
+    not a superuser) raises :class:`~lineage_nb.errors.PermissionDenied` naming the role.
+    """
     import psycopg
 
     parsed = make_url(url)
@@ -404,7 +408,17 @@ def _admin(url: str) -> Iterator[psycopg.Connection[Any]]:
         ) from error
     with connection:
         connection.execute(_SAFE_PATH)
-        yield connection
+        try:
+            yield connection
+        except psycopg.errors.InsufficientPrivilege as error:
+            role = parsed.username or "the URL's role"
+            raise PermissionDenied(
+                f"The server refused {role!r} as administrator: "
+                f"{str(error).strip().splitlines()[0]}",
+                value=parsed.render_as_string(hide_password=True),
+                hint="Setting up a team database creates roles and event triggers: give the URL "
+                "of a superuser (--admin-url).",
+            ) from error
 
 
 def _ensure_database(admin_url: str, database: str | None) -> str:
@@ -450,6 +464,7 @@ def setup_postgres(
 
     Raises:
         ConfigurationError: not PostgreSQL, or the server refused to connect.
+        PermissionDenied: the URL's role is not allowed to (not a superuser).
     """
     from psycopg import sql
 

@@ -4,7 +4,7 @@ A seal of ``format`` 2 stores the RFC 9162 Merkle root of its events (``root``) 
 the previous seal, so one event's inclusion in the log has a proof of O(log n) hashes
 (``record.proof()``); seals written before (``format`` 1, one running hash) keep verifying as
 they were written. The upgrade then seals every event no seal covers yet, and counts on the
-seals the events an older lineage_nb wrote before version 0.2 with no hash chain
+seals the events an older lineage_nb wrote before schema revision 0002 with no hash chain
 (``unchained``), which ``verify`` reports instead of counting them as protected since written
 (see :func:`lineage_nb.lineage.verify.seal_at_upgrade`). On PostgreSQL it waits for transactions
 writing events to end. The downgrade drops the columns; Merkle seals then no longer verify.
