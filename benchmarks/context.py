@@ -24,18 +24,44 @@ OURS_OFF = "lineage_nb, lineage off"
 TRANSFORM = str(Path(__file__).with_name("run.py"))
 
 FULL = {
-    "single": 2_000, "bulk": 50_000, "update": 2_000, "load": 10_000, "history": 1_000_000,
-    "df": 100_000, "browse_big": 1_000_000, "browse_small": 1_000, "memory": 100_000,
-    "save": 2_000, "update_set": 50_000, "storage": 100_000,
-    "df_inputs": 1_000_000, "input_storage": 1_000_000, "input_gets": 2_000,
-    "as_of": 1_000_000, "lineage_scale": 100_000, "lineage_events": 5_000_000,
+    "single": 2_000,
+    "bulk": 50_000,
+    "update": 2_000,
+    "load": 10_000,
+    "history": 1_000_000,
+    "df": 100_000,
+    "browse_big": 1_000_000,
+    "browse_small": 1_000,
+    "memory": 100_000,
+    "save": 2_000,
+    "update_set": 50_000,
+    "storage": 100_000,
+    "df_inputs": 1_000_000,
+    "input_storage": 1_000_000,
+    "input_gets": 2_000,
+    "as_of": 1_000_000,
+    "lineage_scale": 100_000,
+    "lineage_events": 5_000_000,
 }
 QUICK = {
-    "single": 100, "bulk": 2_000, "update": 100, "load": 1_000, "history": 20_000,
-    "df": 10_000, "browse_big": 20_000, "browse_small": 1_000, "memory": 5_000,
-    "save": 100, "update_set": 2_000, "storage": 5_000,
-    "df_inputs": 20_000, "input_storage": 20_000, "input_gets": 200,
-    "as_of": 20_000, "lineage_scale": 5_000, "lineage_events": 50_000,
+    "single": 100,
+    "bulk": 2_000,
+    "update": 100,
+    "load": 1_000,
+    "history": 20_000,
+    "df": 10_000,
+    "browse_big": 20_000,
+    "browse_small": 1_000,
+    "memory": 5_000,
+    "save": 100,
+    "update_set": 2_000,
+    "storage": 5_000,
+    "df_inputs": 20_000,
+    "input_storage": 20_000,
+    "input_gets": 200,
+    "as_of": 20_000,
+    "lineage_scale": 5_000,
+    "lineage_events": 50_000,
 }
 
 
@@ -167,7 +193,9 @@ class Ctx:
         def run() -> None:
             if system == "ours":
                 with self.on.engine.begin() as conn:
-                    conn.execute(text("DELETE FROM bench_sample WHERE project_id = :p"), {"p": project_id})
+                    conn.execute(
+                        text("DELETE FROM bench_sample WHERE project_id = :p"), {"p": project_id}
+                    )
             elif system == "sa":
                 from models import SASample
 
@@ -175,7 +203,9 @@ class Ctx:
                     conn.execute(delete(SASample).where(SASample.project_id == project_id))
             else:
                 with self.sa.begin() as conn:
-                    conn.execute(text("DELETE FROM ormar_sample WHERE project = :p"), {"p": project_id})
+                    conn.execute(
+                        text("DELETE FROM ormar_sample WHERE project = :p"), {"p": project_id}
+                    )
 
         return run
 
@@ -202,8 +232,13 @@ class Ctx:
             else:
                 for row in rows:
                     row["project"] = project_id
-                conn.execute(text("INSERT INTO ormar_sample (name, value, project) "
-                                  "VALUES (:name, :value, :project)"), rows)
+                conn.execute(
+                    text(
+                        "INSERT INTO ormar_sample (name, value, project) "
+                        "VALUES (:name, :value, :project)"
+                    ),
+                    rows,
+                )
 
 
 def open_context(backend: Backend, quick: bool) -> Ctx:
@@ -217,9 +252,17 @@ def open_context(backend: Backend, quick: bool) -> Ctx:
     counters[1].watch(off.engine)
     counters[2].watch(sa)
     ctx = Ctx(
-        backend=backend, quick=quick, sizes=QUICK if quick else FULL,
-        repeats=3 if quick else 5, fast_repeats=7 if quick else 31,
-        on=on, off=off, count_on=counters[0], count_off=counters[1], sa=sa, count_sa=counters[2],
+        backend=backend,
+        quick=quick,
+        sizes=QUICK if quick else FULL,
+        repeats=3 if quick else 5,
+        fast_repeats=7 if quick else 31,
+        on=on,
+        off=off,
+        count_on=counters[0],
+        count_off=counters[1],
+        sa=sa,
+        count_sa=counters[2],
         loop=asyncio.new_event_loop(),
     )
     ctx.use(True)

@@ -202,7 +202,9 @@ def pg_backend() -> Backend:
 
     def cleanup() -> None:
         with psycopg.connect(libpq, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
     url = admin.set(database=name).render_as_string(hide_password=False)
     return Backend("postgresql", url, cleanup)

@@ -42,11 +42,23 @@ def save(ctx: Ctx) -> None:
                 for i in range(count):
                     Sample(name=f"s{i}", value=float(i), project_id=pid, **extra).save()
 
-        ctx.case(ctx.add(Result(op, OURS if lineage else OURS_OFF, n, reference=ref, target=1.3,
-                                target_text=target)),
-                 ctx.repeats, atomic, setup=ctx.clear("ours", pid),
-                 counter=ctx.count_on if lineage else ctx.count_off,
-                 warmup=lambda atomic=atomic: atomic(count=20))
+        ctx.case(
+            ctx.add(
+                Result(
+                    op,
+                    OURS if lineage else OURS_OFF,
+                    n,
+                    reference=ref,
+                    target=1.3,
+                    target_text=target,
+                )
+            ),
+            ctx.repeats,
+            atomic,
+            setup=ctx.clear("ours", pid),
+            counter=ctx.count_on if lineage else ctx.count_off,
+            warmup=lambda atomic=atomic: atomic(count=20),
+        )
     ctx.use(True)
     pid_on = ctx.project("ours", "save-session")
 
@@ -56,9 +68,21 @@ def save(ctx: Ctx) -> None:
                 session.add(Sample(name=f"s{i}", value=float(i), project_id=pid_on))
                 session.flush()
 
-    ctx.case(ctx.add(Result(op, "lineage_nb session, ORM add+flush", n, reference=ref,
-                            note="the ORM baseline's code on a tracked session")),
-             ctx.repeats, tracked_session, setup=ctx.clear("ours", pid_on), counter=ctx.count_on)
+    ctx.case(
+        ctx.add(
+            Result(
+                op,
+                "lineage_nb session, ORM add+flush",
+                n,
+                reference=ref,
+                note="the ORM baseline's code on a tracked session",
+            )
+        ),
+        ctx.repeats,
+        tracked_session,
+        setup=ctx.clear("ours", pid_on),
+        counter=ctx.count_on,
+    )
 
     pid_sa = ctx.project("sa", "save")
 
@@ -68,8 +92,13 @@ def save(ctx: Ctx) -> None:
                 session.add(SASample(name=f"s{i}", value=float(i), project_id=pid_sa))
                 session.flush()
 
-    ctx.case(ctx.add(Result(op, ref, n, reference=ref, note="expire_on_commit=False")),
-             ctx.repeats, orm_atomic, setup=ctx.clear("sa", pid_sa), counter=ctx.count_sa)
+    ctx.case(
+        ctx.add(Result(op, ref, n, reference=ref, note="expire_on_commit=False")),
+        ctx.repeats,
+        orm_atomic,
+        setup=ctx.clear("sa", pid_sa),
+        counter=ctx.count_sa,
+    )
     ctx.run_pending()
 
     # (b) a commit per record: save() opens its own transaction; the ORM reuses one session
@@ -83,11 +112,23 @@ def save(ctx: Ctx) -> None:
             for i in range(count):
                 Sample(name=f"s{i}", value=float(i), project_id=pid, **extra).save()
 
-        ctx.case(ctx.add(Result(op, OURS if lineage else OURS_OFF, n, reference=ref, target=1.3,
-                                target_text=target)),
-                 ctx.repeats, each, setup=ctx.clear("ours", pid),
-                 counter=ctx.count_on if lineage else ctx.count_off,
-                 warmup=lambda each=each: each(count=20))
+        ctx.case(
+            ctx.add(
+                Result(
+                    op,
+                    OURS if lineage else OURS_OFF,
+                    n,
+                    reference=ref,
+                    target=1.3,
+                    target_text=target,
+                )
+            ),
+            ctx.repeats,
+            each,
+            setup=ctx.clear("ours", pid),
+            counter=ctx.count_on if lineage else ctx.count_off,
+            warmup=lambda each=each: each(count=20),
+        )
     ctx.use(True)
 
     def tracked_commits() -> None:
@@ -96,9 +137,21 @@ def save(ctx: Ctx) -> None:
                 session.add(Sample(name=f"s{i}", value=float(i), project_id=pid_on))
                 session.commit()
 
-    ctx.case(ctx.add(Result(op, "lineage_nb session, ORM add+commit", n, reference=ref,
-                            note="the ORM baseline's code on a tracked session")),
-             ctx.repeats, tracked_commits, setup=ctx.clear("ours", pid_on), counter=ctx.count_on)
+    ctx.case(
+        ctx.add(
+            Result(
+                op,
+                "lineage_nb session, ORM add+commit",
+                n,
+                reference=ref,
+                note="the ORM baseline's code on a tracked session",
+            )
+        ),
+        ctx.repeats,
+        tracked_commits,
+        setup=ctx.clear("ours", pid_on),
+        counter=ctx.count_on,
+    )
 
     def orm_commits() -> None:
         with ctx.sa_session() as session:
@@ -106,8 +159,13 @@ def save(ctx: Ctx) -> None:
                 session.add(SASample(name=f"s{i}", value=float(i), project_id=pid_sa))
                 session.commit()
 
-    ctx.case(ctx.add(Result(op, ref, n, reference=ref, note="expire_on_commit=False")),
-             ctx.repeats, orm_commits, setup=ctx.clear("sa", pid_sa), counter=ctx.count_sa)
+    ctx.case(
+        ctx.add(Result(op, ref, n, reference=ref, note="expire_on_commit=False")),
+        ctx.repeats,
+        orm_commits,
+        setup=ctx.clear("sa", pid_sa),
+        counter=ctx.count_sa,
+    )
 
 
 # -- one set-based UPDATE of N rows ----------------------------------------------------------
@@ -157,37 +215,75 @@ def update_set(ctx: Ctx) -> None:
                 conn.execute(update(Sample).where(Sample.project_id == pid).values(run_id=run.id))
 
         name = f"{OURS}, rows of an earlier run" if fresh_run else f"{OURS}, rows of this run"
-        note = ("new run per repeat: every row is restamped (run_id)" if fresh_run
-                else "rows already carry this run: no restamp")
-        ctx.case(ctx.add(Result(op, name, n, reference=ref, target=3.0, target_text=target,
-                                note=note)),
-                 ctx.repeats, tracked, setup=setup if fresh_run else same_run, counter=ctx.count_on)
+        note = (
+            "new run per repeat: every row is restamped (run_id)"
+            if fresh_run
+            else "rows already carry this run: no restamp"
+        )
+        ctx.case(
+            ctx.add(Result(op, name, n, reference=ref, target=3.0, target_text=target, note=note)),
+            ctx.repeats,
+            tracked,
+            setup=setup if fresh_run else same_run,
+            counter=ctx.count_on,
+        )
 
     pid = ctx.project("ours", "update-set-plain")
     run = ln.context.get_run()
-    rows = [{"name": f"row{i}", "value": float(i), "project_id": pid, "created_by_id": user_id,
-             "run_id": run.id if run is not None else None} for i in range(n)]
+    rows = [
+        {
+            "name": f"row{i}",
+            "value": float(i),
+            "project_id": pid,
+            "created_by_id": user_id,
+            "run_id": run.id if run is not None else None,
+        }
+        for i in range(n)
+    ]
     with ctx.sa.begin() as conn:
         conn.execute(insert(plain), rows)
-    plain_statement = update(plain).where(plain.c.project_id == pid).values(
-        value=plain.c.value + 1.0)
+    plain_statement = (
+        update(plain).where(plain.c.project_id == pid).values(value=plain.c.value + 1.0)
+    )
 
     def untracked() -> None:
         with Session(ctx.sa) as session, session.begin():
             assert session.execute(plain_statement).rowcount == n
 
-    ctx.case(ctx.add(Result(op, ref, n, reference=ref, note="plain_sample: bench_sample's "
-                            "columns, indexes and foreign key, no triggers")),
-             ctx.repeats, untracked, counter=ctx.count_sa)
+    ctx.case(
+        ctx.add(
+            Result(
+                op,
+                ref,
+                n,
+                reference=ref,
+                note="plain_sample: bench_sample's columns, indexes and foreign key, no triggers",
+            )
+        ),
+        ctx.repeats,
+        untracked,
+        counter=ctx.count_sa,
+    )
 
     def untracked_off() -> None:
         with ctx.off.session() as session, session.begin():
             assert session.execute(plain_statement).rowcount == n
 
     ctx.use(False)
-    ctx.case(ctx.add(Result(op, f"{OURS_OFF}, untracked copy", n, reference=ref,
-                            note="ln.connect(url, lineage=False) session")),
-             ctx.repeats, untracked_off, counter=ctx.count_off)
+    ctx.case(
+        ctx.add(
+            Result(
+                op,
+                f"{OURS_OFF}, untracked copy",
+                n,
+                reference=ref,
+                note="ln.connect(url, lineage=False) session",
+            )
+        ),
+        ctx.repeats,
+        untracked_off,
+        counter=ctx.count_off,
+    )
     ctx.use(True)
 
 
@@ -201,16 +297,22 @@ def _sizes(db: ln.Database, tables: list[str]) -> dict[str, int]:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.exec_driver_sql("ANALYZE")
             conn.commit()
-            found = dict(conn.exec_driver_sql(
-                "SELECT m.tbl_name, sum(s.pgsize) FROM dbstat AS s "
-                "JOIN sqlite_master AS m ON m.name = s.name GROUP BY m.tbl_name").all())
+            found = dict(
+                conn.exec_driver_sql(
+                    "SELECT m.tbl_name, sum(s.pgsize) FROM dbstat AS s "
+                    "JOIN sqlite_master AS m ON m.name = s.name GROUP BY m.tbl_name"
+                ).all()
+            )
         return {t: int(found.get(t, 0)) for t in tables}
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         sizes = {}
         for name in tables:
             conn.exec_driver_sql(f'VACUUM ANALYZE "{name}"')
-            sizes[name] = int(conn.execute(
-                text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": name}).scalar_one())
+            sizes[name] = int(
+                conn.execute(
+                    text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": name}
+                ).scalar_one()
+            )
         return sizes
 
 
@@ -223,12 +325,32 @@ def storage(ctx: Ctx) -> None:
     db = ln.connect(backend.url)  # a database of its own: only this op's rows in both tables
     mib = 2**20
     results = {
-        "data": ctx.add(Result(op, ref, n, reference=ref, unit="MiB",
-                               note="table + indexes" + (" + TOAST, after VACUUM ANALYZE"
-                                                         if db.dialect == "postgresql" else
-                                                         " (dbstat pages)"))),
-        "events": ctx.add(Result(op, "lineage_record_event", 2 * n, reference=ref, unit="MiB",
-                                 target=1.5, target_text="≤ 1.5× the data")),
+        "data": ctx.add(
+            Result(
+                op,
+                ref,
+                n,
+                reference=ref,
+                unit="MiB",
+                note="table + indexes"
+                + (
+                    " + TOAST, after VACUUM ANALYZE"
+                    if db.dialect == "postgresql"
+                    else " (dbstat pages)"
+                ),
+            )
+        ),
+        "events": ctx.add(
+            Result(
+                op,
+                "lineage_record_event",
+                2 * n,
+                reference=ref,
+                unit="MiB",
+                target=1.5,
+                target_text="≤ 1.5× the data",
+            )
+        ),
     }
     try:
         ln.finish("completed")
@@ -237,8 +359,12 @@ def storage(ctx: Ctx) -> None:
 
         def work() -> None:
             for start in range(0, n, 50_000):  # bulk_create keeps every row in memory: chunks
-                Sample.bulk_create([{"name": f"sample {i}", "value": float(i), "project_id": pid}
-                                    for i in range(start, min(n, start + 50_000))])
+                Sample.bulk_create(
+                    [
+                        {"name": f"sample {i}", "value": float(i), "project_id": pid}
+                        for i in range(start, min(n, start + 50_000))
+                    ]
+                )
             with db.session() as session, session.begin():  # n updates of one field each
                 session.execute(update(Sample).values(value=Sample.value + 0.5))
 
@@ -252,15 +378,25 @@ def storage(ctx: Ctx) -> None:
         results["data"].times = [sizes["bench_sample"] / mib]
         results["data"].note += f"; {rows:,} rows, {sizes['bench_sample'] / rows:.0f} B/row"
         results["events"].times = [sizes["lineage_record_event"] / mib]
-        results["events"].note = (f"table + indexes; {events:,} events, "
-                                  f"{sizes['lineage_record_event'] / events:.0f} B/event; "
-                                  f"the writes took {took:.1f} s")
+        results["events"].note = (
+            f"table + indexes; {events:,} events, "
+            f"{sizes['lineage_record_event'] / events:.0f} B/event; "
+            f"the writes took {took:.1f} s"
+        )
         if db.dialect == "postgresql":  # the data table also holds n dead row versions
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql("VACUUM FULL bench_sample")
             compact = _sizes(db, ["bench_sample"])["bench_sample"]
-            results["compact"] = ctx.add(Result(op, "data table, VACUUM FULL", n, reference=ref,
-                                                unit="MiB", note="dead row versions removed"))
+            results["compact"] = ctx.add(
+                Result(
+                    op,
+                    "data table, VACUUM FULL",
+                    n,
+                    reference=ref,
+                    unit="MiB",
+                    note="dead row versions removed",
+                )
+            )
             results["compact"].times = [compact / mib]
             results["events"].also = [("data table, VACUUM FULL", 1.5)]
     except Exception as error:

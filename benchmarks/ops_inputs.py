@@ -41,15 +41,19 @@ def _fill(db: ln.Database, project_id: int, n: int) -> None:
     event for each. ``value`` is random in [0, 1), so ``value < 0.1`` is a random tenth."""
     with db.engine.begin() as conn:
         if db.dialect == "sqlite":
-            generator = ("WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g "
-                         "WHERE x < :n) ")
+            generator = (
+                "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < :n) "
+            )
             source, value = "g", "(abs(random()) % 1000000) / 1000000.0"
         else:
             generator, source, value = "", "generate_series(1, :n) AS g(x)", "random()"
-        conn.execute(text(
-            f"{generator}INSERT INTO bench_reading (name, value, project_id) "  # noqa: S608
-            f"SELECT 'reading ' || CAST(x AS VARCHAR(20)), {value}, :p FROM {source}"
-        ), {"n": n, "p": project_id})
+        conn.execute(
+            text(
+                f"{generator}INSERT INTO bench_reading (name, value, project_id) "  # noqa: S608
+                f"SELECT 'reading ' || CAST(x AS VARCHAR(20)), {value}, :p FROM {source}"
+            ),
+            {"n": n, "p": project_id},
+        )
     _analyze(db)
 
 
@@ -134,18 +138,43 @@ def df_inputs(ctx: Ctx) -> None:
         reads.write_now(ctx.on)
         assert len(frame) == n
 
-    ctx.case(ctx.add(Result(op, f"{OURS} Model.df() + inputs written", n, reference=ref,
-                            target=1.3, target_text="≤ 1.3×",
-                            note="df(), then reads.write_now(): what a cell's end, finish() "
-                            "or a lineage query does; 1 input row")),
-             ctx.repeats, written, setup=write_waiting, counter=ctx.count_on)
+    ctx.case(
+        ctx.add(
+            Result(
+                op,
+                f"{OURS} Model.df() + inputs written",
+                n,
+                reference=ref,
+                target=1.3,
+                target_text="≤ 1.3×",
+                note="df(), then reads.write_now(): what a cell's end, finish() "
+                "or a lineage query does; 1 input row",
+            )
+        ),
+        ctx.repeats,
+        written,
+        setup=write_waiting,
+        counter=ctx.count_on,
+    )
 
     def noted() -> None:
         assert len(Reading.df()) == n
 
-    ctx.case(ctx.add(Result(op, f"{OURS} Model.df(), inputs noted (written later)", n,
-                            reference=ref, note="the keys kept in memory on the run")),
-             ctx.repeats, noted, setup=write_waiting, counter=ctx.count_on)
+    ctx.case(
+        ctx.add(
+            Result(
+                op,
+                f"{OURS} Model.df(), inputs noted (written later)",
+                n,
+                reference=ref,
+                note="the keys kept in memory on the run",
+            )
+        ),
+        ctx.repeats,
+        noted,
+        setup=write_waiting,
+        counter=ctx.count_on,
+    )
 
     def read_untimed() -> None:
         write_waiting()
@@ -154,17 +183,33 @@ def df_inputs(ctx: Ctx) -> None:
     def write_only() -> None:
         reads.write_now(ctx.on)
 
-    ctx.case(ctx.add(Result(op, f"{OURS} inputs written alone", n, reference=ref,
-                            note="reads.write_now() after an untimed df(): pack + 1 INSERT")),
-             ctx.repeats, write_only, setup=read_untimed, counter=ctx.count_on)
+    ctx.case(
+        ctx.add(
+            Result(
+                op,
+                f"{OURS} inputs written alone",
+                n,
+                reference=ref,
+                note="reads.write_now() after an untimed df(): pack + 1 INSERT",
+            )
+        ),
+        ctx.repeats,
+        write_only,
+        setup=read_untimed,
+        counter=ctx.count_on,
+    )
 
     ctx.use(False)
 
     def off() -> None:
         assert len(Reading.df()) == n
 
-    ctx.case(ctx.add(Result(op, f"{OURS_OFF} Model.df()", n, reference=ref)),
-             ctx.repeats, off, counter=ctx.count_off)
+    ctx.case(
+        ctx.add(Result(op, f"{OURS_OFF} Model.df()", n, reference=ref)),
+        ctx.repeats,
+        off,
+        counter=ctx.count_off,
+    )
     ctx.use(True)
 
     def read_sql() -> None:
@@ -172,9 +217,20 @@ def df_inputs(ctx: Ctx) -> None:
             frame = pd.read_sql(statement, conn)
         assert len(frame) == n
 
-    ctx.case(ctx.add(Result(op, ref, n, reference=ref,
-                            note="the SELECT df() sends (with its FK-label join), same engine")),
-             ctx.repeats, read_sql, counter=ctx.count_on)
+    ctx.case(
+        ctx.add(
+            Result(
+                op,
+                ref,
+                n,
+                reference=ref,
+                note="the SELECT df() sends (with its FK-label join), same engine",
+            )
+        ),
+        ctx.repeats,
+        read_sql,
+        counter=ctx.count_on,
+    )
 
 
 # -- bytes stored per record read ---------------------------------------------------------------
@@ -191,32 +247,42 @@ def _bytes(db: ln.Database, table: str) -> tuple[int, int]:
     if db.dialect == "sqlite":
         with db.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            pages, payload = conn.execute(text(
-                "SELECT coalesce(sum(s.pgsize), 0), coalesce(sum(s.payload), 0) FROM dbstat AS s "
-                "JOIN sqlite_master AS m ON m.name = s.name WHERE m.tbl_name = :t"
-            ), {"t": table}).one()
+            pages, payload = conn.execute(
+                text(
+                    "SELECT coalesce(sum(s.pgsize), 0), coalesce(sum(s.payload), 0) FROM dbstat AS s "
+                    "JOIN sqlite_master AS m ON m.name = s.name WHERE m.tbl_name = :t"
+                ),
+                {"t": table},
+            ).one()
             return int(pages), int(payload)
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pgstattuple")
         conn.exec_driver_sql(f'VACUUM ANALYZE "{table}"')
-        pages = conn.execute(text("SELECT pg_total_relation_size(CAST(:t AS regclass))"),
-                             {"t": table}).scalar_one()
-        tuples = conn.execute(text(
-            "WITH r AS (SELECT CAST(CAST(:t AS regclass) AS oid) AS oid UNION ALL "
-            "SELECT reltoastrelid FROM pg_class WHERE oid = CAST(:t AS regclass) "
-            "AND reltoastrelid <> 0), "
-            "i AS (SELECT indexrelid AS oid FROM pg_index WHERE indrelid IN (SELECT oid FROM r)) "
-            "SELECT coalesce(sum((pgstattuple(CAST(a.oid AS regclass))).tuple_len), 0) "
-            "FROM (SELECT oid FROM r UNION ALL SELECT oid FROM i) AS a"
-        ), {"t": table}).scalar_one()
+        pages = conn.execute(
+            text("SELECT pg_total_relation_size(CAST(:t AS regclass))"), {"t": table}
+        ).scalar_one()
+        tuples = conn.execute(
+            text(
+                "WITH r AS (SELECT CAST(CAST(:t AS regclass) AS oid) AS oid UNION ALL "
+                "SELECT reltoastrelid FROM pg_class WHERE oid = CAST(:t AS regclass) "
+                "AND reltoastrelid <> 0), "
+                "i AS (SELECT indexrelid AS oid FROM pg_index WHERE indrelid IN (SELECT oid FROM r)) "
+                "SELECT coalesce(sum((pgstattuple(CAST(a.oid AS regclass))).tuple_len), 0) "
+                "FROM (SELECT oid FROM r UNION ALL SELECT oid FROM i) AS a"
+            ),
+            {"t": table},
+        ).scalar_one()
         return int(pages), int(tuples)
 
 
 def _packed(db: ln.Database) -> int:
     """Bytes of the packed key sets in ``lineage_run_input``."""
     with db.engine.connect() as conn:
-        return int(conn.exec_driver_sql(
-            "SELECT coalesce(sum(length(keys)), 0) FROM lineage_run_input").scalar_one())
+        return int(
+            conn.exec_driver_sql(
+                "SELECT coalesce(sum(length(keys)), 0) FROM lineage_run_input"
+            ).scalar_one()
+        )
 
 
 def _input_rows(db: ln.Database) -> int:
@@ -232,10 +298,22 @@ def input_storage(ctx: Ctx) -> None:
     _readings(ctx, n)
     ctx.use(True)
     disk, data = _bytes(ctx.on, "bench_reading")
-    stored = ("dbstat payload of table + indexes" if ctx.on.dialect == "sqlite" else
-              "pgstattuple tuple_len of table + TOAST + indexes, after VACUUM ANALYZE")
-    ctx.add(Result(op, ref, n, reference=ref, unit="B/record", times=[data / n],
-                   note=f"stored bytes: {stored}; {n:,} rows; on disk {disk / n:.1f} B/row"))
+    stored = (
+        "dbstat payload of table + indexes"
+        if ctx.on.dialect == "sqlite"
+        else "pgstattuple tuple_len of table + TOAST + indexes, after VACUUM ANALYZE"
+    )
+    ctx.add(
+        Result(
+            op,
+            ref,
+            n,
+            reference=ref,
+            unit="B/record",
+            times=[data / n],
+            note=f"stored bytes: {stored}; {n:,} rows; on disk {disk / n:.1f} B/row",
+        )
+    )
     with ctx.on.engine.connect() as conn:
         first = conn.execute(select(func.min(Reading.id))).scalar_one()
     keys = random.Random(15).sample(range(first, first + n), gets)
@@ -278,12 +356,16 @@ def input_storage(ctx: Ctx) -> None:
         result.rows = count
         result.times = [(after - before) / count]
         disk = disk_after - disk_before
-        result.note = (f"{_verdict((after - before) / count, 16)}; {count:,} records read in "
-                       f"{took:.2f} s; +{rows:,} input rows of {after - before:,} B, packed keys "
-                       f"{packed:,} B; on disk +{disk:,} B ({disk / count:.3f} B/record)")
+        result.note = (
+            f"{_verdict((after - before) / count, 16)}; {count:,} records read in "
+            f"{took:.2f} s; +{rows:,} input rows of {after - before:,} B, packed keys "
+            f"{packed:,} B; on disk +{disk:,} B ({disk / count:.3f} B/record)"
+        )
         if rows > 1:  # reads are grouped by table, watermark and (PostgreSQL) snapshot
-            result.note += ("; one input row per distinct watermark/snapshot: on PostgreSQL any "
-                            "transaction on the server between two reads changes the snapshot")
+            result.note += (
+                "; one input row per distinct watermark/snapshot: on PostgreSQL any "
+                "transaction on the server between two reads changes the snapshot"
+            )
 
 
 # -- the table as it stood at a past time ------------------------------------------------------
@@ -295,10 +377,14 @@ def as_of(ctx: Ctx) -> None:
     op = f"table of {n:,} rows as of a time before {changed:,} of them changed"
     ref = "Model.df() of the same table"
     results = [
-        Result(op, f"{OURS} Model.as_of(t).df()", n, reference=ref, target=5.0,
-               target_text="≤ 5×"),
-        Result(op, ref, n, reference=ref, note="in the run: inputs noted, written between "
-               "repeats (untimed)"),
+        Result(op, f"{OURS} Model.as_of(t).df()", n, reference=ref, target=5.0, target_text="≤ 5×"),
+        Result(
+            op,
+            ref,
+            n,
+            reference=ref,
+            note="in the run: inputs noted, written between repeats (untimed)",
+        ),
     ]
     for result in results:
         ctx.add(result)
@@ -316,8 +402,9 @@ def as_of(ctx: Ctx) -> None:
         time.sleep(0.05)
         started = time.perf_counter()
         with db.engine.begin() as conn:  # one UPDATE: an update event for each changed row
-            updated = conn.execute(text(
-                "UPDATE bench_reading SET value = value + 1 WHERE id % 10 = 0")).rowcount
+            updated = conn.execute(
+                text("UPDATE bench_reading SET value = value + 1 WHERE id % 10 = 0")
+            ).rowcount
         took = time.perf_counter() - started
         assert updated == changed, updated
         _analyze(db)
@@ -331,13 +418,23 @@ def as_of(ctx: Ctx) -> None:
         def plain() -> None:
             assert len(Reading.df()) == n
 
-        results[0].note = (f"{events:,} events in the database; fill {filled:.1f} s, "
-                           f"UPDATE of {changed:,} rows {took:.1f} s")
-        run_cases([
-            Case(results[0], ours, counter=counter, warmup=ours),
-            Case(results[1], plain, setup=lambda: reads.write_now(db), counter=counter,
-                 warmup=plain),
-        ], ctx.repeats)
+        results[0].note = (
+            f"{events:,} events in the database; fill {filled:.1f} s, "
+            f"UPDATE of {changed:,} rows {took:.1f} s"
+        )
+        run_cases(
+            [
+                Case(results[0], ours, counter=counter, warmup=ours),
+                Case(
+                    results[1],
+                    plain,
+                    setup=lambda: reads.write_now(db),
+                    counter=counter,
+                    warmup=plain,
+                ),
+            ],
+            ctx.repeats,
+        )
 
 
 # -- lineage graphs and the run list as events pile up ----------------------------------------
@@ -385,23 +482,34 @@ def lineage_scale(ctx: Ctx) -> None:
             first = f"at {rounds[0]:,} events (E)"
             found = [
                 Result(graph_op, label, k, reference=first),
-                Result(runs_op, label, len(ln.runs_df()), reference=first,
-                       target=1.5 if step == "4E" else None,
-                       target_text="flat: ≤ 1.5× at E" if step == "4E" else ""),
+                Result(
+                    runs_op,
+                    label,
+                    len(ln.runs_df()),
+                    reference=first,
+                    target=1.5 if step == "4E" else None,
+                    target_text="flat: ≤ 1.5× at E" if step == "4E" else "",
+                ),
             ]
             results[step] = found[0]
             for result in found:
                 measured.append(ctx.add(result))
-            run_cases([Case(found[0], lineage, counter=counter,
-                            warmup=lineage if step == "4E" else None)], ctx.repeats)
-            run_cases([Case(found[1], runs_df, counter=counter, warmup=runs_df)],
-                      ctx.fast_repeats)
+            run_cases(
+                [
+                    Case(
+                        found[0], lineage, counter=counter, warmup=lineage if step == "4E" else None
+                    )
+                ],
+                ctx.repeats,
+            )
+            run_cases([Case(found[1], runs_df, counter=counter, warmup=runs_df)], ctx.fast_repeats)
     for step, result in results.items():
         if result.median is not None:
             verdict = _verdict(result.median, 0.005)
             result.target_text = "≤ 5 ms"
             result.note = f"{verdict}; {nodes:,} graph nodes, 3 runs" + (
-                "" if step == "E" else "; the 3E new events are other records'")
+                "" if step == "E" else "; the 3E new events are other records'"
+            )
 
 
 # -- a typical record's lineage in a large event log ---------------------------------------------
@@ -440,5 +548,7 @@ def lineage_events(ctx: Ctx) -> None:
         run_cases([Case(result, lineage, counter=counter, warmup=lineage)], ctx.fast_repeats)
         if result.median is not None:
             result.target_text = "≤ 5 ms"
-            result.note = (f"{_verdict(result.median, 0.005)}; {_events(db):,} events, "
-                           f"{graph.number_of_nodes()} graph nodes; fill {filled:.0f} s")
+            result.note = (
+                f"{_verdict(result.median, 0.005)}; {_events(db):,} events, "
+                f"{graph.number_of_nodes()} graph nodes; fill {filled:.0f} s"
+            )

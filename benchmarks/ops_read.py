@@ -40,12 +40,31 @@ def load_all(ctx: Ctx) -> None:
             project = holder[0].load_all()
             assert len(project.samples) == n
 
-        note = (f"new run per repeat: notes the {n:,} samples as its inputs (written with the "
-                "run's next write or at finish)") if lineage else ""
-        ctx.case(ctx.add(Result(op, OURS if lineage else OURS_OFF, n, reference=ref, target=1.2,
-                               target_text=target, note=note)),
-                ctx.repeats, body, setup=setup,
-                counter=ctx.count_on if lineage else ctx.count_off)
+        note = (
+            (
+                f"new run per repeat: notes the {n:,} samples as its inputs (written with the "
+                "run's next write or at finish)"
+            )
+            if lineage
+            else ""
+        )
+        ctx.case(
+            ctx.add(
+                Result(
+                    op,
+                    OURS if lineage else OURS_OFF,
+                    n,
+                    reference=ref,
+                    target=1.2,
+                    target_text=target,
+                    note=note,
+                )
+            ),
+            ctx.repeats,
+            body,
+            setup=setup,
+            counter=ctx.count_on if lineage else ctx.count_off,
+        )
     ctx.use(True)
 
     pid = ctx.project("sa", "load")
@@ -53,14 +72,17 @@ def load_all(ctx: Ctx) -> None:
 
     def selectin() -> None:
         with ctx.sa_session() as session:
-            statement = select(SAProject).where(SAProject.id == pid).options(
-                selectinload(SAProject.samples)
+            statement = (
+                select(SAProject)
+                .where(SAProject.id == pid)
+                .options(selectinload(SAProject.samples))
             )
             project = session.execute(statement).scalar_one()
             assert len(project.samples) == n
 
-    ctx.case(ctx.add(Result(op, ref, n, reference=ref)), ctx.repeats, selectin,
-            counter=ctx.count_sa)
+    ctx.case(
+        ctx.add(Result(op, ref, n, reference=ref)), ctx.repeats, selectin, counter=ctx.count_sa
+    )
 
     ctx.use(False)
     own = ctx.project("ours", "load-sa")
@@ -68,15 +90,26 @@ def load_all(ctx: Ctx) -> None:
 
     def selectin_same_model() -> None:
         with Session(ctx.off.engine, expire_on_commit=False) as session:  # plain, untracked
-            statement = select(Project).where(Project.id == own).options(
-                selectinload(Project.samples)
+            statement = (
+                select(Project).where(Project.id == own).options(selectinload(Project.samples))
             )
             project = session.execute(statement).scalar_one()
             assert len(project.samples) == n
 
-    ctx.case(ctx.add(Result(op, "SQLAlchemy selectinload, lineage_nb's tables", n, reference=ref,
-                            note="+3 TracksRun columns per row, no lineage")),
-             ctx.repeats, selectin_same_model, counter=ctx.count_off)
+    ctx.case(
+        ctx.add(
+            Result(
+                op,
+                "SQLAlchemy selectinload, lineage_nb's tables",
+                n,
+                reference=ref,
+                note="+3 TracksRun columns per row, no lineage",
+            )
+        ),
+        ctx.repeats,
+        selectin_same_model,
+        counter=ctx.count_off,
+    )
     ctx.use(True)
 
     result = ctx.add(Result(op, "ormar load_all", n, reference=ref))
@@ -95,8 +128,9 @@ def load_all(ctx: Ctx) -> None:
         await holder_o[0].load_all()
         assert len(holder_o[0].samples) == n
 
-    ctx.case(result, ctx.repeats, lambda: ctx.aio(ormar_load()), setup=ormar_setup,
-            counter=o.counter)
+    ctx.case(
+        result, ctx.repeats, lambda: ctx.aio(ormar_load()), setup=ormar_setup, counter=o.counter
+    )
 
 
 # -- history of one record among many events ---------------------------------------------------
@@ -117,8 +151,13 @@ def history(ctx: Ctx) -> None:
         events = record.history()
         assert len(events) == 3
 
-    ctx.case(ctx.add(Result(op, OURS, 1, reference=ref, target=3.0, target_text="≤ 3×")),
-            ctx.fast_repeats, ours, counter=ctx.count_on, warmup=ours)
+    ctx.case(
+        ctx.add(Result(op, OURS, 1, reference=ref, target=3.0, target_text="≤ 3×")),
+        ctx.fast_repeats,
+        ours,
+        counter=ctx.count_on,
+        warmup=ours,
+    )
 
     spid = ctx.project("sa", "history")
     ctx.fill("sa", spid, 1)
@@ -129,8 +168,13 @@ def history(ctx: Ctx) -> None:
         with ctx.sa_session() as session:
             session.execute(select(SASample).where(SASample.id == key)).scalar_one()
 
-    ctx.case(ctx.add(Result(op, ref, 1, reference=ref, note="SQLAlchemy ORM, new session")),
-            ctx.fast_repeats, by_pk, counter=ctx.count_sa, warmup=by_pk)
+    ctx.case(
+        ctx.add(Result(op, ref, 1, reference=ref, note="SQLAlchemy ORM, new session")),
+        ctx.fast_repeats,
+        by_pk,
+        counter=ctx.count_sa,
+        warmup=by_pk,
+    )
 
 
 def _fill_events(ctx: Ctx, n: int) -> None:
@@ -141,18 +185,22 @@ def _fill_events(ctx: Ctx, n: int) -> None:
     existing = ctx.on.engine.connect()
     with existing, existing.begin():
         if ctx.backend.name == "sqlite":
-            generator = ("WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g "
-                         "WHERE x < :n) ")
+            generator = (
+                "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < :n) "
+            )
             source = "g"
         else:
             generator, source = "", "generate_series(1, :n) AS g(x)"
-        existing.execute(text(
-            f"{generator}INSERT INTO lineage_record_event "  # noqa: S608 - constant SQL
-            '(run_id, user_id, "table", pk, action, changes, cell, at, hash, prev_hash) '
-            "SELECT CAST(NULL AS INTEGER), e.user_id, e.\"table\", CAST(1000000000 + x AS VARCHAR(20)), "
-            "e.action, e.changes, e.cell, e.at, NULL, NULL "
-            f"FROM {source}, (SELECT * FROM lineage_record_event ORDER BY id LIMIT 1) AS e"
-        ), {"n": n})
+        existing.execute(
+            text(
+                f"{generator}INSERT INTO lineage_record_event "  # noqa: S608 - constant SQL
+                '(run_id, user_id, "table", pk, action, changes, cell, at, hash, prev_hash) '
+                'SELECT CAST(NULL AS INTEGER), e.user_id, e."table", CAST(1000000000 + x AS VARCHAR(20)), '
+                "e.action, e.changes, e.cell, e.at, NULL, NULL "
+                f"FROM {source}, (SELECT * FROM lineage_record_event ORDER BY id LIMIT 1) AS e"
+            ),
+            {"n": n},
+        )
         if ctx.backend.name == "postgresql":
             existing.execute(text("ANALYZE lineage_record_event"))
 
@@ -176,9 +224,21 @@ def dataframe(ctx: Ctx) -> None:
             frame = Sample.filter(project_id=pid).df()
             assert len(frame) == n
 
-        ctx.case(ctx.add(Result(op, f"lineage_nb Model.filter(...).df(){'' if lineage else ', lineage off'}",
-                               n, reference=ref, target=1.3, target_text="≤ 1.3×")),
-                ctx.repeats, ours, counter=ctx.count_on if lineage else ctx.count_off)
+        ctx.case(
+            ctx.add(
+                Result(
+                    op,
+                    f"lineage_nb Model.filter(...).df(){'' if lineage else ', lineage off'}",
+                    n,
+                    reference=ref,
+                    target=1.3,
+                    target_text="≤ 1.3×",
+                )
+            ),
+            ctx.repeats,
+            ours,
+            counter=ctx.count_on if lineage else ctx.count_off,
+        )
     ctx.use(True)
 
     def read_sql() -> None:
@@ -186,9 +246,20 @@ def dataframe(ctx: Ctx) -> None:
             frame = pd.read_sql(statement, conn)
         assert len(frame) == n
 
-    ctx.case(ctx.add(Result(op, ref, n, reference=ref,
-                            note="the SELECT df() sends (with its FK-label joins), same engine")),
-            ctx.repeats, read_sql, counter=ctx.count_on)
+    ctx.case(
+        ctx.add(
+            Result(
+                op,
+                ref,
+                n,
+                reference=ref,
+                note="the SELECT df() sends (with its FK-label joins), same engine",
+            )
+        ),
+        ctx.repeats,
+        read_sql,
+        counter=ctx.count_on,
+    )
 
 
 def _statement_of(ctx: Ctx, call: Callable[[], Any]) -> Any:
@@ -252,15 +323,33 @@ def browse(ctx: Ctx) -> None:
     shown.select(shown.row_keys[0])
     state = len(json.dumps(dependency_state([shown], drop_defaults=False)))
     for model, count in ((BrowseBig, big), (BrowseSmall, small)):
+
         def body(model: Any = model) -> None:
             open_browser(model)
 
         target = (1.5, "≤ 1.5×") if model is BrowseBig else (None, "")
-        note = (f"saved widget state with a record selected: {state / 1000:.1f} KB (≤ 50 KB)"
-                if model is BrowseBig else "")
-        ctx.case(ctx.add(Result(op, f"browse() on {count:,} rows", count, reference=ref,
-                               target=target[0], target_text=target[1], note=note)),
-                ctx.repeats, body, counter=ctx.count_on, warmup=body)
+        note = (
+            f"saved widget state with a record selected: {state / 1000:.1f} KB (≤ 50 KB)"
+            if model is BrowseBig
+            else ""
+        )
+        ctx.case(
+            ctx.add(
+                Result(
+                    op,
+                    f"browse() on {count:,} rows",
+                    count,
+                    reference=ref,
+                    target=target[0],
+                    target_text=target[1],
+                    note=note,
+                )
+            ),
+            ctx.repeats,
+            body,
+            counter=ctx.count_on,
+            warmup=body,
+        )
 
     turn = "browser page turn"
     budget = "budget 150 ms"
@@ -273,9 +362,22 @@ def browse(ctx: Ctx) -> None:
         browser.go(pages[0])
         assert len(browser.rows) == browser.page_size and not browser.error
 
-    ctx.case(ctx.add(Result(turn, f"next page at {big:,} rows", big, reference=budget,
-                           target=1.0, target_text="≤ 150 ms")),
-             ctx.repeats, next_page, counter=ctx.count_on, warmup=next_page)
+    ctx.case(
+        ctx.add(
+            Result(
+                turn,
+                f"next page at {big:,} rows",
+                big,
+                reference=budget,
+                target=1.0,
+                target_text="≤ 150 ms",
+            )
+        ),
+        ctx.repeats,
+        next_page,
+        counter=ctx.count_on,
+        warmup=next_page,
+    )
     middle = [browser.page_count // 2, browser.page_count // 2 + 1]
 
     def jump() -> None:
@@ -283,10 +385,23 @@ def browse(ctx: Ctx) -> None:
         browser.go(middle[0])
         assert len(browser.rows) == browser.page_size and not browser.error
 
-    ctx.case(ctx.add(Result(turn, f"jump to the middle page at {big:,} rows", big,
-                           reference=budget, target=1.0, target_text="≤ 150 ms",
-                           note="LIMIT/OFFSET: the database skips half the table")),
-             ctx.repeats, jump, counter=ctx.count_on, warmup=jump)
+    ctx.case(
+        ctx.add(
+            Result(
+                turn,
+                f"jump to the middle page at {big:,} rows",
+                big,
+                reference=budget,
+                target=1.0,
+                target_text="≤ 150 ms",
+                note="LIMIT/OFFSET: the database skips half the table",
+            )
+        ),
+        ctx.repeats,
+        jump,
+        counter=ctx.count_on,
+        warmup=jump,
+    )
     sorted_browser = open_browser(BrowseBig)
     sorted_browser.sort_by("value")
     sorted_browser.sort_by("value")
@@ -298,23 +413,39 @@ def browse(ctx: Ctx) -> None:
         sorted_browser.go(sorted_pages[0])
         assert sorted_browser.rows[0][2] is not None and not sorted_browser.error
 
-    ctx.case(ctx.add(Result(turn, f"next page sorted by an unindexed column, {big:,} rows", big,
-                           reference=budget, note="no target: a sort of the whole table")),
-             ctx.repeats, sorted_turn, counter=ctx.count_on, warmup=sorted_turn)
+    ctx.case(
+        ctx.add(
+            Result(
+                turn,
+                f"next page sorted by an unindexed column, {big:,} rows",
+                big,
+                reference=budget,
+                note="no target: a sort of the whole table",
+            )
+        ),
+        ctx.repeats,
+        sorted_turn,
+        counter=ctx.count_on,
+        warmup=sorted_turn,
+    )
 
 
 def _fill_rows(ctx: Ctx, table: str, n: int) -> None:
     with ctx.on.engine.begin() as conn:
         if ctx.backend.name == "sqlite":
-            generator = ("WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g "
-                         "WHERE x < :n) ")
+            generator = (
+                "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < :n) "
+            )
             source, now = "g", "CURRENT_TIMESTAMP"
         else:
             generator, source, now = "", "generate_series(1, :n) AS g(x)", "LOCALTIMESTAMP"
-        conn.execute(text(
-            f"{generator}INSERT INTO {table} (name, value, at) "  # noqa: S608 - constant SQL
-            f"SELECT 'row ' || CAST(x AS VARCHAR(20)), x * 0.5, {now} FROM {source}"
-        ), {"n": n})
+        conn.execute(
+            text(
+                f"{generator}INSERT INTO {table} (name, value, at) "  # noqa: S608 - constant SQL
+                f"SELECT 'row ' || CAST(x AS VARCHAR(20)), x * 0.5, {now} FROM {source}"
+            ),
+            {"n": n},
+        )
         # table statistics, as autovacuum or a DBA would keep them (the PG browser reads
         # pg_class.reltuples for big unfiltered tables instead of counting every row)
         conn.execute(text(f"ANALYZE {table}"))

@@ -30,8 +30,9 @@ def verify_1m(ctx: Ctx) -> None:
     ref = f"{OURS} verify()"
     results = [
         Result(op, ref, n, reference=ref),
-        Result(op, f"{OURS} verify(), per 1M events", PER,
-               target_text="≤ 3 s per 1M events (SQLite)"),
+        Result(
+            op, f"{OURS} verify(), per 1M events", PER, target_text="≤ 3 s per 1M events (SQLite)"
+        ),
     ]
     for result in results:
         ctx.add(result)

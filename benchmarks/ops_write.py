@@ -33,9 +33,14 @@ def single_insert(ctx: Ctx) -> None:
                 Sample(name=f"s{i}", value=float(i), project_id=pid, **extra).save()
 
         name = OURS if lineage else OURS_OFF
-        ctx.case(ctx.add(Result(op, name, n, reference=ref, target=1.3, target_text=target)),
-                ctx.repeats, body, setup=ctx.clear("ours", pid),
-                counter=ctx.count_on if lineage else ctx.count_off, warmup=lambda: body(20))
+        ctx.case(
+            ctx.add(Result(op, name, n, reference=ref, target=1.3, target_text=target)),
+            ctx.repeats,
+            body,
+            setup=ctx.clear("ours", pid),
+            counter=ctx.count_on if lineage else ctx.count_off,
+            warmup=lambda: body(20),
+        )
 
     ours(True)
     ours(False)
@@ -61,8 +66,13 @@ def single_insert(ctx: Ctx) -> None:
                 session.add(SASample(name=f"s{i}", value=float(i), project_id=pid))
                 session.commit()
 
-    ctx.case(ctx.add(Result(op, "SQLAlchemy ORM", n, reference=ref, note="expire_on_commit=False")),
-            ctx.repeats, orm, setup=ctx.clear("sa", pid), counter=ctx.count_sa)
+    ctx.case(
+        ctx.add(Result(op, "SQLAlchemy ORM", n, reference=ref, note="expire_on_commit=False")),
+        ctx.repeats,
+        orm,
+        setup=ctx.clear("sa", pid),
+        counter=ctx.count_sa,
+    )
     _ormar(ctx, op, n, ref, lambda o, p: _ormar_single(o, p, n))
 
 
@@ -71,8 +81,14 @@ async def _ormar_single(o: Any, project: Any, n: int) -> None:
         await o.OSample(name=f"s{i}", value=float(i), project=project).save()
 
 
-def _ormar(ctx: Ctx, op: str, rows: int, ref: str, make: Callable[[Any, Any], Any],
-           repeats: int | None = None) -> None:
+def _ormar(
+    ctx: Ctx,
+    op: str,
+    rows: int,
+    ref: str,
+    make: Callable[[Any, Any], Any],
+    repeats: int | None = None,
+) -> None:
     """Measure an ormar coroutine factory ``make(ormar, project)`` (or record why it cannot)."""
     result = ctx.add(Result(op, "ormar", rows, reference=ref))
     if ctx.ormar is None:
@@ -89,8 +105,13 @@ def _ormar(ctx: Ctx, op: str, rows: int, ref: str, make: Callable[[Any, Any], An
         clear()
         holder[:] = [ctx.aio(o.OProject.objects.get(id=pid))]
 
-    ctx.case(result, repeats or ctx.repeats, lambda: ctx.aio(make(o, holder[0])),
-             setup=setup, counter=o.counter)
+    ctx.case(
+        result,
+        repeats or ctx.repeats,
+        lambda: ctx.aio(make(o, holder[0])),
+        setup=setup,
+        counter=o.counter,
+    )
 
 
 # -- bulk inserts, one transaction --------------------------------------------------------------
@@ -110,38 +131,83 @@ def bulk_insert(ctx: Ctx) -> None:
         extra = ctx.stamps(lineage)
 
         def instances(pid: int = pid, extra: dict[str, Any] = extra) -> None:
-            Sample.bulk_create([Sample(name=f"s{i}", value=float(i), project_id=pid, **extra)
-                                for i in range(n)])
+            Sample.bulk_create(
+                [Sample(name=f"s{i}", value=float(i), project_id=pid, **extra) for i in range(n)]
+            )
 
         def dicts(pid: int = pid, extra: dict[str, Any] = extra) -> None:
-            Sample.bulk_create([{"name": f"s{i}", "value": float(i), "project_id": pid, **extra}
-                                for i in range(n)])
+            Sample.bulk_create(
+                [{"name": f"s{i}", "value": float(i), "project_id": pid, **extra} for i in range(n)]
+            )
 
-        ctx.case(ctx.add(Result(op, f"lineage_nb bulk_create(instances){suffix}", n, reference=ref,
-                               target=0.5, target_text="≤ 0.5× ORM add_all")),
-                ctx.repeats, instances, setup=ctx.clear("ours", pid), counter=counter)
-        ctx.case(ctx.add(Result(op, f"lineage_nb bulk_create(dicts){suffix}", n, reference=core,
-                               target=2.0, also=[(to_sql, 1.5)],
-                               target_text="≤ 2× Core executemany, ≤ 1.5× to_sql")),
-                ctx.repeats, dicts, setup=ctx.clear("ours", pid), counter=counter)
+        ctx.case(
+            ctx.add(
+                Result(
+                    op,
+                    f"lineage_nb bulk_create(instances){suffix}",
+                    n,
+                    reference=ref,
+                    target=0.5,
+                    target_text="≤ 0.5× ORM add_all",
+                )
+            ),
+            ctx.repeats,
+            instances,
+            setup=ctx.clear("ours", pid),
+            counter=counter,
+        )
+        ctx.case(
+            ctx.add(
+                Result(
+                    op,
+                    f"lineage_nb bulk_create(dicts){suffix}",
+                    n,
+                    reference=core,
+                    target=2.0,
+                    also=[(to_sql, 1.5)],
+                    target_text="≤ 2× Core executemany, ≤ 1.5× to_sql",
+                )
+            ),
+            ctx.repeats,
+            dicts,
+            setup=ctx.clear("ours", pid),
+            counter=counter,
+        )
 
         # the DataFrame is the user's already: built untimed (setup), inserted timed
         frames: list[Any] = []
         clear = ctx.clear("ours", pid)
 
-        def frame_setup(pid: int = pid, extra: dict[str, Any] = extra,
-                        frames: list[Any] = frames, clear: Callable[[], None] = clear) -> None:
+        def frame_setup(
+            pid: int = pid,
+            extra: dict[str, Any] = extra,
+            frames: list[Any] = frames,
+            clear: Callable[[], None] = clear,
+        ) -> None:
             clear()
             frames[:] = [_frame(n, pid, extra)]
 
         if not lineage:  # a frame may not carry the stamps, and lineage off nothing fills them
             continue
-        frame = ctx.add(Result(op, "lineage_nb bulk_create(DataFrame)", n, reference=core,
-                               target=2.0, also=[(to_sql, 1.5)],
-                               target_text="≤ 2× Core executemany, ≤ 1.5× to_sql"))
+        frame = ctx.add(
+            Result(
+                op,
+                "lineage_nb bulk_create(DataFrame)",
+                n,
+                reference=core,
+                target=2.0,
+                also=[(to_sql, 1.5)],
+                target_text="≤ 2× Core executemany, ≤ 1.5× to_sql",
+            )
+        )
         if frame_ok is None:
-            ctx.case(frame, ctx.repeats, lambda frames=frames: Sample.bulk_create(frames[0]),
-                     setup=frame_setup, counter=counter)
+            ctx.case(
+                frame,
+                ctx.repeats,
+                lambda frames=frames: Sample.bulk_create(frames[0]),
+                setup=frame_setup,
+                counter=counter,
+            )
         else:
             frame.note = f"not available: {frame_ok}"
     ctx.use(True)
@@ -164,8 +230,13 @@ def bulk_insert(ctx: Ctx) -> None:
         with ctx.sa.begin() as connection:
             connection.execute(insert(SASample), rows)
 
-    ctx.case(ctx.add(Result(op, "SQLAlchemy Core insert", n, reference=ref, note="executemany")),
-            ctx.repeats, core, setup=ctx.clear("sa", pid), counter=ctx.count_sa)
+    ctx.case(
+        ctx.add(Result(op, "SQLAlchemy Core insert", n, reference=ref, note="executemany")),
+        ctx.repeats,
+        core,
+        setup=ctx.clear("sa", pid),
+        counter=ctx.count_sa,
+    )
 
     frames: list[Any] = []
     clear_sa = ctx.clear("sa", pid)
@@ -178,18 +249,36 @@ def bulk_insert(ctx: Ctx) -> None:
         with ctx.sa.begin() as connection:
             frames[0].to_sql("sa_sample", connection, if_exists="append", index=False)
 
-    ctx.case(ctx.add(Result(op, to_sql, n, reference=ref,
-                            note="untracked, plain engine, method=None (executemany)")),
-             ctx.repeats, pandas_to_sql, setup=to_sql_setup, counter=ctx.count_sa)
+    ctx.case(
+        ctx.add(
+            Result(
+                op,
+                to_sql,
+                n,
+                reference=ref,
+                note="untracked, plain engine, method=None (executemany)",
+            )
+        ),
+        ctx.repeats,
+        pandas_to_sql,
+        setup=to_sql_setup,
+        counter=ctx.count_sa,
+    )
 
     def orm() -> None:
         with ctx.sa_session() as session:
-            session.add_all([SASample(name=f"s{i}", value=float(i), project_id=pid)
-                             for i in range(n)])
+            session.add_all(
+                [SASample(name=f"s{i}", value=float(i), project_id=pid) for i in range(n)]
+            )
             session.commit()
 
-    ctx.case(ctx.add(Result(op, ref, n, reference=ref, note="expire_on_commit=False")),
-            ctx.repeats, orm, setup=ctx.clear("sa", pid), counter=ctx.count_sa)
+    ctx.case(
+        ctx.add(Result(op, ref, n, reference=ref, note="expire_on_commit=False")),
+        ctx.repeats,
+        orm,
+        setup=ctx.clear("sa", pid),
+        counter=ctx.count_sa,
+    )
 
     async def ormar_bulk(o: Any, project: Any) -> None:
         await o.OSample.objects.bulk_create(
@@ -202,8 +291,13 @@ def bulk_insert(ctx: Ctx) -> None:
 def _frame(n: int, pid: int, extra: dict[str, Any]) -> Any:
     import pandas as pd
 
-    frame = pd.DataFrame({"name": [f"s{i}" for i in range(n)],
-                          "value": [float(i) for i in range(n)], "project_id": pid})
+    frame = pd.DataFrame(
+        {
+            "name": [f"s{i}" for i in range(n)],
+            "value": [float(i) for i in range(n)],
+            "project_id": pid,
+        }
+    )
     for key, value in extra.items():
         frame[key] = value
     return frame
@@ -240,9 +334,21 @@ def updates(ctx: Ctx) -> None:
             for record in records:
                 record.update(value=record.value + 1.0)
 
-        ctx.case(ctx.add(Result(op, OURS if lineage else OURS_OFF, n, reference=ref, target=1.3,
-                               target_text=target)),
-                ctx.repeats, body, counter=ctx.count_on if lineage else ctx.count_off)
+        ctx.case(
+            ctx.add(
+                Result(
+                    op,
+                    OURS if lineage else OURS_OFF,
+                    n,
+                    reference=ref,
+                    target=1.3,
+                    target_text=target,
+                )
+            ),
+            ctx.repeats,
+            body,
+            counter=ctx.count_on if lineage else ctx.count_off,
+        )
     ctx.use(True)
 
     pid = ctx.project("sa", "update")
@@ -258,9 +364,14 @@ def updates(ctx: Ctx) -> None:
                 session.commit()
 
         name = "SQLAlchemy ORM" if not expire else "SQLAlchemy ORM, expire_on_commit=True"
-        ctx.case(ctx.add(Result(op, name, n, reference=ref,
-                               note=f"expire_on_commit={expire}, one session")),
-                ctx.repeats, orm, counter=ctx.count_sa)
+        ctx.case(
+            ctx.add(
+                Result(op, name, n, reference=ref, note=f"expire_on_commit={expire}, one session")
+            ),
+            ctx.repeats,
+            orm,
+            counter=ctx.count_sa,
+        )
         ctx.closers.append(session.close)
 
     result = ctx.add(Result(op, "ormar", n, reference=ref))
@@ -313,20 +424,35 @@ def memory(ctx: Ctx) -> None:
         extra = ctx.stamps(lineage)
 
         def ours(pid: int = pid, extra: dict[str, Any] = extra) -> None:
-            Sample.bulk_create([Sample(name=f"s{i}", value=float(i), project_id=pid, **extra)
-                                for i in range(n)])
+            Sample.bulk_create(
+                [Sample(name=f"s{i}", value=float(i), project_id=pid, **extra) for i in range(n)]
+            )
 
-        record(Result(op, f"lineage_nb bulk_create(instances){'' if lineage else ', lineage off'}",
-                      n, reference=ref, target=1.0, target_text="≤ 1.0× ORM add_all", unit="MiB"),
-               ours, ctx.clear("ours", pid))
+        record(
+            Result(
+                op,
+                f"lineage_nb bulk_create(instances){'' if lineage else ', lineage off'}",
+                n,
+                reference=ref,
+                target=1.0,
+                target_text="≤ 1.0× ORM add_all",
+                unit="MiB",
+            ),
+            ours,
+            ctx.clear("ours", pid),
+        )
     ctx.use(True)
     pid = ctx.project("sa", "memory")
 
     def orm() -> None:
         with ctx.sa_session() as session:
-            session.add_all([SASample(name=f"s{i}", value=float(i), project_id=pid)
-                             for i in range(n)])
+            session.add_all(
+                [SASample(name=f"s{i}", value=float(i), project_id=pid) for i in range(n)]
+            )
             session.commit()
 
-    record(Result(op, ref, n, reference=ref, unit="MiB", note="expire_on_commit=False"),
-           orm, ctx.clear("sa", pid))
+    record(
+        Result(op, ref, n, reference=ref, unit="MiB", note="expire_on_commit=False"),
+        orm,
+        ctx.clear("sa", pid),
+    )

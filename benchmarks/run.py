@@ -79,7 +79,9 @@ def run_backend(name: str, quick: bool, only: list[str]) -> tuple[str, str]:
     finally:
         close_context(ctx)
         backend.cleanup()
-    title = f"{name} {server} ({SETTINGS[name]}); whole section {time.perf_counter() - started:.0f}s"
+    title = (
+        f"{name} {server} ({SETTINGS[name]}); whole section {time.perf_counter() - started:.0f}s"
+    )
     return title, table(ctx.results, name)
 
 
@@ -87,10 +89,22 @@ def _revision() -> str:
     """The git commit the run measured (``+ local changes`` when the tree was dirty)."""
     root = Path(__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
-                              capture_output=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "lineage_nb"], cwd=root,
-                               text=True, capture_output=True, check=True, timeout=10).stdout
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            text=True,
+            capture_output=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "lineage_nb"],
+            cwd=root,
+            text=True,
+            capture_output=True,
+            check=True,
+            timeout=10,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return "an unknown commit"
     return f"`{head}`" + (" + local changes in lineage_nb/" if dirty.strip() else "")
@@ -105,8 +119,9 @@ def _server_version(ctx: Ctx) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (CI)")
-    parser.add_argument("--backend", choices=["sqlite", "postgresql"], action="append",
-                        help="default: both")
+    parser.add_argument(
+        "--backend", choices=["sqlite", "postgresql"], action="append", help="default: both"
+    )
     parser.add_argument("--only", choices=list(OPERATIONS), nargs="+", default=list(OPERATIONS))
     parser.add_argument("--write-results", type=Path, help="also write the markdown file")
     args = parser.parse_args(argv)

@@ -218,8 +218,17 @@ def _inputs_frame(runs: list[Any]) -> Any:
 
     frames = [r.inputs_df().assign(run_id=r.id) for r in runs]
     if not frames:
-        return pd.DataFrame(columns=["run_id", "table", "pk", "at", "read_version",
-                                     "current_version", "changed_since"])
+        return pd.DataFrame(
+            columns=[
+                "run_id",
+                "table",
+                "pk",
+                "at",
+                "read_version",
+                "current_version",
+                "changed_since",
+            ]
+        )
     frame = pd.concat(frames, ignore_index=True)
     return frame[["run_id", *[c for c in frame.columns if c != "run_id"]]]
 
@@ -268,7 +277,9 @@ def _read_anchor(path: str) -> dict[str, Any]:
     try:
         head = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise UsageError(f"verify --anchor: cannot read an anchor from {path!r}: {error}") from error
+        raise UsageError(
+            f"verify --anchor: cannot read an anchor from {path!r}: {error}"
+        ) from error
     if not isinstance(head, dict):
         raise UsageError(f"verify --anchor: {path!r} holds no anchor (write one with `anchor`)")
     return head
@@ -361,10 +372,14 @@ def _cmd_setup_postgres(args: argparse.Namespace) -> int:
         except ArgumentError as exc:
             raise UsageError(f"setup-postgres: cannot parse database URL: {exc}") from exc
         server = (admin.host or "localhost", admin.port or 5432)
-        if target.get_backend_name() != "postgresql" or (
-            target.host or "localhost",
-            target.port or 5432,
-        ) != server:
+        if (
+            target.get_backend_name() != "postgresql"
+            or (
+                target.host or "localhost",
+                target.port or 5432,
+            )
+            != server
+        ):
             shown = target.render_as_string(hide_password=True)
             raise UsageError(
                 f"setup-postgres: --database {shown} is not on the --admin-url server "
@@ -472,11 +487,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", metavar="MODULE", help="import models from a module or .py file"
     )
     export.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    verify = add("verify", _cmd_verify, "check the event log's seals and chains (exit 1 when broken)")
-    verify.add_argument(
-        "--anchor", metavar="FILE", help="also prove the log still extends this anchor (from `anchor`)"
+    verify = add(
+        "verify", _cmd_verify, "check the event log's seals and chains (exit 1 when broken)"
     )
-    anchor = add("anchor", _cmd_anchor, "seal the log and print its head, to keep outside the database")
+    verify.add_argument(
+        "--anchor",
+        metavar="FILE",
+        help="also prove the log still extends this anchor (from `anchor`)",
+    )
+    anchor = add(
+        "anchor", _cmd_anchor, "seal the log and print its head, to keep outside the database"
+    )
     anchor.add_argument("--out", metavar="FILE", help="write the anchor (JSON) to FILE")
     for name, text in (
         ("install-kernel-config", "load lineage_nb in every IPython kernel"),

@@ -198,9 +198,7 @@ class Database:
     def async_session(self, **kwargs: Any) -> AsyncSession:
         """A new tracked ``AsyncSession`` whose flushes are stamped like sync ones."""
         kwargs.setdefault("expire_on_commit", False)
-        session = AsyncSession(
-            bind=self.async_engine, sync_session_class=LineageSession, **kwargs
-        )
+        session = AsyncSession(bind=self.async_engine, sync_session_class=LineageSession, **kwargs)
         session.sync_session.info["lineage_nb_db"] = self
         return session
 
@@ -447,7 +445,8 @@ def _reload_after_rollback(session: Session) -> None:
             if len(mapper.primary_key) == 1:
                 column = mapper.primary_key[0]
                 found = session.scalars(
-                    select(cls).where(column.in_([k[0] for k in keys]))
+                    select(cls)
+                    .where(column.in_([k[0] for k in keys]))
                     .execution_options(populate_existing=True)
                 ).all()
             else:

@@ -28,8 +28,10 @@ _PACKAGE = Path(__file__).resolve().parent
 QUICKSTART = next(
     (
         p
-        for p in (_PACKAGE / "notebooks" / "quickstart.ipynb",
-                  _PACKAGE.parent / "notebooks" / "quickstart.ipynb")
+        for p in (
+            _PACKAGE / "notebooks" / "quickstart.ipynb",
+            _PACKAGE.parent / "notebooks" / "quickstart.ipynb",
+        )
         if p.is_file()
     ),
     _PACKAGE.parent / "notebooks" / "quickstart.ipynb",
@@ -43,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
         "and print the lineage it recorded.",
     )
     parser.add_argument(
-        "--dir", type=Path, default=None,
+        "--dir",
+        type=Path,
+        default=None,
         help="directory for the database, the executed notebook and its exports "
         "(default: a new temporary directory, kept and printed)",
     )
@@ -51,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
         "--notebook", type=Path, default=QUICKSTART, help="notebook to run (default: quickstart)"
     )
     parser.add_argument(
-        "--database", metavar="URL", default=None,
+        "--database",
+        metavar="URL",
+        default=None,
         help="record into this database instead of a fresh SQLite file in --dir",
     )
     parser.add_argument("--timeout", type=int, default=300, help="seconds allowed per cell")
@@ -125,20 +131,44 @@ def print_lineage(database_url: str, out: Any = None) -> int:
         runs = ln.runs(limit=None)
         transforms = {run.transform.id: run.transform for run in runs}
         print("Notebooks and scripts", file=out)
-        print(_table(pd.DataFrame([
-            {"key": t.key, "version": t.version, "type": t.type,
-             "source sha256": t.source_hash[:12],
-             "code lines": len((t.source_code or "").splitlines())}
-            for t in transforms.values()
-        ])), file=out)
+        print(
+            _table(
+                pd.DataFrame(
+                    [
+                        {
+                            "key": t.key,
+                            "version": t.version,
+                            "type": t.type,
+                            "source sha256": t.source_hash[:12],
+                            "code lines": len((t.source_code or "").splitlines()),
+                        }
+                        for t in transforms.values()
+                    ]
+                )
+            ),
+            file=out,
+        )
         print("\nRuns", file=out)
-        print(_table(pd.DataFrame([
-            {"run": r.id, "notebook": r.transform.key, "version": r.transform.version,
-             "user": r.created_by.handle, "status": r.status,
-             "started (UTC)": _when(r.started_at), "finished (UTC)": _when(r.finished_at),
-             "errored cells": ",".join(map(str, r.errored_cells or [])) or "-"}
-            for r in reversed(runs)
-        ])), file=out)
+        print(
+            _table(
+                pd.DataFrame(
+                    [
+                        {
+                            "run": r.id,
+                            "notebook": r.transform.key,
+                            "version": r.transform.version,
+                            "user": r.created_by.handle,
+                            "status": r.status,
+                            "started (UTC)": _when(r.started_at),
+                            "finished (UTC)": _when(r.finished_at),
+                            "errored cells": ",".join(map(str, r.errored_cells or [])) or "-",
+                        }
+                        for r in reversed(runs)
+                    ]
+                )
+            ),
+            file=out,
+        )
         rows = []
         for run in reversed(runs):
             for event in run.records_df().to_dict("records"):
@@ -146,21 +176,31 @@ def print_lineage(database_url: str, out: Any = None) -> int:
                     event["changes"] if isinstance(event["changes"], dict) else {}
                 )
                 cell = event["cell"]
-                rows.append({
-                    "record": f"{event['table']} {event['pk']}", "action": event["action"],
-                    "who": event["user_handle"], "when (UTC)": f"{event['at']:%H:%M:%S.%f}"[:-3],
-                    "cell": f"[{int(cell)}]" if isinstance(cell, (int, float)) and cell == cell
-                    else "-",
-                    "run": event["run_id"], "fields": ", ".join(sorted(changes)),
-                })
+                rows.append(
+                    {
+                        "record": f"{event['table']} {event['pk']}",
+                        "action": event["action"],
+                        "who": event["user_handle"],
+                        "when (UTC)": f"{event['at']:%H:%M:%S.%f}"[:-3],
+                        "cell": f"[{int(cell)}]"
+                        if isinstance(cell, (int, float)) and cell == cell
+                        else "-",
+                        "run": event["run_id"],
+                        "fields": ", ".join(sorted(changes)),
+                    }
+                )
         print("\nRecords: who wrote what, when, in which cell", file=out)
         print(_table(pd.DataFrame(rows)), file=out)
         read_by = {run.id: run.inputs_df() for run in runs}
         inputs = [
-            {"run": run.id, "record read": f"{row['table']} {row['pk']}",
-             "read (UTC)": f"{row['at']:%H:%M:%S.%f}"[:-3],
-             "version read": row["read_version"], "current version": row["current_version"],
-             "changed since": "yes" if row["changed_since"] else "no"}
+            {
+                "run": run.id,
+                "record read": f"{row['table']} {row['pk']}",
+                "read (UTC)": f"{row['at']:%H:%M:%S.%f}"[:-3],
+                "version read": row["read_version"],
+                "current version": row["current_version"],
+                "changed since": "yes" if row["changed_since"] else "no",
+            }
             for run in reversed(runs)
             for row in read_by[run.id].to_dict("records")
         ]
@@ -191,8 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     notebook: Path = args.notebook
     if not notebook.is_file():
-        print(f"demo: notebook {notebook} not found (it ships in the source tree under "
-              "notebooks/; pass --notebook PATH)", file=sys.stderr)
+        print(
+            f"demo: notebook {notebook} not found (it ships in the source tree under "
+            "notebooks/; pass --notebook PATH)",
+            file=sys.stderr,
+        )
         return 2
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="lineage_nb-demo-"))
     database = workdir / "lineage.db"

@@ -432,14 +432,30 @@ def _start_password_cluster(password: str) -> ThrowawayCluster:
 
     def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            _cmd(argv, run_as), cwd=base_dir, stdin=subprocess.DEVNULL, capture_output=True,
-            text=True, timeout=120, check=False,
+            _cmd(argv, run_as),
+            cwd=base_dir,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
-    init = run([
-        str(bin_dir / "initdb"), "-D", str(cluster.data_dir), "--auth=scram-sha-256",
-        f"--pwfile={pwfile}", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync",
-    ])
+    init = run(
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(cluster.data_dir),
+            "--auth=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]
+    )
     pwfile.unlink()
     if init.returncode != 0:
         cluster.stop()
@@ -450,10 +466,21 @@ def _start_password_cluster(password: str) -> ThrowawayCluster:
             f"-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
             " -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
         )
-        start = run([
-            str(bin_dir / "pg_ctl"), "-D", str(cluster.data_dir), "-l", str(cluster.log_file),
-            "-o", options, "-w", "-t", "60", "start",
-        ])
+        start = run(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(cluster.data_dir),
+                "-l",
+                str(cluster.log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
         if start.returncode == 0:
             cluster.port = port
             return cluster
@@ -476,8 +503,12 @@ def password_admin_url() -> str:
             _password_cluster = (cluster, password)
         cluster, password = _password_cluster
         return URL.create(
-            _DRIVER, username="postgres", password=password, host="127.0.0.1",
-            port=cluster.port, database="postgres",
+            _DRIVER,
+            username="postgres",
+            password=password,
+            host="127.0.0.1",
+            port=cluster.port,
+            database="postgres",
         ).render_as_string(hide_password=False)
 
 

@@ -58,8 +58,20 @@ def embed_js() -> Path:
             pytest.fail("browser tests need npm (apt-get install npm) to fetch " + HTML_MANAGER)
         cache.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix", str(cache),
-             HTML_MANAGER, REQUIREJS], check=True, timeout=900, stdin=subprocess.DEVNULL,
+            [
+                npm,
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--ignore-scripts",
+                "--prefix",
+                str(cache),
+                HTML_MANAGER,
+                REQUIREJS,
+            ],
+            check=True,
+            timeout=900,
+            stdin=subprocess.DEVNULL,
         )
     assert script.exists(), f"npm install of {HTML_MANAGER} did not produce {script}"
     assert require.exists(), f"npm install of {REQUIREJS} did not produce {require}"
@@ -140,8 +152,9 @@ def _export(widget: Any, path: Path, embed_js: Path) -> Path:
     the html-manager with requirejs; anywidget's module is a local file."""
     from ipywidgets.embed import dependency_state, embed_data
 
-    data = embed_data(views=[widget], state=dependency_state([widget], drop_defaults=False),
-                      drop_defaults=False)
+    data = embed_data(
+        views=[widget], state=dependency_state([widget], drop_defaults=False), drop_defaults=False
+    )
     require = embed_js.parents[3] / "requirejs" / "require.js"
     amd = anywidget_amd().with_suffix("")
 
@@ -166,18 +179,22 @@ def samples(db: ln.Database, run: ln.Run, monkeypatch: pytest.MonkeyPatch) -> li
     monkeypatch.setattr(comm, "create_comm", lambda **kwargs: comm.DummyComm())
     project = Project(name="Alpha").save()
     return Sample.bulk_create(
-        [Sample(name=XSS if i == 3 else f"s{i:02d}", value=float(i), project=project)
-         for i in range(12)]
+        [
+            Sample(name=XSS if i == 3 else f"s{i:02d}", value=float(i), project=project)
+            for i in range(12)
+        ]
     )
 
 
 def _fills_width(tab: Any) -> float:
     """The table's width over the width of the element the widget was given."""
-    return float(tab.evaluate(
-        "(() => { const t = document.querySelector('.lnb-tablewrap');"
-        " const c = document.querySelector('.lnb-browser').parentElement.parentElement;"
-        " return t.getBoundingClientRect().width / c.getBoundingClientRect().width; })()"
-    ))
+    return float(
+        tab.evaluate(
+            "(() => { const t = document.querySelector('.lnb-tablewrap');"
+            " const c = document.querySelector('.lnb-browser').parentElement.parentElement;"
+            " return t.getBoundingClientRect().width / c.getBoundingClientRect().width; })()"
+        )
+    )
 
 
 def test_browser_shows_rows_detail_and_picture(
@@ -203,7 +220,9 @@ def test_browser_shows_rows_detail_and_picture(
     assert tab.locator(".lnb-hist").count() >= 3  # id, value, created_at ...
     title = f"Sample {samples[3].id}: {XSS}"
     assert tab.locator(".lnb-detail-title").inner_text() == title
-    assert tab.get_by_role("button", name=f"project: Project {samples[3].project_id}: Alpha").is_visible()
+    assert tab.get_by_role(
+        "button", name=f"project: Project {samples[3].project_id}: Alpha"
+    ).is_visible()
     picture = tab.locator(".lnb-picture svg")
     assert picture.is_visible() and "Lineage of" in (picture.text_content() or "")
     assert picture.get_by_text(XSS).first.is_visible()
@@ -277,18 +296,37 @@ def voila_url(samples: list[Sample], db_url: str, tmp_path: Path) -> Iterator[st
         pytest.fail(f"browser tests need voila (pip install voila): {error}")
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(NOTEBOOK_CODE)]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(notebook, tmp_path / "browse.ipynb")
     _voila_template(tmp_path / "jupyter")
     port = _free_port()
-    env = {**os.environ, "LINEAGE_NB_DATABASE_URL": db_url, "PYTHONPATH": str(TESTS),
-           "JUPYTER_PATH": str(tmp_path / "jupyter")}
+    env = {
+        **os.environ,
+        "LINEAGE_NB_DATABASE_URL": db_url,
+        "PYTHONPATH": str(TESTS),
+        "JUPYTER_PATH": str(tmp_path / "jupyter"),
+    }
     log = (tmp_path / "voila.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "voila", "browse.ipynb", "--no-browser", f"--port={port}",
-         "--Voila.ip=127.0.0.1", "--template=lnb"],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "voila",
+            "browse.ipynb",
+            "--no-browser",
+            f"--port={port}",
+            "--Voila.ip=127.0.0.1",
+            "--template=lnb",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -367,7 +405,8 @@ def test_live_browser_round_trip(
     rows.filter(has_text="s02").click()
     _detail_title(tab, f"Sample {samples[2].id}: s02")
     tab.locator(".lnb-picture svg").filter(has_text=f"Lineage of Sample {samples[2].id}").wait_for(
-        timeout=30_000)
+        timeout=30_000
+    )
     tab.locator("table.lnb-history").get_by_text("insert").wait_for(timeout=30_000)
     project = tab.get_by_role("button", name=f"project: Project {samples[2].project_id}: Alpha")
     project.click()
@@ -381,7 +420,8 @@ def test_live_browser_round_trip(
     rows.filter(has_text=XSS).click()
     _detail_title(tab, f"Sample {samples[3].id}: {XSS}")
     tab.locator(".lnb-picture svg").filter(has_text=f"Lineage of Sample {samples[3].id}").wait_for(
-        timeout=30_000)
+        timeout=30_000
+    )
     tab.screenshot(path=str(shots / "voila-browser.png"), full_page=True, timeout=30_000)
 
     status = tab.locator(".lnb-status")

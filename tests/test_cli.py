@@ -152,7 +152,9 @@ def test_show_prints_record_and_history(
         history = out.split("History")[1]
         assert "insert" in history and "update" in history
         # PostgreSQL's JSON has one number type: 1.0 is stored and shown as 1
-        assert "analyse.py" in history and ("value: 1.0 → 10.0" in history or "value: 1 → 10" in history)
+        assert "analyse.py" in history and (
+            "value: 1.0 → 10.0" in history or "value: 1 → 10" in history
+        )
 
 
 def test_show_missing_record_and_unknown_model(
@@ -171,11 +173,17 @@ def test_show_without_models_uses_reflection(
     lineage: Lineage, db: ln.Database, tmp_path: Path
 ) -> None:
     """`python -m lineage_nb show sample 2` works from a shell where the models are unknown."""
+
     def shell(*args: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         return subprocess.run(
             [sys.executable, "-m", "lineage_nb", *args, "--database", url_of(db)],
-            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=120,
+            check=False,
         )
 
     result = shell("show", "sample", str(lineage.samples[1].id))
@@ -183,7 +191,9 @@ def test_show_without_models_uses_reflection(
     assert "History (2 events):" in result.stdout
     assert "value: 1.0 → 10.0" in result.stdout or "value: 1 → 10" in result.stdout
     models = Path(__file__).parent / "models.py"
-    with_models = shell("show", "Measurement", str(lineage.measurements[0].id), "--models", str(models))
+    with_models = shell(
+        "show", "Measurement", str(lineage.measurements[0].id), "--models", str(models)
+    )
     assert with_models.returncode == 0, with_models.stderr
     assert with_models.stdout.startswith(f"measurement {lineage.measurements[0].id}")
     missing = shell("show", "sample", "1", "--models", "no_such_module")
@@ -364,24 +374,29 @@ def test_quickstart_database_exports_in_every_format(
         assert code == 0, err
     runs = pd.read_csv(files["runs.csv"])
     assert runs[["transform_key", "status", "events"]].values.tolist() == [
-        ["quickstart.ipynb", "completed", 1], ["ingest.py", "completed", 4],
+        ["quickstart.ipynb", "completed", 1],
+        ["ingest.py", "completed", 4],
         ["correct.py", "completed", 1],
     ]
     samples = pq.read_table(files["sample.parquet"]).to_pandas()
     assert samples["id"].tolist() == [1, 2, 3]
     events = [json.loads(line) for line in files["events.ndjson"].read_text().splitlines()]
     assert [(e["eventType"], e["job"]["name"]) for e in events] == [
-        ("START", "quickstart.ipynb"), ("COMPLETE", "quickstart.ipynb"),
-        ("START", "ingest.py"), ("COMPLETE", "ingest.py"),
-        ("START", "correct.py"), ("COMPLETE", "correct.py"),
+        ("START", "quickstart.ipynb"),
+        ("COMPLETE", "quickstart.ipynb"),
+        ("START", "ingest.py"),
+        ("COMPLETE", "ingest.py"),
+        ("START", "correct.py"),
+        ("COMPLETE", "correct.py"),
     ]
     assert all(schema_errors(e) == [] for e in events)
     analysis, ingest = events[1], events[3]
     assert analysis["job"]["facets"]["jobType"]["jobType"] == "NOTEBOOK"
 
     def statistics(datasets: list[dict[str, Any]], facet: str) -> dict[str, int]:
-        return {d["name"]: d[facet][facet.replace("Facets", "Statistics")]["rowCount"]
-                for d in datasets}
+        return {
+            d["name"]: d[facet][facet.replace("Facets", "Statistics")]["rowCount"] for d in datasets
+        }
 
     assert statistics(ingest["outputs"], "outputFacets") == {"project": 1, "sample": 3}
     assert statistics(analysis["outputs"], "outputFacets") == {"summary": 1}
@@ -393,7 +408,9 @@ def test_quickstart_database_exports_in_every_format(
         for g in as_json.get_records(ProvGeneration)
     }
     ingest_run, analysis_run = (f"ln:run.{e['run']['runId']}" for e in (ingest, analysis))
-    assert {(f"ln:record.{t}", ingest_run) for t in ("project.1", "sample.1", "sample.2")} <= generated
+    assert {
+        (f"ln:record.{t}", ingest_run) for t in ("project.1", "sample.1", "sample.2")
+    } <= generated
     assert (("ln:record.summary.1", analysis_run)) in generated
     assert {str(r.identifier) for r in as_provn.get_records()} >= {"ln:record.sample.1"}
 
@@ -458,7 +475,9 @@ def test_database_option_in_both_positions_runs(
         code, out, err = run_cli(capsys, *argv)
         assert code == 0, (argv, err)
         assert [line.split()[0] for line in out.splitlines()[1:]] == [
-            str(lineage.broken.id), str(lineage.analyse.id), str(lineage.ingest.id)
+            str(lineage.broken.id),
+            str(lineage.analyse.id),
+            str(lineage.ingest.id),
         ], argv
     missing = f"sqlite:///{elsewhere / 'missing.db'}"
     for argv in both_positions(missing, "runs"):
@@ -505,8 +524,10 @@ def test_database_option_in_both_positions_verify(
         assert code == 0 and out.startswith("OK"), (argv, err)
     with db.engine.begin() as connection:
         connection.execute(
-            text("UPDATE lineage_record_event SET pk = '77' WHERE id = "
-                 "(SELECT min(id) FROM lineage_record_event)")
+            text(
+                "UPDATE lineage_record_event SET pk = '77' WHERE id = "
+                "(SELECT min(id) FROM lineage_record_event)"
+            )
         )
     for argv in both_positions(url_of(db), "verify"):
         code, out, _err = run_cli(capsys, *argv)
@@ -575,10 +596,14 @@ def test_database_option_in_both_positions_setup_postgres(
             return conn.execute("SELECT to_regclass('lineage_run')").fetchone() != (None,)
 
     try:
-        for url, argv in zip(urls, (
-            ["--database", urls[0], "setup-postgres", "--admin-url", admin, "--group", group],
-            ["setup-postgres", "--admin-url", admin, "--group", group, "--database", urls[1]],
-        ), strict=True):
+        for url, argv in zip(
+            urls,
+            (
+                ["--database", urls[0], "setup-postgres", "--admin-url", admin, "--group", group],
+                ["setup-postgres", "--admin-url", admin, "--group", group, "--database", urls[1]],
+            ),
+            strict=True,
+        ):
             code, out, err = run_cli(capsys, *argv)
             assert code == 0, err
             assert f"set up {make_url(url).render_as_string(hide_password=True)}:" in out
@@ -650,10 +675,16 @@ def test_verify_escapes_control_characters(
     project = Project(name="p").save()
     with db.engine.begin() as connection:  # an old-style hashed event, tampered, not sealed yet
         connection.execute(
-            text('UPDATE lineage_record_event SET hash = :h, prev_hash = :h, "table" = :t, '
-                 "pk = :pk WHERE \"table\" = 'project' AND pk = :id"),
-            {"h": "0" * 64, "t": f"tab{HOSTILE}", "pk": f"{project.id}\n OK",
-             "id": str(project.id)},
+            text(
+                'UPDATE lineage_record_event SET hash = :h, prev_hash = :h, "table" = :t, '
+                "pk = :pk WHERE \"table\" = 'project' AND pk = :id"
+            ),
+            {
+                "h": "0" * 64,
+                "t": f"tab{HOSTILE}",
+                "pk": f"{project.id}\n OK",
+                "id": str(project.id),
+            },
         )
     code, out, err = run_cli(capsys, "verify", "--database", url_of(db))
     assert code == 1, err
@@ -764,8 +795,14 @@ def test_export_prov_refuses_unknown_suffix_and_lone_options(
     before anything is written."""
     url = url_of(db)
     code, _out, err = run_cli(
-        capsys, "export", "--database", url, "--csv", str(tmp_path / "r.csv"),
-        "--prov", str(tmp_path / "lineage.txt"),
+        capsys,
+        "export",
+        "--database",
+        url,
+        "--csv",
+        str(tmp_path / "r.csv"),
+        "--prov",
+        str(tmp_path / "lineage.txt"),
     )
     assert code == 2 and "suffix .txt" in err and ".xml (xml)" in err
     assert not (tmp_path / "r.csv").exists() and not (tmp_path / "lineage.txt").exists()
@@ -819,9 +856,17 @@ def test_cli_exports_timestamps_as_utc(
     for view, columns in VIEWS.items():
         run = ["--run", str(lineage.analyse.id)] if view in ("events", "inputs") else []
         code, _out, err = run_cli(
-            capsys, "export", "--database", url_of(db), "--view", view, *run,
-            "--csv", str(tmp_path / f"{view}.csv"),
-            "--parquet", str(tmp_path / f"{view}.parquet"),
+            capsys,
+            "export",
+            "--database",
+            url_of(db),
+            "--view",
+            view,
+            *run,
+            "--csv",
+            str(tmp_path / f"{view}.csv"),
+            "--parquet",
+            str(tmp_path / f"{view}.parquet"),
         )
         assert code == 0, err
         assert_utc_exports(tmp_path, view, columns)
@@ -835,10 +880,28 @@ def test_cli_exports_timestamps_as_utc_without_models(
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     for view in ("sample", "events"):
         result = subprocess.run(
-            [sys.executable, "-m", "lineage_nb", "export", "--database", url_of(db),
-             "--view", view, "--run", str(lineage.analyse.id),
-             "--csv", f"{view}.csv", "--parquet", f"{view}.parquet"],
-            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False,
+            [
+                sys.executable,
+                "-m",
+                "lineage_nb",
+                "export",
+                "--database",
+                url_of(db),
+                "--view",
+                view,
+                "--run",
+                str(lineage.analyse.id),
+                "--csv",
+                f"{view}.csv",
+                "--parquet",
+                f"{view}.parquet",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=120,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         assert_utc_exports(tmp_path, view, VIEWS[view])

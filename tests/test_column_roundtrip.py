@@ -103,13 +103,30 @@ def _tz(**offset: float) -> dt.timezone:
 #: Values of other columns' types (and of none): every column must refuse or store them.
 foreign = st.sampled_from(
     [
-        b"bytes", "7", 7, 1.5, True, D("1.5"), dt.date(2024, 1, 1), dt.datetime(2024, 1, 1),
-        dt.time(1), dt.timedelta(1), uuid.UUID(int=1), Level.low, Color.red, [1], {"a": 1},
-        object(), np.int64(7), np.float32(0.5), np.bool_(True),
+        b"bytes",
+        "7",
+        7,
+        1.5,
+        True,
+        D("1.5"),
+        dt.date(2024, 1, 1),
+        dt.datetime(2024, 1, 1),
+        dt.time(1),
+        dt.timedelta(1),
+        uuid.UUID(int=1),
+        Level.low,
+        Color.red,
+        [1],
+        {"a": 1},
+        object(),
+        np.int64(7),
+        np.float32(0.5),
+        np.bool_(True),
     ]
 )
-surrogates = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1,
-                     max_size=3)
+surrogates = st.text(
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3
+)
 texts = st.one_of(
     st.text(max_size=30),
     st.text(st.characters(codec=None, exclude_categories=()), max_size=25),  # NUL, surrogates
@@ -119,8 +136,19 @@ texts = st.one_of(
         lambda nc: nc[1] * nc[0]
     ),  # around String(20)'s limit, in 1-4 byte characters
     st.sampled_from(
-        ["", " ", "\r\n", "\ufeff", "\U0010ffff", "\u202e", "'; DROP TABLE every_type; --",
-         "\\", "%_", "long " * 40_000, np.str_("numpy text")]
+        [
+            "",
+            " ",
+            "\r\n",
+            "\ufeff",
+            "\U0010ffff",
+            "\u202e",
+            "'; DROP TABLE every_type; --",
+            "\\",
+            "%_",
+            "long " * 40_000,
+            np.str_("numpy text"),
+        ]
     ),
 )
 INT_EDGES = sorted(
@@ -133,14 +161,26 @@ integers = st.one_of(
     st.integers(-(2**65), 2**65),
     st.sampled_from([1.0, D(1), "1", np.int64(7), np.int32(-1), False]),
 )
-booleans = st.one_of(
-    st.booleans(), st.sampled_from([0, 1, "true", "", 1.0, np.bool_(True), None])
-)
+booleans = st.one_of(st.booleans(), st.sampled_from([0, 1, "true", "", 1.0, np.bool_(True), None]))
 floats = st.one_of(
     st.floats(),
     st.sampled_from(
-        [math.nan, math.inf, -math.inf, -0.0, 5e-324, sys.float_info.max, sys.float_info.min,
-         2**53, -(2**53), 2**53 + 1, 2**63, 10**400, np.float64(0.1), np.float64("nan")]
+        [
+            math.nan,
+            math.inf,
+            -math.inf,
+            -0.0,
+            5e-324,
+            sys.float_info.max,
+            sys.float_info.min,
+            2**53,
+            -(2**53),
+            2**53 + 1,
+            2**63,
+            10**400,
+            np.float64(0.1),
+            np.float64("nan"),
+        ]
     ),
     st.integers(-(2**60), 2**60),
     # Decimals a float holds exactly, and others (inexact, beyond the float range: refused)
@@ -158,10 +198,25 @@ numerics = st.one_of(
     st.decimals(places=6, min_value=-(10**9), max_value=10**9),
     st.integers(-(10**9), 10**9),
     st.sampled_from(
-        [D("99999999.9999"), D("-99999999.9999"), D("100000000"), D("99999999.99995"),
-         D("0.00005"), D("0.0001"), D("1E+8"), D("1E+7"), D("-0"), D("0E-30"), D("1.000000000"),
-         D("12345678.12345678"), D("sNaN"), D("0E-20000"), D("0E+20000"), 10**30,
-         np.float64(1.5)]
+        [
+            D("99999999.9999"),
+            D("-99999999.9999"),
+            D("100000000"),
+            D("99999999.99995"),
+            D("0.00005"),
+            D("0.0001"),
+            D("1E+8"),
+            D("1E+7"),
+            D("-0"),
+            D("0E-30"),
+            D("1.000000000"),
+            D("12345678.12345678"),
+            D("sNaN"),
+            D("0E-20000"),
+            D("0E+20000"),
+            10**30,
+            np.float64(1.5),
+        ]
     ),
     st.floats(),
     foreign,
@@ -173,8 +228,13 @@ pandas_moments = st.tuples(
 naive_datetimes = st.one_of(
     st.datetimes(),
     st.sampled_from(
-        [dt.datetime.min, dt.datetime.max, dt.datetime(1970, 1, 1),
-         dt.datetime(2021, 11, 7, 1, 30, fold=1), dt.datetime(2021, 3, 14, 2, 30)]
+        [
+            dt.datetime.min,
+            dt.datetime.max,
+            dt.datetime(1970, 1, 1),
+            dt.datetime(2021, 11, 7, 1, 30, fold=1),
+            dt.datetime(2021, 3, 14, 2, 30),
+        ]
     ),
     # pandas Timestamps, some with nanoseconds (refused: the database keeps microseconds)
     pandas_moments.map(lambda m: pd.Timestamp(m[0]) + pd.Timedelta(nanoseconds=m[1])),
@@ -191,8 +251,9 @@ aware_datetimes = st.one_of(
     st.datetimes(timezones=zones, min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(1, 1, 2))
     | st.datetimes(timezones=zones, min_value=dt.datetime(9999, 12, 30)),
     pandas_moments.map(
-        lambda m: pd.Timestamp(m[0], tz="UTC").tz_convert("Europe/Paris")
-        + pd.Timedelta(nanoseconds=m[1])
+        lambda m: (
+            pd.Timestamp(m[0], tz="UTC").tz_convert("Europe/Paris") + pd.Timedelta(nanoseconds=m[1])
+        )
     ),
 )
 naive_times = st.one_of(
@@ -208,11 +269,20 @@ intervals = st.one_of(
     st.timedeltas(min_value=dt.timedelta(days=-2), max_value=dt.timedelta(days=2)),
     st.timedeltas(),  # ±999,999,999 days (beyond about ±2.9 million refused on SQLite)
     st.sampled_from(
-        [dt.timedelta(0), dt.timedelta(microseconds=1), -dt.timedelta(microseconds=1),
-         dt.timedelta.max, dt.timedelta.min, dt.timedelta(days=-719_162),
-         dt.timedelta(days=2_932_896, seconds=86_399, microseconds=999_999),
-         pd.Timedelta(days=1), pd.Timedelta(nanoseconds=1), np.timedelta64(1, "s"), 3600,
-         "1 day"]
+        [
+            dt.timedelta(0),
+            dt.timedelta(microseconds=1),
+            -dt.timedelta(microseconds=1),
+            dt.timedelta.max,
+            dt.timedelta.min,
+            dt.timedelta(days=-719_162),
+            dt.timedelta(days=2_932_896, seconds=86_399, microseconds=999_999),
+            pd.Timedelta(days=1),
+            pd.Timedelta(nanoseconds=1),
+            np.timedelta64(1, "s"),
+            3600,
+            "1 day",
+        ]
     ),
 )
 json_scalars = st.one_of(
@@ -226,22 +296,27 @@ json_scalars = st.one_of(
 )
 #: Keys JSON does not have (refused, naming the key) and leaves it cannot hold (refused).
 bad_keys = st.sampled_from([1, 1.5, None, True, (1, 2), math.nan, b"k"])
-bad_leaves = st.sampled_from([math.nan, math.inf, b"x", D("1.5"), {1, 2}, dt.date(2024, 1, 1),
-                              np.int64(1), object()])
+bad_leaves = st.sampled_from(
+    [math.nan, math.inf, b"x", D("1.5"), {1, 2}, dt.date(2024, 1, 1), np.int64(1), object()]
+)
 json_values = st.recursive(
     st.one_of(*[json_scalars] * 6, bad_leaves),
     lambda inner: st.one_of(
         st.lists(inner, max_size=4),
         st.lists(inner, max_size=3).map(tuple),
-        st.dictionaries(st.one_of(st.text(max_size=8), st.text(max_size=8), surrogates, bad_keys),
-                        inner, max_size=4),
+        st.dictionaries(
+            st.one_of(st.text(max_size=8), st.text(max_size=8), surrogates, bad_keys),
+            inner,
+            max_size=4,
+        ),
     ),
     max_leaves=12,
 )
 binaries = st.one_of(
     st.binary(max_size=64),
-    st.sampled_from([b"", b"\x00", b"\x00" * 1000, bytes(range(256)), b"x" * 2_000_000,
-                     np.bytes_(b"np")]),
+    st.sampled_from(
+        [b"", b"\x00", b"\x00" * 1000, bytes(range(256)), b"x" * 2_000_000, np.bytes_(b"np")]
+    ),
     st.binary(max_size=16).map(bytearray),
     st.binary(max_size=16).map(lambda b: memoryview(b)),
     st.binary(max_size=16).map(lambda b: memoryview(b)[::2]),  # not contiguous
@@ -271,8 +346,12 @@ VALUES: dict[str, st.SearchStrategy[Any]] = {
     "double": floats,
     "amount": numerics,
     "flag": booleans,
-    "day": st.one_of(st.dates(), st.sampled_from([dt.date.min, dt.date.max, "2024-01-01"]),
-                     naive_datetimes, foreign),
+    "day": st.one_of(
+        st.dates(),
+        st.sampled_from([dt.date.min, dt.date.max, "2024-01-01"]),
+        naive_datetimes,
+        foreign,
+    ),
     "naive_at": st.one_of(naive_datetimes, aware_datetimes, st.dates(), foreign),
     "aware_at": st.one_of(aware_datetimes, aware_datetimes, naive_datetimes, foreign),
     "naive_time": st.one_of(naive_times, aware_times, foreign),
@@ -289,8 +368,10 @@ assert set(VALUES) == set(KIND)
 def field_values(*fields: str) -> st.SearchStrategy[tuple[str, Any]]:
     """(field, value) pairs for one of ``fields``; ``None`` now and then."""
     return st.sampled_from(fields).flatmap(
-        lambda field: st.tuples(st.just(field), st.one_of(st.none(), VALUES[field], VALUES[field],
-                                                          VALUES[field], VALUES[field]))
+        lambda field: st.tuples(
+            st.just(field),
+            st.one_of(st.none(), VALUES[field], VALUES[field], VALUES[field], VALUES[field]),
+        )
     )
 
 
@@ -357,8 +438,9 @@ def _time_instant(value: dt.time) -> int:
     """Microseconds after 00:00 UTC of an aware time (``==`` ignores sub-second offsets)."""
     offset = value.utcoffset()
     assert offset is not None
-    wall = dt.timedelta(hours=value.hour, minutes=value.minute, seconds=value.second,
-                        microseconds=value.microsecond)
+    wall = dt.timedelta(
+        hours=value.hour, minutes=value.minute, seconds=value.second, microseconds=value.microsecond
+    )
     return (wall - offset) // dt.timedelta(microseconds=1)
 
 
@@ -664,8 +746,12 @@ FIXED: dict[tuple[str, str], tuple[str, list[tuple[str, Any]]]] = {
     ),
     ("sqlite", "float_infinity"): (
         "save() accepted ±inf, then the row could never be updated or deleted (see FIXED_LATER)",
-        [("double", math.inf), ("double", -math.inf), ("double", D("Infinity")),
-         ("double", np.float64("-inf"))],
+        [
+            ("double", math.inf),
+            ("double", -math.inf),
+            ("double", D("Infinity")),
+            ("double", np.float64("-inf")),
+        ],
     ),
     ("postgresql", "float_decimal_negative_nan"): (
         "Float sent a negative Decimal NaN as '-NaN': raw 'invalid input syntax for type numeric'",
@@ -686,25 +772,33 @@ FIXED: dict[tuple[str, str], tuple[str, list[tuple[str, Any]]]] = {
     ),
     ("sqlite", "aware_datetime_out_of_utc_range"): (
         "DateTime(timezone=True) outside years 1-9999 once in UTC: raw 'date value out of range'",
-        [("aware_at", dt.datetime(1, 1, 1, tzinfo=_tz(hours=5))),
-         ("aware_at", dt.datetime(9999, 12, 31, 23, tzinfo=_tz(hours=-5)))],
+        [
+            ("aware_at", dt.datetime(1, 1, 1, tzinfo=_tz(hours=5))),
+            ("aware_at", dt.datetime(9999, 12, 31, 23, tzinfo=_tz(hours=-5))),
+        ],
     ),
     ("postgresql", "aware_datetime_out_of_utc_range"): (
         "DateTime(timezone=True) outside years 1-9999 once in UTC: raw 'date value out of range'",
-        [("aware_at", dt.datetime(1, 1, 1, tzinfo=_tz(hours=5))),
-         ("aware_at", dt.datetime(9999, 12, 31, 23, tzinfo=_tz(hours=-5)))],
+        [
+            ("aware_at", dt.datetime(1, 1, 1, tzinfo=_tz(hours=5))),
+            ("aware_at", dt.datetime(9999, 12, 31, 23, tzinfo=_tz(hours=-5))),
+        ],
     ),
     ("sqlite", "pandas_nanoseconds"): (
         "pandas Timestamp/Timedelta: the nanoseconds were silently dropped",
-        [("naive_at", pd.Timestamp("2024-01-01 12:00:00.123456789")),
-         ("aware_at", pd.Timestamp("2024-01-01 12:00:00.000000001", tz="UTC")),
-         ("duration", pd.Timedelta(days=1, nanoseconds=1500))],
+        [
+            ("naive_at", pd.Timestamp("2024-01-01 12:00:00.123456789")),
+            ("aware_at", pd.Timestamp("2024-01-01 12:00:00.000000001", tz="UTC")),
+            ("duration", pd.Timedelta(days=1, nanoseconds=1500)),
+        ],
     ),
     ("postgresql", "pandas_nanoseconds"): (
         "pandas Timestamp/Timedelta: the nanoseconds were silently dropped",
-        [("naive_at", pd.Timestamp("2024-01-01 12:00:00.123456789")),
-         ("aware_at", pd.Timestamp("2024-01-01 12:00:00.000000001", tz="UTC")),
-         ("duration", pd.Timedelta(days=1, nanoseconds=1500))],
+        [
+            ("naive_at", pd.Timestamp("2024-01-01 12:00:00.123456789")),
+            ("aware_at", pd.Timestamp("2024-01-01 12:00:00.000000001", tz="UTC")),
+            ("duration", pd.Timedelta(days=1, nanoseconds=1500)),
+        ],
     ),
     ("sqlite", "timetz"): (
         "Time(timezone=True) on SQLite: aware times were refused, but the message said to "
@@ -715,23 +809,35 @@ FIXED: dict[tuple[str, str], tuple[str, list[tuple[str, Any]]]] = {
         "Time(timezone=True) on PostgreSQL: a naive time read back aware; a ZoneInfo time: raw "
         "'cannot calculate the offset'; an offset beyond 15:59:59: raw 'time zone displacement "
         "out of range'; a sub-second offset was cut to whole seconds",
-        [("aware_time", dt.time(1)),
-         ("aware_time", dt.time(1, tzinfo=NEW_YORK)),
-         ("aware_time", dt.time(1, tzinfo=_tz(hours=16))),
-         ("aware_time", dt.time(1, tzinfo=_tz(hours=-16))),
-         ("aware_time", dt.time(1, tzinfo=_tz(seconds=1, microseconds=500_000)))],
+        [
+            ("aware_time", dt.time(1)),
+            ("aware_time", dt.time(1, tzinfo=NEW_YORK)),
+            ("aware_time", dt.time(1, tzinfo=_tz(hours=16))),
+            ("aware_time", dt.time(1, tzinfo=_tz(hours=-16))),
+            ("aware_time", dt.time(1, tzinfo=_tz(seconds=1, microseconds=500_000))),
+        ],
     ),
     ("sqlite", "interval_range"): (
         "Interval on SQLite (stored as 1970-01-01 + value): beyond datetime's range a raw "
         "'date value out of range'",
-        [("duration", dt.timedelta(days=2_932_897)), ("duration", dt.timedelta(days=-719_163)),
-         ("duration", dt.timedelta.max), ("duration", dt.timedelta.min)],
+        [
+            ("duration", dt.timedelta(days=2_932_897)),
+            ("duration", dt.timedelta(days=-719_163)),
+            ("duration", dt.timedelta.max),
+            ("duration", dt.timedelta.min),
+        ],
     ),
     ("sqlite", "json_top_level_number"): (
         "JSON on SQLite: a bare number went through the column's NUMERIC affinity: integral "
         "floats read back as int, ints beyond 64 bits as (rounded) floats",
-        [("doc", 1.0), ("doc", -0.0), ("doc", 1e16), ("doc", 2**64 + 1), ("doc", -(2**63) - 1),
-         ("doc", 2**63)],
+        [
+            ("doc", 1.0),
+            ("doc", -0.0),
+            ("doc", 1e16),
+            ("doc", 2**64 + 1),
+            ("doc", -(2**63) - 1),
+            ("doc", 2**63),
+        ],
     ),
     ("postgresql", "json_nul"): (
         "JSON holding \\u0000 was stored, then the row could never be updated or deleted (see "
@@ -767,15 +873,21 @@ FIXED_LATER: dict[tuple[str, str], tuple[str, list[tuple[dict[str, Any], dict[st
     ("sqlite", "infinite_float_blocks_writes"): (
         "save() accepted ±inf, the update/delete triggers rendered it as 'Inf' in json_array() "
         "and json() refused that, which translate() called 'The database file is corrupt'",
-        [({"double": math.inf}, {"int32": 1}), ({"double": -math.inf}, {"double": 1.0}),
-         ({"int32": 1}, {"double": math.inf})],
+        [
+            ({"double": math.inf}, {"int32": 1}),
+            ({"double": -math.inf}, {"double": 1.0}),
+            ({"int32": 1}, {"double": math.inf}),
+        ],
     ),
     ("postgresql", "json_nul_blocks_writes"): (
         "save() accepted JSON holding \\u0000 (a json column keeps it), but the capture "
         "trigger's to_jsonb(row) refused it: raw 'unsupported Unicode escape sequence' on every "
         "later update or delete of the row",
-        [({"doc": {"k": "\x00"}}, {"int32": 1}), ({"doc": "\x00"}, {"doc": "ok"}),
-         ({"int32": 1}, {"doc": {"\x00": 1}})],
+        [
+            ({"doc": {"k": "\x00"}}, {"int32": 1}),
+            ({"doc": "\x00"}, {"doc": "ok"}),
+            ({"int32": 1}, {"doc": {"\x00": 1}}),
+        ],
     ),
     ("postgresql", "float_snan_update"): (
         "Float accepted Decimal('sNaN'); changing a stored value to it raised a raw "

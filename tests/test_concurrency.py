@@ -56,8 +56,18 @@ def test_processes_save_concurrently(db: ln.Database) -> None:
     url = db.url.render_as_string(hide_password=False)
     children = [
         subprocess.Popen(
-            [sys.executable, str(WORKERS), "saves", url, str(w), str(PROCESS_SAVES), str(project.id)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                str(WORKERS),
+                "saves",
+                url,
+                str(w),
+                str(PROCESS_SAVES),
+                str(project.id),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for w in range(PROCESSES)
     ]
@@ -166,7 +176,9 @@ def test_sqlite_locked_gives_up_clearly(
     db.close()
 
 
-def test_deadlock_is_retried(db: ln.Database, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deadlock_is_retried(
+    db: ln.Database, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two units of work locking rows in opposite order: the one the backend aborts is rerun."""
     barrier_timeout = 2.0
     if backend == "sqlite":  # one writer at a time: the second waits, retries, then goes through
@@ -182,15 +194,19 @@ def test_deadlock_is_retried(db: ln.Database, backend: str, monkeypatch: pytest.
     def unit(order: str, first: int, second: int) -> Any:
         def fn(session: Session) -> None:
             attempts[order] += 1
-            session.execute(text("UPDATE project SET name = name || :s WHERE id = :id"),
-                            {"s": order, "id": first})
+            session.execute(
+                text("UPDATE project SET name = name || :s WHERE id = :id"),
+                {"s": order, "id": first},
+            )
             if attempts[order] == 1:
                 try:
                     both_locked.wait()
                 except threading.BrokenBarrierError:
                     pass
-            session.execute(text("UPDATE project SET name = name || :s WHERE id = :id"),
-                            {"s": order, "id": second})
+            session.execute(
+                text("UPDATE project SET name = name || :s WHERE id = :id"),
+                {"s": order, "id": second},
+            )
 
         def go() -> None:
             try:

@@ -115,8 +115,12 @@ def test_processes_connecting_at_once_to_a_fresh_database(backend: str, tmp_path
     )
     tests = str(Path(__file__).parent)
     processes = [
-        subprocess.Popen([sys.executable, "-c", script, url, tests, str(i)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, url, tests, str(i)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(8)
     ]
     outcomes = [p.communicate(timeout=180) for p in processes]

@@ -64,12 +64,14 @@ def python_blocks(markdown: str) -> list[Block]:
         headings = re.findall(r"^## +(.+?)[ \t]*$", before, re.M)
         previous = before.rstrip("\n").rsplit("\n", 1)[-1]
         skip = _SKIP.search(previous)
-        blocks.append(Block(
-            section=headings[-1] if headings else "(top)",
-            line=before.count("\n") + 2,
-            code=match.group(1),
-            skip=skip.group(1) if skip else None,
-        ))
+        blocks.append(
+            Block(
+                section=headings[-1] if headings else "(top)",
+                line=before.count("\n") + 2,
+                code=match.group(1),
+                skip=skip.group(1) if skip else None,
+            )
+        )
     return blocks
 
 
@@ -90,7 +92,9 @@ def _cases() -> list[Any]:
 
 def test_readme_has_python_examples() -> None:
     """The README has Python examples to run (a renamed fence would silently test nothing)."""
-    assert len([b for b in python_blocks(README.read_text(encoding="utf-8")) if b.skip is None]) >= 2
+    assert (
+        len([b for b in python_blocks(README.read_text(encoding="utf-8")) if b.skip is None]) >= 2
+    )
 
 
 @pytest.mark.parametrize("blocks", _cases())
@@ -109,7 +113,12 @@ def test_readme_section_runs(blocks: list[Block], tmp_path: Path) -> None:
     }
     done = subprocess.run(
         [sys.executable, str(Path(__file__)), str(payload)],
-        cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     assert (work / "lineage.db").exists()  # the examples used the fresh database

@@ -29,9 +29,16 @@ def test_error_classes_subclass_builtins() -> None:
     assert issubclass(errors.NoRunError, RuntimeError)
     assert issubclass(errors.NoRunError, errors.ConfigurationError)
     assert not issubclass(errors.PermissionDenied, OSError)
-    for cls in (errors.ValidationError, errors.NotFound, errors.IntegrityError,
-                errors.ModelPersistenceError, errors.NoRunError, errors.ConfigurationError,
-                errors.UsageError, errors.PermissionDenied):
+    for cls in (
+        errors.ValidationError,
+        errors.NotFound,
+        errors.IntegrityError,
+        errors.ModelPersistenceError,
+        errors.NoRunError,
+        errors.ConfigurationError,
+        errors.UsageError,
+        errors.PermissionDenied,
+    ):
         assert issubclass(cls, errors.LineageError)
 
 
@@ -73,8 +80,12 @@ def test_new_errors_pickle_with_their_data() -> None:
         original = cls("refused", model="Sample", value=3, hint="Do this.")
         copy = pickle.loads(pickle.dumps(original))
         assert type(copy) is cls
-        assert (str(copy), copy.model, copy.value, copy.hint) == ("refused Do this.", "Sample", 3,
-                                                                  "Do this.")
+        assert (str(copy), copy.model, copy.value, copy.hint) == (
+            "refused Do this.",
+            "Sample",
+            3,
+            "Do this.",
+        )
 
 
 def test_save_with_conflicting_force_options_is_a_usage_error(db: ln.Database) -> None:
@@ -157,7 +168,11 @@ def test_errors_pickle_with_their_data() -> None:
     original = errors.ValidationError({"name": ["too long"]}, model="Sample", value="x" * 5)
     copy = pickle.loads(pickle.dumps(original))
     assert (copy.field, copy.value, copy.error_dict, str(copy)) == (
-        "name", "xxxxx", {"name": ["too long"]}, str(original))
+        "name",
+        "xxxxx",
+        {"name": ["too long"]},
+        str(original),
+    )
     not_found = pickle.loads(pickle.dumps(errors.NotFound("gone", model="Sample", hint="Retry.")))
     assert str(not_found) == "gone Retry." and not_found.model == "Sample"
 
@@ -236,7 +251,9 @@ def test_error_mentioning_closed_is_not_a_closed_connection(db: ln.Database) -> 
 def test_get_with_a_key_that_does_not_fit_names_it(db: ln.Database, key: object) -> None:
     """A key of the wrong shape is refused naming it and the key's columns, not SQLAlchemy's text."""
     Project(name="p").save()
-    with pytest.raises(errors.ValidationError, match=r"does not fit the primary key \('id',\)") as info:
+    with pytest.raises(
+        errors.ValidationError, match=r"does not fit the primary key \('id',\)"
+    ) as info:
         Project.get(key)
     assert info.value.value == key
     assert "dict keyed by those names" in str(info.value)
@@ -258,11 +275,16 @@ def test_setup_postgres_by_a_role_that_is_not_superuser_is_permission_denied() -
     role = f"ln_plain_{uuid.uuid4().hex[:8]}"
     with pg_server.connect(admin) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(role),
-                                                                   sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(role), sql.Identifier(role)
+            )
+        )
     url = make_url(admin).set(username=role, database=role).render_as_string(hide_password=False)
     try:
-        with pytest.raises(errors.PermissionDenied, match="permission denied to create role") as info:
+        with pytest.raises(
+            errors.PermissionDenied, match="permission denied to create role"
+        ) as info:
             setup_postgres(url, group=f"group_{role}")
         assert repr(role) in str(info.value) and "superuser" in str(info.value.hint)
     finally:

@@ -152,11 +152,13 @@ def test_csv_keeps_aware_timestamps_of_any_zone(tmp_path: Path) -> None:
     """Aware timestamps are written with their offset and read back aware, as the same
     instants in the same zone, even when the offset changes within the column (DST)."""
     instants = pd.to_datetime(["2024-01-15T12:00:00Z", "2024-07-15T12:00:00Z", None], utc=True)
-    frame = pd.DataFrame({
-        "utc": instants,
-        "berlin": instants.tz_convert("Europe/Berlin"),
-        "naive": instants.tz_localize(None),
-    })
+    frame = pd.DataFrame(
+        {
+            "utc": instants,
+            "berlin": instants.tz_convert("Europe/Berlin"),
+            "naive": instants.tz_localize(None),
+        }
+    )
     path = ln.export.to_csv(frame, tmp_path / "zones.csv")
     text = path.read_text()
     assert "2024-01-15 12:00:00+00:00" in text and "2024-07-15 14:00:00+02:00" in text

@@ -170,7 +170,8 @@ def test_record_written_by_two_runs_is_attributed_once(lineage: Lineage) -> None
         relations(doc, ProvGeneration)
     )
     attributed = [
-        r for r in doc.get_records(ProvAttribution)
+        r
+        for r in doc.get_records(ProvAttribution)
         if [str(v) for _k, v in r.formal_attributes] == [record, user]
     ]
     assert len(attributed) == 1

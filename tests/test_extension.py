@@ -83,7 +83,10 @@ def test_extension_stamps_run_and_cell_everywhere(db_url: str, tmp_path: Path) -
         assert [tuple(row) for row in stored] == [("project", str(outside.id))]
         syntax = kernel.run("1 +")
         assert cell_errors(syntax)[0].startswith("SyntaxError")
-        assert json.loads(cell_text(after, "stdout")) == {"run": started["run"], "status": "started"}
+        assert json.loads(cell_text(after, "stdout")) == {
+            "run": started["run"],
+            "status": "started",
+        }
     db = _read(db_url)
     try:
         run = _run_row(db, started["run"])
@@ -91,7 +94,9 @@ def test_extension_stamps_run_and_cell_everywhere(db_url: str, tmp_path: Path) -
         assert run.finished_at is not None and run.finished_at >= run.started_at
         assert run.errored_cells == [failing.execution_count, syntax.execution_count]
         assert (run.transform.key, run.transform.type, run.transform.version) == (
-            "tracking.ipynb", "notebook", "1"
+            "tracking.ipynb",
+            "notebook",
+            "1",
         )
         assert run.created_by.handle == "tester"
         events = _events_by_name(db)
@@ -201,7 +206,10 @@ def _execute(notebook: Path, db_url: str, *, allow_errors: bool) -> nbformat.Not
     kernel shut down at the end); returns the executed document."""
     document = nbformat.read(str(notebook), as_version=4)
     client = NotebookClient(
-        document, timeout=60, kernel_name="python3", allow_errors=allow_errors,
+        document,
+        timeout=60,
+        kernel_name="python3",
+        allow_errors=allow_errors,
         resources={"metadata": {"path": str(notebook.parent)}},
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )

@@ -47,7 +47,9 @@ def test_sigkill_mid_bulk_create_leaves_nothing(db: ln.Database) -> None:
     url = db.url.render_as_string(hide_password=False)
     child = subprocess.Popen(
         [sys.executable, str(WORKERS), "bulk", url, str(BULK_ROWS), str(project.id)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert child.stdout is not None
     run_id = json.loads(child.stdout.readline())["run_id"]
@@ -173,7 +175,9 @@ def test_full_disk_on_small_filesystem(backend: str, tmp_path: Path) -> None:
     mount_point.mkdir()
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
@@ -264,12 +268,24 @@ def test_unreadable_notebook_gives_our_error(
 
 def _restart(cluster: pg_server.ThrowawayCluster) -> None:
     argv = [
-        str(cluster.bin_dir / "pg_ctl"), "-D", str(cluster.data_dir), "-l", str(cluster.log_file),
-        "-m", "fast", "-w", "-t", "60", "restart",
+        str(cluster.bin_dir / "pg_ctl"),
+        "-D",
+        str(cluster.data_dir),
+        "-l",
+        str(cluster.log_file),
+        "-m",
+        "fast",
+        "-w",
+        "-t",
+        "60",
+        "restart",
     ]
     subprocess.run(
-        pg_server._cmd(argv, cluster.run_as), cwd=cluster.base_dir, check=True,
-        capture_output=True, timeout=120,
+        pg_server._cmd(argv, cluster.run_as),
+        cwd=cluster.base_dir,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
 
 
@@ -294,7 +310,9 @@ def test_reconnect_after_postgres_restart() -> None:
         assert "reconnects" in str(info.value)
         Project(name="next").save()
         assert [p.name for p in Project.filter().order_by("id").all()] == [
-            "before", "after-restart", "next",
+            "before",
+            "after-restart",
+            "next",
         ]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -390,7 +408,10 @@ def test_ctrl_c_during_bulk_create_stays_ctrl_c_and_blocks_no_writer(db_url: str
     script = Path(__file__).parent / "files" / "interrupt_bulk_create.py"
     done = subprocess.run(
         [sys.executable, str(script), db_url, "12", "7"],
-        capture_output=True, text=True, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     last = done.stdout.strip().splitlines()[-1]
     counts = dict(zip(last.split()[::2], map(int, last.split()[1::2]), strict=True))

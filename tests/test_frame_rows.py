@@ -25,11 +25,13 @@ def test_frame_rows_stored_in_order_across_chunks(db: ln.Database, run: ln.Run) 
     count = frame_rows.CHUNK_ROWS * 2 + 5_000
     values = np.arange(count, dtype=float)
     values[7] = np.nan
-    frame = pd.DataFrame({
-        "name": [f"s{i}" for i in range(count)],
-        "value": values,
-        "project_id": project.id,
-    })
+    frame = pd.DataFrame(
+        {
+            "name": [f"s{i}" for i in range(count)],
+            "value": values,
+            "project_id": project.id,
+        }
+    )
     before = frame.copy()
     keys = Sample.bulk_create(frame)
     pd.testing.assert_frame_equal(frame, before)
@@ -47,14 +49,16 @@ def test_frame_rows_stored_in_order_across_chunks(db: ln.Database, run: ln.Run) 
 
 def test_frame_types_are_converted(db: ln.Database) -> None:
     """Integers with gaps (floats in pandas), booleans, datetimes with NaT, enums and text."""
-    frame = pd.DataFrame({
-        "label": ["a", "b", "c"],
-        "count": [1.0, np.nan, 3.0],
-        "flag": [True, False, True],
-        "taken_at": pd.to_datetime(["2026-01-02 03:04:05", None, "2026-12-31 23:59:59"]),
-        "color": [Color.red, None, Color.green],
-        "ratio": [0.5, 1.5, np.nan],
-    })
+    frame = pd.DataFrame(
+        {
+            "label": ["a", "b", "c"],
+            "count": [1.0, np.nan, 3.0],
+            "flag": [True, False, True],
+            "taken_at": pd.to_datetime(["2026-01-02 03:04:05", None, "2026-12-31 23:59:59"]),
+            "color": [Color.red, None, Color.green],
+            "ratio": [0.5, 1.5, np.nan],
+        }
+    )
     keys = Specimen.bulk_create(frame)
     rows = [Specimen.get(k) for k in keys]
     assert [r.count for r in rows] == [1, None, 3]
@@ -76,8 +80,10 @@ def test_frame_errors_name_column_and_first_bad_row(db: ln.Database) -> None:
     the bad row is in a later chunk than rows already sent."""
     project = Project(name="bad frames").save()
     count = frame_rows.CHUNK_ROWS + 3_000
-    good = pd.DataFrame({"name": [f"s{i}" for i in range(count)], "value": 1.0,
-                         "project_id": project.id}, index=[f"r{i}" for i in range(count)])
+    good = pd.DataFrame(
+        {"name": [f"s{i}" for i in range(count)], "value": 1.0, "project_id": project.id},
+        index=[f"r{i}" for i in range(count)],
+    )
 
     long_name = good.copy()
     long_name.iloc[12_345, 0] = "x" * 101
@@ -155,9 +161,15 @@ def test_frame_with_lineage_off_may_give_the_stamps(db_url: str) -> None:
     try:
         user = ln.User(handle="someone").save()
         project = Project(name="off", created_by_id=user.id).save()
-        keys = Sample.bulk_create(pd.DataFrame({
-            "name": ["a"], "project_id": [project.id], "created_by_id": [user.id],
-        }))
+        keys = Sample.bulk_create(
+            pd.DataFrame(
+                {
+                    "name": ["a"],
+                    "project_id": [project.id],
+                    "created_by_id": [user.id],
+                }
+            )
+        )
         assert Sample.get(keys[0]).created_by_id == user.id
     finally:
         off.close()
@@ -180,7 +192,9 @@ def test_frame_float_and_datetime_columns_follow_the_field_checks(db: ln.Databas
     error = _refused(Specimen, huge)
     assert error.field == "ratio" and "row 1" in str(error) and str(2**60) in str(error)
 
-    moments = pd.to_datetime(["2026-01-02 03:04:05.000000000", None, "2026-01-02 03:04:05.000000001"])
+    moments = pd.to_datetime(
+        ["2026-01-02 03:04:05.000000000", None, "2026-01-02 03:04:05.000000001"]
+    )
     nanoseconds = pd.DataFrame({"label": ["a", "b", "c"], "taken_at": moments})
     error = _refused(Specimen, nanoseconds)
     assert error.field == "taken_at" and "row 2" in str(error) and "floor('us')" in str(error)

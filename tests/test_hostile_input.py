@@ -28,8 +28,9 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
-surrogates = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1,
-                     max_size=3)
+surrogates = st.text(
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3
+)
 any_text = st.one_of(
     st.text(max_size=60),
     st.text(st.characters(codec=None, exclude_categories=()), max_size=20),
@@ -98,12 +99,16 @@ def _same(stored: Any, given: Any) -> bool:
         utc = dt.timezone.utc
         return isinstance(stored, dt.datetime) and stored.astimezone(utc) == given.astimezone(utc)
     if isinstance(given, dict):
-        return isinstance(stored, dict) and stored.keys() == given.keys() and all(
-            _same(stored[k], v) for k, v in given.items()
+        return (
+            isinstance(stored, dict)
+            and stored.keys() == given.keys()
+            and all(_same(stored[k], v) for k, v in given.items())
         )
     if isinstance(given, list):
-        return isinstance(stored, list) and len(stored) == len(given) and all(
-            _same(s, g) for s, g in zip(stored, given, strict=True)
+        return (
+            isinstance(stored, list)
+            and len(stored) == len(given)
+            and all(_same(s, g) for s, g in zip(stored, given, strict=True))
         )
     return bool(stored == given) and (type(given) is not bool or type(stored) is bool)
 
@@ -143,9 +148,7 @@ def test_hostile_values_round_trip_or_are_refused(db: ln.Database, values: dict[
     value=st.one_of(st.none(), floats),
     created_at=st.one_of(st.none(), st.datetimes(), aware),
 )
-def test_hostile_tracked_record(
-    db: ln.Database, name: Any, value: Any, created_at: Any
-) -> None:
+def test_hostile_tracked_record(db: ln.Database, name: Any, value: Any, created_at: Any) -> None:
     """A tracked record with hostile text, floats and naive/aware created_at: same contract."""
     project = Project.filter(name="hostile").first() or Project(name="hostile").save()
     values = {"name": name, "value": value, "project_id": project.id}
@@ -156,7 +159,7 @@ def test_hostile_tracked_record(
 
 INJECTIONS = [
     "x' OR 1=1 --",
-    "x\" OR \"1\"=\"1",
+    'x" OR "1"="1',
     "'; DELETE FROM project; --",
     "') OR ('1'='1",
     "%",

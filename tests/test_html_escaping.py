@@ -28,8 +28,9 @@ def _assert_escaped(markup: str) -> None:
 def hostile(db: ln.Database) -> Iterator[dict[str, Any]]:
     """A run by a user, of a transform, writing records whose every text is the payload."""
     ensure_user(db, PAYLOAD[:100], name=PAYLOAD, email=PAYLOAD)
-    identity = SourceIdentity(key=PAYLOAD, type="notebook", source_code=PAYLOAD,
-                              source_hash="0" * 64)
+    identity = SourceIdentity(
+        key=PAYLOAD, type="notebook", source_code=PAYLOAD, source_hash="0" * 64
+    )
     run = ln.track(identity, user=PAYLOAD[:100])
     ln.context.set_cell(3)
     project = Project(name=PAYLOAD).save()

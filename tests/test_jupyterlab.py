@@ -79,7 +79,9 @@ class Lab:
 
     def api(self, path: str, method: str = "GET") -> Any:
         request = urllib.request.Request(
-            self.url + path.lstrip("/"), method=method, data=b"" if method == "POST" else None,
+            self.url + path.lstrip("/"),
+            method=method,
+            data=b"" if method == "POST" else None,
             headers={"Authorization": f"token {self.token}"},
         )
         with urllib.request.urlopen(request, timeout=10) as answer:
@@ -95,8 +97,11 @@ class Lab:
             nbformat.v4.new_code_cell(BROWSE_CELL),
             nbformat.v4.new_markdown_cell("The end."),  # a cell below the widget's
         ]
-        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                           "language": "python"}
+        notebook.metadata["kernelspec"] = {
+            "name": "python3",
+            "display_name": "Python 3",
+            "language": "python",
+        }
         nbformat.write(notebook, self.root / name)
         # a workspace of its own: only this notebook open (not those of the tests before)
         return f"{self.url}lab/workspaces/{Path(name).stem}/tree/{name}?token={self.token}"
@@ -164,31 +169,50 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     for folder in (root, config / "labconfig", data, runtime, base / "ipython"):
         folder.mkdir(parents=True, exist_ok=True)
     # no "get news?" prompt over the page (and no news fetched from the internet)
-    (config / "labconfig" / "page_config.json").write_text(json.dumps(
-        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    (config / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
     token, marker, port = secrets.token_hex(16), secrets.token_hex(8), _free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("JUPYTER", "LINEAGE_NB_", "IPYTHON"))}
-    env.update({
-        "LINEAGE_NB_DATABASE_URL": f"sqlite:///{base / 'lab.db'}",
-        "LINEAGE_NB_USER": "tester",
-        "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_DATA_DIR": str(data),
-        "JUPYTER_RUNTIME_DIR": str(runtime), "IPYTHONDIR": str(base / "ipython"),
-        "JUPYTERLAB_SETTINGS_DIR": str(config / "lab" / "user-settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(config / "lab" / "workspaces"),
-        "LNB_LAB_TEST": marker,
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("JUPYTER", "LINEAGE_NB_", "IPYTHON"))
+    }
+    env.update(
+        {
+            "LINEAGE_NB_DATABASE_URL": f"sqlite:///{base / 'lab.db'}",
+            "LINEAGE_NB_USER": "tester",
+            "JUPYTER_CONFIG_DIR": str(config),
+            "JUPYTER_DATA_DIR": str(data),
+            "JUPYTER_RUNTIME_DIR": str(runtime),
+            "IPYTHONDIR": str(base / "ipython"),
+            "JUPYTERLAB_SETTINGS_DIR": str(config / "lab" / "user-settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(config / "lab" / "workspaces"),
+            "LNB_LAB_TEST": marker,
+        }
+    )
     log = base / "jupyterlab.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser",
-             f"--IdentityProvider.token={token}",  # ServerApp.token's name since server 2.0
-             f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-             "--ServerApp.ip=127.0.0.1", "--ServerApp.open_browser=False",
-             f"--ServerApp.root_dir={root}",
-             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-             *(["--allow-root"] if os.geteuid() == 0 else [])],
-            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                f"--IdentityProvider.token={token}",  # ServerApp.token's name since server 2.0
+                f"--ServerApp.port={port}",
+                "--ServerApp.port_retries=0",
+                "--ServerApp.ip=127.0.0.1",
+                "--ServerApp.open_browser=False",
+                f"--ServerApp.root_dir={root}",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                *(["--allow-root"] if os.geteuid() == 0 else []),
+            ],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group, ended at teardown
         )
     running = Lab(f"http://127.0.0.1:{port}/", token, root, marker, server, log)
@@ -229,7 +253,8 @@ def _run_notebook(tab: Any, lab: Lab, name: str) -> None:
     # the kernel is connected: the status bar names it (the toolbar's indicator says "idle"
     # already before the session exists, and running then asks for a kernel)
     tab.locator(".jp-StatusBar-Widget", has_text=re.compile(r"ipykernel\) \| Idle")).wait_for(
-        timeout=WAIT)
+        timeout=WAIT
+    )
     idle = tab.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
     idle.wait_for(timeout=WAIT)
     first_prompt = tab.locator(".jp-Notebook .jp-CodeCell .jp-InputPrompt").first
@@ -239,7 +264,9 @@ def _run_notebook(tab: Any, lab: Lab, name: str) -> None:
             try:
                 tab.wait_for_function(
                     "(el) => /\\[(\\*|\\d+)\\]/.test(el.textContent)",
-                    arg=first_prompt.element_handle(timeout=WAIT), timeout=15_000)
+                    arg=first_prompt.element_handle(timeout=WAIT),
+                    timeout=15_000,
+                )
                 break
             except Exception:
                 tab.keyboard.press("Escape")
@@ -247,11 +274,15 @@ def _run_notebook(tab: Any, lab: Lab, name: str) -> None:
         idle.wait_for(timeout=WAIT)
     except Exception:
         tab.screenshot(path=str(lab.log.with_name(f"{name}.failed.png")))
-        outputs = tab.evaluate("Array.from(document.querySelectorAll('.jp-Cell'))"
-                               ".map((c) => c.innerText.slice(0, 500))")
-        raise AssertionError(f"{name} did not show the browser; cells: {outputs}; screenshot "
-                             f"{lab.log.with_name(name + '.failed.png')}; server log:\n"
-                             + lab.log.read_text(errors="replace")[-3000:]) from None
+        outputs = tab.evaluate(
+            "Array.from(document.querySelectorAll('.jp-Cell'))"
+            ".map((c) => c.innerText.slice(0, 500))"
+        )
+        raise AssertionError(
+            f"{name} did not show the browser; cells: {outputs}; screenshot "
+            f"{lab.log.with_name(name + '.failed.png')}; server log:\n"
+            + lab.log.read_text(errors="replace")[-3000:]
+        ) from None
     pid = tab.locator(".jp-OutputArea-output", has_text="KERNEL_PID").first.inner_text()
     lab.kernels.append(int(pid.split()[-1]))
     print(f"{name}: opened and ran in {time.monotonic() - started:.1f} s")
@@ -344,7 +375,10 @@ def _contrasts(tab: Any) -> dict[str, dict[str, Any]]:
     tab.mouse.move(0, 0)  # no row under the mouse (hover colour)
     targets = {
         "header": tab.locator(".lnb-head th .lnb-sort").nth(1),
-        "cell": tab.locator(".lnb-table tbody tr.lnb-row:not(.lnb-selected)").nth(1).locator("td").nth(1),
+        "cell": tab.locator(".lnb-table tbody tr.lnb-row:not(.lnb-selected)")
+        .nth(1)
+        .locator("td")
+        .nth(1),
         "status": tab.locator(".lnb-status"),
     }
     return {name: locator.evaluate(CONTRAST) for name, locator in targets.items()}
@@ -379,7 +413,12 @@ def test_jupyterlab_browser_pages_sorts_filters_and_selects(
     box.press("Enter")
     _status(tab, "page 1 of 1 · 5 rows")
     assert [rows.nth(i).locator("td").nth(1).inner_text() for i in range(5)] == [
-        "s44", "s43", "s42", "s41", "s40"]
+        "s44",
+        "s43",
+        "s42",
+        "s41",
+        "s40",
+    ]
 
     rows.nth(2).click()
     tab.locator(".lnb-detail-title", has_text=": s42").wait_for(timeout=30_000)
@@ -390,7 +429,9 @@ def test_jupyterlab_browser_pages_sorts_filters_and_selects(
     sample_picture = _no_edge_crosses_a_box(tab)
     table_width, area_width = tab.evaluate(WIDTH_RATIO)
     assert table_width >= 0.95 * area_width, (table_width, area_width)
-    tab.locator(".lnb-browser").screenshot(path=str(shots / "jupyterlab-detail.png"), timeout=30_000)
+    tab.locator(".lnb-browser").screenshot(
+        path=str(shots / "jupyterlab-detail.png"), timeout=30_000
+    )
 
     run_node = tab.locator('.lnb-picture g.lnb-clickable[data-node^="run|"]').first
     run_id = (run_node.get_attribute("data-node") or "").removeprefix("run|")
@@ -400,7 +441,8 @@ def test_jupyterlab_browser_pages_sorts_filters_and_selects(
     assert group.get_attribute("data-count", timeout=30_000) == str(SAMPLES)
     group.click()
     tab.locator(".lnb-picture g[data-node^='record|sample|']").nth(SAMPLES - 1).wait_for(
-        timeout=30_000)
+        timeout=30_000
+    )
     assert tab.locator(".lnb-picture g[data-count]").count() == 0
     run_picture = _no_edge_crosses_a_box(tab)
     assert run_picture["nodes"] >= SAMPLES + 3
@@ -423,13 +465,16 @@ def test_jupyterlab_dark_theme_text_contrast(lab: Lab, page: Page, shots: Path) 
     tab.get_by_role("menuitem", name="Settings", exact=True).click()
     tab.locator('.lm-Menu-item[data-type="submenu"]').filter(has_text=re.compile("^Theme")).hover()
     tab.locator('.lm-Menu-item[data-command="apputils:change-theme"]').filter(
-        has_text=re.compile("^JupyterLab Dark$")).click()
+        has_text=re.compile("^JupyterLab Dark$")
+    ).click()
     tab.locator('body[data-jp-theme-name="JupyterLab Dark"][data-jp-theme-light="false"]').wait_for(
-        state="attached", timeout=60_000)
+        state="attached", timeout=60_000
+    )
     tab.wait_for_function(
         "() => { const bg = getComputedStyle(document.querySelector('.lnb-browser')).backgroundColor;"
         " const m = bg.match(/\\d+/g); return m && Number(m[0]) + Number(m[1]) + Number(m[2]) < 150; }",
-        timeout=60_000)
+        timeout=60_000,
+    )
     tab.locator(".lnb-table .lnb-row").first.click()
     tab.locator(".lnb-picture svg").wait_for(timeout=30_000)
     measured = _contrasts(tab)

@@ -75,5 +75,7 @@ def test_kernel_config_autoloads_in_a_real_kernel(db_url: str, tmp_path: Path) -
         assert cell_text(cell, "stdout").strip() == "42 ['autoreload', 'lineage_nb'] started"
     uninstall(ipython_dir=ipython_dir)
     with NotebookKernel(tmp_path, None, env=env) as kernel:
-        cell = kernel.run("print('lineage_nb' in get_ipython().extension_manager.loaded, USER_MARK)")
+        cell = kernel.run(
+            "print('lineage_nb' in get_ipython().extension_manager.loaded, USER_MARK)"
+        )
         assert cell_text(cell, "stdout").strip() == "False 42"

@@ -30,9 +30,14 @@ class Pair(ln.Model, ln.TracksRun):
 def _events(db: ln.Database, table: str = "sample") -> list[tuple[str, str, object]]:
     with db.engine.connect() as connection:
         rows = connection.execute(
-            select(ln.RecordEvent.pk, ln.RecordEvent.action, ln.RecordEvent.changes,
-                   ln.RecordEvent.run_id)
-            .where(ln.RecordEvent.table == table).order_by(ln.RecordEvent.id)
+            select(
+                ln.RecordEvent.pk,
+                ln.RecordEvent.action,
+                ln.RecordEvent.changes,
+                ln.RecordEvent.run_id,
+            )
+            .where(ln.RecordEvent.table == table)
+            .order_by(ln.RecordEvent.id)
         ).all()
     return [(pk, action, changes) for pk, action, changes, _run in rows]
 
@@ -50,8 +55,13 @@ def project(db: ln.Database, run: ln.Run) -> Project:
 def test_capture_core_statements(db: ln.Database, project: Project, run: ln.Run) -> None:
     """Core insert/update/delete through db.session() leave events and fresh stamps."""
     with db.session() as session, session.begin():
-        session.execute(insert(Sample), [{"name": "a", "value": 1.0, "project_id": project.id},
-                                         {"name": "b", "value": 2.0, "project_id": project.id}])
+        session.execute(
+            insert(Sample),
+            [
+                {"name": "a", "value": 1.0, "project_id": project.id},
+                {"name": "b", "value": 2.0, "project_id": project.id},
+            ],
+        )
     ids = sorted(s.id for s in Sample.filter().all())
     before = Sample.get(ids[0]).updated_at
     with db.session() as session, session.begin():
@@ -60,7 +70,9 @@ def test_capture_core_statements(db: ln.Database, project: Project, run: ln.Run)
         session.execute(delete(Sample).where(Sample.id == ids[1]))
     events = _events(db)
     assert [(pk, action) for pk, action, _c in events] == [
-        (str(ids[0]), "insert"), (str(ids[1]), "insert"), (str(ids[0]), "update"),
+        (str(ids[0]), "insert"),
+        (str(ids[1]), "insert"),
+        (str(ids[0]), "update"),
         (str(ids[1]), "delete"),
     ]
     assert events[0][2] is None  # inserts store no copy of the values
@@ -172,24 +184,46 @@ def test_capture_outside_postgres_writer_is_recorded(db: ln.Database, backend: s
 
 
 _ops = st.lists(
-    st.tuples(st.sampled_from(["save", "update", "core_update", "raw_update", "delete",
-                               "bulk", "core_insert", "pandas"]),
-              st.integers(0, 5), st.floats(-10, 10, allow_nan=False)),
-    min_size=1, max_size=12,
+    st.tuples(
+        st.sampled_from(
+            [
+                "save",
+                "update",
+                "core_update",
+                "raw_update",
+                "delete",
+                "bulk",
+                "core_insert",
+                "pandas",
+            ]
+        ),
+        st.integers(0, 5),
+        st.floats(-10, 10, allow_nan=False),
+    ),
+    min_size=1,
+    max_size=12,
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=_ops)
 def test_capture_mixed_paths_match_rows(db: ln.Database, project: Project, ops: list) -> None:
     """Any mix of write paths: replaying the events gives exactly the rows in the table."""
     with db.engine.begin() as connection:
         connection.execute(text("DELETE FROM sample"))
-        connection.execute(text('DELETE FROM lineage_record_event WHERE "table" = :t'), {"t": "sample"})
+        connection.execute(
+            text('DELETE FROM lineage_record_event WHERE "table" = :t'), {"t": "sample"}
+        )
     for op, index, value in ops:
         ids = sorted(s.id for s in Sample.filter().all())
         target = ids[index % len(ids)] if ids else None
-        if op == "save" or target is None and op in ("update", "core_update", "raw_update", "delete"):
+        if (
+            op == "save"
+            or target is None
+            and op in ("update", "core_update", "raw_update", "delete")
+        ):
             Sample(name="s", value=value, project_id=project.id).save()
         elif op == "update":
             Sample.get(target).update(value=value)
@@ -198,19 +232,23 @@ def test_capture_mixed_paths_match_rows(db: ln.Database, project: Project, ops: 
                 session.execute(update(Sample).where(Sample.id >= target).values(value=value))
         elif op == "raw_update":
             with db.engine.begin() as connection:
-                connection.execute(text("UPDATE sample SET name = :n WHERE id = :i"),
-                                   {"n": f"r{value}", "i": target})
+                connection.execute(
+                    text("UPDATE sample SET name = :n WHERE id = :i"),
+                    {"n": f"r{value}", "i": target},
+                )
         elif op == "delete":
             Sample.get(target).delete()
         elif op == "bulk":
             Sample.bulk_create([{"name": "b", "value": value, "project_id": project.id}] * 2)
         elif op == "core_insert":
             with db.session() as session, session.begin():
-                session.execute(insert(Sample), [{"name": "c", "value": value,
-                                                  "project_id": project.id}])
+                session.execute(
+                    insert(Sample), [{"name": "c", "value": value, "project_id": project.id}]
+                )
         else:
             pd.DataFrame({"name": ["pd"], "value": [value], "project_id": [project.id]}).to_sql(
-                "sample", db.engine, if_exists="append", index=False)
+                "sample", db.engine, if_exists="append", index=False
+            )
     state: dict[str, dict[str, object]] = {}
     for pk, action, changes in _events(db):
         if action == "insert":
@@ -234,18 +272,30 @@ def test_capture_update_diff_of_every_column_type(db: ln.Database, run: ln.Run) 
 
     from models import Color, Specimen
 
-    specimen = Specimen(label="a", count=1, ratio=0.5, flag=True, color=Color.red,
-                        day=dt.date(2026, 1, 1), amount=decimal.Decimal("1.5000"),
-                        extra={"k": [1, 2]}).save()
+    specimen = Specimen(
+        label="a",
+        count=1,
+        ratio=0.5,
+        flag=True,
+        color=Color.red,
+        day=dt.date(2026, 1, 1),
+        amount=decimal.Decimal("1.5000"),
+        extra={"k": [1, 2]},
+    ).save()
     specimen.update(extra={"k": [1, 3]}, notes="new", day=dt.date(2026, 1, 2))
     specimen.update(extra={"k": [1, 3]}, count=1)  # nothing changed: no event
     specimen.update(color=Color.green, flag=None, amount=decimal.Decimal("2.2500"))
     events = _events(db, "specimen")
     assert [action for _pk, action, _c in events] == ["insert", "update", "update"]
     first, second = events[1][2], events[2][2]
-    assert first == {"extra": [{"k": [1, 2]}, {"k": [1, 3]}], "notes": [None, "new"],
-                     "day": ["2026-01-01", "2026-01-02"]}
+    assert first == {
+        "extra": [{"k": [1, 2]}, {"k": [1, 3]}],
+        "notes": [None, "new"],
+        "day": ["2026-01-01", "2026-01-02"],
+    }
     assert set(second) == {"color", "flag", "amount"}
     assert second["color"] == ["red", "green"] and second["flag"] == [True, None]
     assert [decimal.Decimal(str(v)) for v in second["amount"]] == [
-        decimal.Decimal("1.5"), decimal.Decimal("2.25")]
+        decimal.Decimal("1.5"),
+        decimal.Decimal("2.25"),
+    ]

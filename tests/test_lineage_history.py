@@ -31,20 +31,25 @@ SETTINGS = settings(
 )
 FIELDS = ("label", "notes", "count", "ratio", "flag", "color", "taken_at", "day", "amount", "extra")
 
-values = st.fixed_dictionaries({
-    "label": st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=8),
-    "notes": st.none() | st.text(max_size=5).filter(lambda t: "\x00" not in t),
-    "count": st.none() | st.integers(-(2**31), 2**31 - 1),
-    "ratio": st.none() | st.floats(-1e6, 1e6, allow_nan=False).map(lambda f: round(f, 3)),
-    "flag": st.none() | st.booleans(),
-    "color": st.none() | st.sampled_from(list(Color)),
-    "taken_at": st.none() | st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2030, 1, 1)).map(
-        lambda d: d.replace(microsecond=0)),
-    "day": st.none() | st.dates(dt.date(2000, 1, 1), dt.date(2030, 1, 1)),
-    "amount": st.none() | st.decimals(-10**6, 10**6, places=4, allow_nan=False,
-                                      allow_infinity=False),
-    "extra": st.none() | st.dictionaries(st.text("abc", max_size=2), st.integers(0, 9), max_size=2),
-})
+values = st.fixed_dictionaries(
+    {
+        "label": st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=8),
+        "notes": st.none() | st.text(max_size=5).filter(lambda t: "\x00" not in t),
+        "count": st.none() | st.integers(-(2**31), 2**31 - 1),
+        "ratio": st.none() | st.floats(-1e6, 1e6, allow_nan=False).map(lambda f: round(f, 3)),
+        "flag": st.none() | st.booleans(),
+        "color": st.none() | st.sampled_from(list(Color)),
+        "taken_at": st.none()
+        | st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2030, 1, 1)).map(
+            lambda d: d.replace(microsecond=0)
+        ),
+        "day": st.none() | st.dates(dt.date(2000, 1, 1), dt.date(2030, 1, 1)),
+        "amount": st.none()
+        | st.decimals(-(10**6), 10**6, places=4, allow_nan=False, allow_infinity=False),
+        "extra": st.none()
+        | st.dictionaries(st.text("abc", max_size=2), st.integers(0, 9), max_size=2),
+    }
+)
 steps = st.lists(
     st.one_of(
         st.tuples(st.just("insert"), values),
@@ -128,7 +133,9 @@ def test_as_of_and_diff_match_what_was_committed(db: ln.Database, program: list[
             expected |= {(str(pk), "changed", f) for f in FIELDS if old[f] != new[f]}
     found = {
         (pk, action, None if pd.isna(field) else field)
-        for pk, action, field in zip(changes["pk"], changes["action"], changes["field"], strict=True)
+        for pk, action, field in zip(
+            changes["pk"], changes["action"], changes["field"], strict=True
+        )
     }
     assert found == expected
 
@@ -145,8 +152,14 @@ def scenario(db: ln.Database) -> dict[str, Any]:
     frame = Sample.filter(project_id=project.id).df()
     summary = Project(name=f"mean {frame['value'].mean()}").save()
     ln.finish()
-    return {"ingest": ingest, "analysis": analysis, "samples": samples, "summary": summary,
-            "before_analysis": before_analysis, "project": project}
+    return {
+        "ingest": ingest,
+        "analysis": analysis,
+        "samples": samples,
+        "summary": summary,
+        "before_analysis": before_analysis,
+        "project": project,
+    }
 
 
 def test_correction_makes_derived_records_stale(scenario: dict[str, Any]) -> None:
@@ -163,11 +176,14 @@ def test_correction_makes_derived_records_stale(scenario: dict[str, Any]) -> Non
     rows = {pk: change for pk, change in zip(inputs["pk"], inputs["change"], strict=True)}
     assert rows == {str(samples[1].id): "changed: value", str(samples[2].id): "deleted"}
     versions = {e.pk: e.id for e in ln.RecordEvent.filter(run_id=fix.id).all()}
-    assert inputs.set_index("pk").loc[str(samples[1].id), "current_version"] == versions[
-        str(samples[1].id)]
+    assert (
+        inputs.set_index("pk").loc[str(samples[1].id), "current_version"]
+        == versions[str(samples[1].id)]
+    )
     stale = ln.stale()
-    assert list(zip(stale["table"], stale["pk"], stale["run_id"], stale["changed_inputs"],
-                    strict=True)) == [("project", str(summary.id), scenario["analysis"].id, 2)]
+    assert list(
+        zip(stale["table"], stale["pk"], stale["run_id"], stale["changed_inputs"], strict=True)
+    ) == [("project", str(summary.id), scenario["analysis"].id, 2)]
     assert ln.stale(Sample).empty
     assert len(ln.stale(Project)) == 1
     frame = scenario["analysis"].inputs_df().set_index("pk")
@@ -219,7 +235,10 @@ def test_as_of_query_filters_orders_and_frames(scenario: dict[str, Any]) -> None
     samples, when = scenario["samples"], instant()
     samples[0].update(value=50.0)
     query = Sample.as_of(when)
-    assert [s.value for s in query.filter(Sample.value >= 1.0).order_by("-value").all()] == [2.0, 1.0]
+    assert [s.value for s in query.filter(Sample.value >= 1.0).order_by("-value").all()] == [
+        2.0,
+        1.0,
+    ]
     assert query.filter(value=0.0).count() == 1
     assert query.order_by("id").first().value == 0.0  # type: ignore[union-attr]
     frame = query.order_by("id").df()
@@ -259,10 +278,16 @@ def test_diff_between_runs(scenario: dict[str, Any]) -> None:
     ln.finish()
     changes = ln.diff(analysis, again, models=[Sample])
     assert list(changes.columns) == ["table", "pk", "action", "field", "old", "new"]
-    assert changes.to_dict("records") == [{
-        "table": "sample", "pk": str(samples[1].id), "action": "changed", "field": "value",
-        "old": 1.0, "new": 11.0,
-    }]
+    assert changes.to_dict("records") == [
+        {
+            "table": "sample",
+            "pk": str(samples[1].id),
+            "action": "changed",
+            "field": "value",
+            "old": 1.0,
+            "new": 11.0,
+        }
+    ]
     with_projects = ln.diff(analysis, again)
     assert set(with_projects["table"]) == {"project", "sample"}  # the summary was added
 
@@ -270,9 +295,15 @@ def test_diff_between_runs(scenario: dict[str, Any]) -> None:
 def test_typed_values_round_trip_through_as_of(db: ln.Database) -> None:
     """Every column type of a deleted record comes back with its type and value."""
     values = {
-        "label": "ü\"'<b>", "notes": "line\nbreak", "count": -(2**31), "ratio": 0.125,
-        "flag": False, "color": Color.green, "taken_at": dt.datetime(2021, 5, 6, 7, 8, 9),
-        "day": dt.date(2021, 5, 6), "amount": decimal.Decimal("-12.5000"),
+        "label": "ü\"'<b>",
+        "notes": "line\nbreak",
+        "count": -(2**31),
+        "ratio": 0.125,
+        "flag": False,
+        "color": Color.green,
+        "taken_at": dt.datetime(2021, 5, 6, 7, 8, 9),
+        "day": dt.date(2021, 5, 6),
+        "amount": decimal.Decimal("-12.5000"),
         "extra": {"a": [1, "x", None], "b": {"c": True}},
     }
     record = Specimen(**values).save()
@@ -294,13 +325,18 @@ def test_staleness_shows_in_repr_graph_picture_and_detail_pane(scenario: dict[st
     assert not fresh_graph.nodes[("record", "project", str(summary.id))].get("stale")
     samples[1].update(name="<b>s1</b>")  # a correction outside any run
     card = summary._repr_html_()
-    assert (f"stale: its run read 1 record(s) that changed since (sample {samples[1].id}: "
-            "changed: name)") in card
+    assert (
+        f"stale: its run read 1 record(s) that changed since (sample {samples[1].id}: "
+        "changed: name)"
+    ) in card
     graph = summary.lineage()
     focus = graph.nodes[("record", "project", str(summary.id))]
     assert focus["stale"] and focus["stale_inputs"] == 1
-    used = {u[2]: d["changed"] for u, _v, d in graph.in_edges(("run", analysis.id), data=True)
-            if d["relation"] == "used"}
+    used = {
+        u[2]: d["changed"]
+        for u, _v, d in graph.in_edges(("run", analysis.id), data=True)
+        if d["relation"] == "used"
+    }
     assert used == {str(s.id): s is samples[1] for s in samples}
     svg = summary.view_lineage().svg
     assert "used, changed since" in svg and "#fff8e1" in svg
@@ -337,8 +373,9 @@ def test_large_fan_in_is_one_group_node(db: ln.Database) -> None:
 def test_staleness_of_a_large_fan_in(db: ln.Database) -> None:
     """A run that read more than 2,000 records is checked by the events since its reads."""
     project = Project(name="big").save()
-    ids = Sample.bulk_create([{"name": f"s{i}", "value": float(i), "project_id": project.id}
-                              for i in range(2500)])
+    ids = Sample.bulk_create(
+        [{"name": f"s{i}", "value": float(i), "project_id": project.id} for i in range(2500)]
+    )
     ln.track(__file__)
     Sample.filter(project_id=project.id).df()
     derived = Project(name="derived").save()
@@ -346,4 +383,6 @@ def test_staleness_of_a_large_fan_in(db: ln.Database) -> None:
     assert not derived.is_stale()
     Sample.get(ids[1234]["id"]).update(value=-1.0)
     changed = derived.stale_inputs()
-    assert list(zip(changed["table"], changed["change"], strict=True)) == [("sample", "changed: value")]
+    assert list(zip(changed["table"], changed["change"], strict=True)) == [
+        ("sample", "changed: value")
+    ]

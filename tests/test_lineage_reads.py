@@ -114,7 +114,9 @@ def test_each_record_is_an_input_once_and_own_writes_are_not(
     assert list(zip(frame["table"], frame["pk"], strict=True)) == [("project", str(project.id))]
 
 
-def test_rolled_back_savepoint_gives_back_only_its_inputs(db: ln.Database, project: Project) -> None:
+def test_rolled_back_savepoint_gives_back_only_its_inputs(
+    db: ln.Database, project: Project
+) -> None:
     """Inputs written inside a rolled-back savepoint wait again; those written before it stay."""
     run = ln.track(__file__)
     other = Project(name="other").save()
@@ -146,7 +148,9 @@ def latest_event(record: object) -> int:
 
 
 def sample_keys(project: Project) -> dict[tuple[str, str], int]:
-    return {("sample", str(s.id)): latest_event(s) for s in Sample.filter(project_id=project.id).all()}
+    return {
+        ("sample", str(s.id)): latest_event(s) for s in Sample.filter(project_id=project.id).all()
+    }
 
 
 READ_PATHS = {
@@ -222,7 +226,9 @@ async def test_async_reads_are_inputs(db: ln.Database, project: Project) -> None
     assert found[("project", str(project.id))] == latest_event(project)
 
 
-def test_read_version_is_the_version_read_and_changes_show(db: ln.Database, project: Project) -> None:
+def test_read_version_is_the_version_read_and_changes_show(
+    db: ln.Database, project: Project
+) -> None:
     """A record changed after the read keeps its read version; changed_since says so; a reread
     pins the newer version."""
     sample = Sample.filter(name="s1").one()
@@ -240,7 +246,8 @@ def test_read_version_is_the_version_read_and_changes_show(db: ln.Database, proj
     frame = run.inputs_df()
     mine = frame[frame["pk"] == str(sample.id)]
     assert list(zip(mine["read_version"], mine["changed_since"], strict=True)) == [
-        (before, True), (latest_event(sample), False)
+        (before, True),
+        (latest_event(sample), False),
     ]
     ln.finish()
 

@@ -64,7 +64,9 @@ def test_run_records_environment_and_times(db: ln.Database, tmp_path: Path) -> N
     assert stored.finished_at is not None and stored.finished_at >= stored.started_at
 
 
-def test_user_from_env_and_explicit(db: ln.Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_from_env_and_explicit(
+    db: ln.Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The user handle comes from LINEAGE_NB_USER, or track(user=...)."""
     script = write_script(tmp_path / "u.py", "pass\n")
     monkeypatch.setenv("LINEAGE_NB_USER", "alice")
@@ -105,13 +107,15 @@ def _child(db_url: str, body: str) -> subprocess.Popen[str]:
         import lineage_nb as ln
         from models import Project
         ln.connect({db_url!r})
-        run = ln.track({str(TESTS / 'test_lineage_runs.py')!r})
+        run = ln.track({str(TESTS / "test_lineage_runs.py")!r})
         Project(name="child %d" % os.getpid()).save()
         print(run.id, flush=True)
         """
     ) + textwrap.dedent(body)
     env = {**os.environ, "LINEAGE_NB_USER": "child"}
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
+    )
 
 
 def test_dead_process_run_becomes_aborted(db: ln.Database, db_url: str) -> None:
@@ -152,7 +156,10 @@ def test_track_a_name_without_a_file(db: ln.Database) -> None:
     second = ln.track("nightly-import")
     ln.finish()
     assert (first.transform.key, first.transform.type, first.transform.version) == (
-        "nightly-import", "job", "1")
+        "nightly-import",
+        "job",
+        "1",
+    )
     assert second.transform_id == first.transform_id
     with pytest.raises(ln.errors.ConfigurationError, match="missing/script.py"):
         ln.track("missing/script.py")
@@ -186,13 +193,27 @@ def test_cells_are_stored_once_per_text_and_code_finds_the_writing_cell(db: ln.D
     now = dt.datetime.now(dt.timezone.utc)
     ln.context.set_cell(1)
     project = Project(name="from cell 1").save()
-    record_cell(db, run, execution_count=1, source="project = Project(...).save()",
-                started_at=now, finished_at=now, status="ok")
+    record_cell(
+        db,
+        run,
+        execution_count=1,
+        source="project = Project(...).save()",
+        started_at=now,
+        finished_at=now,
+        status="ok",
+    )
     ln.context.set_cell(2)
     project.update(name="from cell 2")
     for count in (2, 3):  # the same text twice
-        record_cell(db, run, execution_count=count, source="project.update(...)",
-                    started_at=now, finished_at=now, status="error" if count == 3 else "ok")
+        record_cell(
+            db,
+            run,
+            execution_count=count,
+            source="project.update(...)",
+            started_at=now,
+            finished_at=now,
+            status="error" if count == 3 else "ok",
+        )
     ln.context.set_cell(None)
     ln.finish()
     cells = run.cells_df()
@@ -205,10 +226,13 @@ def test_cells_are_stored_once_per_text_and_code_finds_the_writing_cell(db: ln.D
     card = Project.get(project.id)._repr_html_()
     assert "code that wrote it" in card and "<pre>project.update(...)</pre>" in card
     assert list(project.history_df()["cell_source"]) == [
-        "project = Project(...).save()", "project.update(...)"]
+        "project = Project(...).save()",
+        "project.update(...)",
+    ]
     with pytest.raises(ValueError, match="status"):
-        record_cell(db, run, execution_count=9, source="x", started_at=now, finished_at=now,
-                    status="weird")
+        record_cell(
+            db, run, execution_count=9, source="x", started_at=now, finished_at=now, status="weird"
+        )
 
 
 def _started_run(db: ln.Database, **columns: object) -> int:
@@ -216,19 +240,30 @@ def _started_run(db: ln.Database, **columns: object) -> int:
     import datetime as dt
     import uuid
 
-    transform = ln.Transform.filter(key="liveness").first() or ln.Transform(
-        key="liveness", version="1", type="job", source_hash="0" * 64).save()
+    transform = (
+        ln.Transform.filter(key="liveness").first()
+        or ln.Transform(key="liveness", version="1", type="job", source_hash="0" * 64).save()
+    )
     user = ln.User.filter(handle="tester").first()
     assert user is not None
     values: dict[str, object] = {
-        "host": socket.gethostname(), "pid": None, "process_start": None,
-        "heartbeat_seconds": None, "last_seen_at": None,
+        "host": socket.gethostname(),
+        "pid": None,
+        "process_start": None,
+        "heartbeat_seconds": None,
+        "last_seen_at": None,
         "started_at": dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1),
     }
     values.update(columns)
     with db.session() as session, session.begin():
-        run = ln.Run(uid=str(uuid.uuid4()), transform_id=transform.id, status="started",
-                     created_by_id=user.id, errored_cells=[], **values)
+        run = ln.Run(
+            uid=str(uuid.uuid4()),
+            transform_id=transform.id,
+            status="started",
+            created_by_id=user.id,
+            errored_cells=[],
+            **values,
+        )
         session.add(run)
         session.flush()
         return run.id
@@ -266,29 +301,42 @@ def test_connect_aborts_runs_of_dead_reused_and_silent_processes(
         assert sleeper_start is not None
         now = dt.datetime.now(dt.timezone.utc)
         interval = 60
-        stale = now - (MISSED_BEATS * dt.timedelta(seconds=interval) + STALE_MARGIN
-                       + dt.timedelta(seconds=30))
+        stale = now - (
+            MISSED_BEATS * dt.timedelta(seconds=interval) + STALE_MARGIN + dt.timedelta(seconds=30)
+        )
         ids = {
             "dead pid": _started_run(db, pid=dead_pid.pid),
             "reused pid": _started_run(db, pid=sleeper.pid, process_start="old-boot:12345"),
             "reused own pid": _started_run(db, pid=os.getpid(), process_start="old-boot:1"),
-            "silent host": _started_run(db, host="elsewhere.example", pid=1,
-                                        heartbeat_seconds=interval, last_seen_at=stale),
+            "silent host": _started_run(
+                db, host="elsewhere.example", pid=1, heartbeat_seconds=interval, last_seen_at=stale
+            ),
             "live pid": _started_run(db, pid=sleeper.pid, process_start=sleeper_start),
             "live pid, start unknown": _started_run(db, pid=sleeper.pid),
-            "own process": _started_run(db, pid=os.getpid(),
-                                        process_start=process_start(os.getpid())),
-            "beating host": _started_run(db, host="elsewhere.example", pid=1,
-                                         heartbeat_seconds=interval,
-                                         last_seen_at=now - dt.timedelta(seconds=interval)),
-            "host without heartbeat": _started_run(db, host="elsewhere.example", pid=1,
-                                                   last_seen_at=stale),
+            "own process": _started_run(
+                db, pid=os.getpid(), process_start=process_start(os.getpid())
+            ),
+            "beating host": _started_run(
+                db,
+                host="elsewhere.example",
+                pid=1,
+                heartbeat_seconds=interval,
+                last_seen_at=now - dt.timedelta(seconds=interval),
+            ),
+            "host without heartbeat": _started_run(
+                db, host="elsewhere.example", pid=1, last_seen_at=stale
+            ),
         }
         found = _after_connect(db_url, ids)
         assert {name: run.status for name, run in found.items()} == {
-            "dead pid": "aborted", "reused pid": "aborted", "reused own pid": "aborted",
-            "silent host": "aborted", "live pid": "started", "live pid, start unknown": "started",
-            "own process": "started", "beating host": "started",
+            "dead pid": "aborted",
+            "reused pid": "aborted",
+            "reused own pid": "aborted",
+            "silent host": "aborted",
+            "live pid": "started",
+            "live pid, start unknown": "started",
+            "own process": "started",
+            "beating host": "started",
             "host without heartbeat": "started",
         }
         silent = found["silent host"]
@@ -357,8 +405,15 @@ def _ran(db: ln.Database, notebook: Path, cells: list[str]) -> ln.Run:
     run = ln.track(notebook)
     now = dt.datetime.now(dt.timezone.utc)
     for count, source in enumerate(cells, start=1):
-        record_cell(db, run, execution_count=count, source=source, started_at=now,
-                    finished_at=now, status="ok")
+        record_cell(
+            db,
+            run,
+            execution_count=count,
+            source=source,
+            started_at=now,
+            finished_at=now,
+            status="ok",
+        )
     finished = ln.finish()
     assert finished is run
     return run

@@ -28,7 +28,11 @@ def test_insert_stamps_run_user_time_and_event(db: ln.Database, run: ln.Run) -> 
     assert project.created_at.tzinfo is not None
     [insert] = events("project")
     assert (insert.action, insert.pk, insert.run_id, insert.user_id) == (
-        "insert", str(project.id), run.id, user.id)
+        "insert",
+        str(project.id),
+        run.id,
+        user.id,
+    )
     assert insert.changes is None  # the row holds the values
     assert insert.hash is None  # events are sealed in bulk, not chained one by one
 

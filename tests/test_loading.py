@@ -18,7 +18,11 @@ def make_project(children: int, measurements: int = 0) -> Project:
     )
     if measurements:
         Measurement.bulk_create(
-            [Measurement(reading=float(j), sample_id=s.id) for s in samples for j in range(measurements)]
+            [
+                Measurement(reading=float(j), sample_id=s.id)
+                for s in samples
+                for j in range(measurements)
+            ]
         )
     return project
 
@@ -127,7 +131,10 @@ def test_bulk_create_batches_within_parameter_limit(db: ln.Database) -> None:
 def test_bulk_create_invalid_record_writes_nothing(db: ln.Database) -> None:
     """One bad record in bulk_create raises ValidationError naming it; nothing is written."""
     project = Project(name="p").save()
-    records = [{"name": "ok", "project_id": project.id}, {"name": "x" * 101, "project_id": project.id}]
+    records = [
+        {"name": "ok", "project_id": project.id},
+        {"name": "x" * 101, "project_id": project.id},
+    ]
     with pytest.raises(ValidationError) as info:
         Sample.bulk_create(records)
     assert info.value.field == "name"

@@ -32,27 +32,46 @@ def test_upgrade_from_first_revision_keeps_data(db_url: str) -> None:
     stamp = now.replace(tzinfo=None) if old.dialect == "sqlite" else now
     with old.engine.begin() as connection:
         assert current_revision(connection) == "0001"
-        assert "hash" not in {c["name"] for c in inspect(connection).get_columns("lineage_record_event")}
+        assert "hash" not in {
+            c["name"] for c in inspect(connection).get_columns("lineage_record_event")
+        }
         connection.execute(
             text("INSERT INTO lineage_user (id, handle, created_at) VALUES (1, 'old', :at)"),
             {"at": stamp},
         )
         connection.execute(
-            text("INSERT INTO lineage_transform (id, key, version, type, source_hash, created_at) "
-                 "VALUES (1, 'old.py', '1', 'script', 'abc', :at)"), {"at": stamp})
+            text(
+                "INSERT INTO lineage_transform (id, key, version, type, source_hash, created_at) "
+                "VALUES (1, 'old.py', '1', 'script', 'abc', :at)"
+            ),
+            {"at": stamp},
+        )
         connection.execute(
-            text("INSERT INTO lineage_run (id, uid, transform_id, status, started_at, created_by_id) "
-                 "VALUES (1, 'u-1', 1, 'completed', :at, 1)"), {"at": stamp})
+            text(
+                "INSERT INTO lineage_run (id, uid, transform_id, status, started_at, created_by_id) "
+                "VALUES (1, 'u-1', 1, 'completed', :at, 1)"
+            ),
+            {"at": stamp},
+        )
         connection.execute(
-            text('INSERT INTO lineage_record_event (id, run_id, user_id, "table", pk, action, at) '
-                 "VALUES (1, 1, 1, 'sample', '7', 'insert', :at)"), {"at": stamp})
+            text(
+                'INSERT INTO lineage_record_event (id, run_id, user_id, "table", pk, action, at) '
+                "VALUES (1, 1, 1, 'sample', '7', 'insert', :at)"
+            ),
+            {"at": stamp},
+        )
     old.close()
     db = ln.connect(db_url)
     with db.engine.connect() as connection:
         assert current_revision(connection) == head_revision()
         assert VERSION_TABLE in inspect(connection).get_table_names()
     run = ln.Run.get(1)
-    assert (run.uid, run.status, run.started_at, run.transform.key) == ("u-1", "completed", now, "old.py")
+    assert (run.uid, run.status, run.started_at, run.transform.key) == (
+        "u-1",
+        "completed",
+        now,
+        "old.py",
+    )
     event = ln.RecordEvent.get(1)
     assert (event.table, event.pk, event.hash) == ("sample", "7", None)
     db.close()
@@ -73,9 +92,20 @@ def test_connect_twice_is_a_no_op(db_url: str) -> None:
 def test_wheel_ships_migrations(backend: str, tmp_path: Path) -> None:
     """The built wheel contains env.py and every revision, found via importlib.resources."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)],
-        check=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        timeout=300,
     )
     [wheel] = tmp_path.glob("lineage_nb-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -98,18 +128,26 @@ def test_upgrade_to_chain_head_takes_each_runs_newest_hash(db_url: str) -> None:
             {"at": at},
         )
         connection.execute(
-            text("INSERT INTO lineage_transform (id, key, version, type, source_hash, created_at) "
-                 "VALUES (1, 'old.py', '1', 'script', 'abc', :at)"), {"at": at})
+            text(
+                "INSERT INTO lineage_transform (id, key, version, type, source_hash, created_at) "
+                "VALUES (1, 'old.py', '1', 'script', 'abc', :at)"
+            ),
+            {"at": at},
+        )
         for run_id in (1, 2):
             connection.execute(
-                text("INSERT INTO lineage_run (id, uid, transform_id, status, started_at, "
-                     "created_by_id) VALUES (:id, :uid, 1, 'completed', :at, 1)"),
+                text(
+                    "INSERT INTO lineage_run (id, uid, transform_id, status, started_at, "
+                    "created_by_id) VALUES (:id, :uid, 1, 'completed', :at, 1)"
+                ),
                 {"id": run_id, "uid": f"u-{run_id}", "at": at},
             )
         for event_id, hash_ in ((1, "a" * 64), (2, "b" * 64)):
             connection.execute(
-                text('INSERT INTO lineage_record_event (id, run_id, user_id, "table", pk, action, '
-                     "at, hash) VALUES (:id, 1, 1, 'sample', '7', 'insert', :at, :hash)"),
+                text(
+                    'INSERT INTO lineage_record_event (id, run_id, user_id, "table", pk, action, '
+                    "at, hash) VALUES (:id, 1, 1, 'sample', '7', 'insert', :at, :hash)"
+                ),
                 {"id": event_id, "at": at, "hash": hash_},
             )
     old.close()
@@ -148,15 +186,25 @@ def _old_lineage(connection: Any, at: dt.datetime, events: list[int]) -> None:
         text("INSERT INTO lineage_user (id, handle, created_at) VALUES (1, 'old', :at)"), {"at": at}
     )
     connection.execute(
-        text("INSERT INTO lineage_transform (id, key, version, type, source_hash, created_at) "
-             "VALUES (1, 'old.py', '1', 'script', 'abc', :at)"), {"at": at})
+        text(
+            "INSERT INTO lineage_transform (id, key, version, type, source_hash, created_at) "
+            "VALUES (1, 'old.py', '1', 'script', 'abc', :at)"
+        ),
+        {"at": at},
+    )
     connection.execute(
-        text("INSERT INTO lineage_run (id, uid, transform_id, status, started_at, created_by_id) "
-             "VALUES (1, 'u-1', 1, 'completed', :at, 1)"), {"at": at})
+        text(
+            "INSERT INTO lineage_run (id, uid, transform_id, status, started_at, created_by_id) "
+            "VALUES (1, 'u-1', 1, 'completed', :at, 1)"
+        ),
+        {"at": at},
+    )
     for event_id in events:
         connection.execute(
-            text('INSERT INTO lineage_record_event (id, run_id, user_id, "table", pk, action, '
-                 "changes, at) VALUES (:id, 1, 1, 'sample', :pk, 'update', :changes, :at)"),
+            text(
+                'INSERT INTO lineage_record_event (id, run_id, user_id, "table", pk, action, '
+                "changes, at) VALUES (:id, 1, 1, 'sample', :pk, 'update', :changes, :at)"
+            ),
             {"id": event_id, "pk": str(event_id), "changes": '{"value": [1, 2]}', "at": at},
         )
 
@@ -174,8 +222,11 @@ def test_upgrade_seals_events_from_before_the_chain_as_unchained(
     upgrade_schema(old, "0001")
     stamp = dt.datetime(2026, 1, 2, 3, 4, 5)
     with old.engine.begin() as connection:
-        _old_lineage(connection, stamp if old.dialect == "sqlite" else
-                     stamp.replace(tzinfo=dt.timezone.utc), [1, 2, 3])
+        _old_lineage(
+            connection,
+            stamp if old.dialect == "sqlite" else stamp.replace(tzinfo=dt.timezone.utc),
+            [1, 2, 3],
+        )
     old.close()
     code = main(["verify", "--database", db_url])  # connects: upgrades, and so seals
     out = capsys.readouterr().out
@@ -205,25 +256,37 @@ def test_running_hash_seals_still_verify_after_upgrade(db_url: str) -> None:
     upgrade_schema(old, "0008")
     at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
     with old.engine.begin() as connection:
-        _old_lineage(connection, at.replace(tzinfo=None) if old.dialect == "sqlite" else at,
-                     [1, 2, 3])
-        hashed = dict(connection.execute(
-            v.select(v._EVENTS).where(v._EVENTS.c.id == 2)).mappings().one())
+        _old_lineage(
+            connection, at.replace(tzinfo=None) if old.dialect == "sqlite" else at, [1, 2, 3]
+        )
+        hashed = dict(
+            connection.execute(v.select(v._EVENTS).where(v._EVENTS.c.id == 2)).mappings().one()
+        )
         digest = v.event_hash(hashed, None)
-        connection.execute(text("UPDATE lineage_record_event SET hash = :h WHERE id = 2"),
-                           {"h": digest})
-        connection.execute(text("UPDATE lineage_run SET chain_head = :h WHERE id = 1"),
-                           {"h": digest})
-        running, count, last = v._digest("", v._events(connection, 0))
         connection.execute(
-            text("INSERT INTO lineage_seal (prev_id, last_event_id, count, hash, at) "
-                 "VALUES (0, :last, :count, :hash, :at)"),
-            {"last": last, "count": count, "hash": running, "at": at.replace(tzinfo=None)
-             if old.dialect == "sqlite" else at},
+            text("UPDATE lineage_record_event SET hash = :h WHERE id = 2"), {"h": digest}
         )
         connection.execute(
-            text('INSERT INTO lineage_record_event (id, run_id, user_id, "table", pk, action, at) '
-                 "VALUES (4, 1, 1, 'sample', '4', 'insert', :at)"),
+            text("UPDATE lineage_run SET chain_head = :h WHERE id = 1"), {"h": digest}
+        )
+        running, count, last = v._digest("", v._events(connection, 0))
+        connection.execute(
+            text(
+                "INSERT INTO lineage_seal (prev_id, last_event_id, count, hash, at) "
+                "VALUES (0, :last, :count, :hash, :at)"
+            ),
+            {
+                "last": last,
+                "count": count,
+                "hash": running,
+                "at": at.replace(tzinfo=None) if old.dialect == "sqlite" else at,
+            },
+        )
+        connection.execute(
+            text(
+                'INSERT INTO lineage_record_event (id, run_id, user_id, "table", pk, action, at) '
+                "VALUES (4, 1, 1, 'sample', '4', 'insert', :at)"
+            ),
             {"at": at.replace(tzinfo=None) if old.dialect == "sqlite" else at},
         )
     old.close()

@@ -238,7 +238,10 @@ def test_refresh_reloads_the_related_record_with_its_key(db: ln.Database) -> Non
     Sample.get(sample.id).update(project_id=second.id)  # another copy of the row
     sample.refresh_from_db()
     assert (sample.project_id, sample.project.id, sample.project.name) == (
-        second.id, second.id, "second")
+        second.id,
+        second.id,
+        "second",
+    )
     sample.name = "renamed"
     sample.save()
     assert Sample.get(sample.id).project_id == second.id
@@ -383,4 +386,6 @@ def test_records_stay_usable_after_an_atomic_block_fails(db: ln.Database) -> Non
     assert sample.name == "new in block" and sample.id is None
     project.update(name="after")
     sample.save()
-    assert Project.get(project.id).name == "after" and Sample.get(sample.id).project_id == project.id
+    assert (
+        Project.get(project.id).name == "after" and Sample.get(sample.id).project_id == project.id
+    )

@@ -51,7 +51,8 @@ def test_find_notebook_priority_of_mechanisms(tmp_path: Path) -> None:
         paths[name].unlink()
     found = find_notebook({}, {}, tmp_path)
     assert (found.path, found.mechanism) == (
-        paths["cwd"], "the only notebook in the working directory"
+        paths["cwd"],
+        "the only notebook in the working directory",
     )
 
 
@@ -80,8 +81,9 @@ def _transforms(db_url: str) -> list[tuple[str, str, str | None]]:
     try:
         with db.session() as session:
             rows = session.execute(
-                select(ln.Transform.key, ln.Transform.version, ln.Transform.source_code)
-                .order_by(ln.Transform.id)
+                select(ln.Transform.key, ln.Transform.version, ln.Transform.source_code).order_by(
+                    ln.Transform.id
+                )
             ).all()
             return [tuple(r) for r in rows]
     finally:
@@ -174,7 +176,11 @@ def test_notebook_unnamed_then_found_by_each_mechanism(db_url: str, tmp_path: Pa
     keys = _run_keys(db_url)
     lonely = tmp_path / "only" / "lonely.ipynb"  # outside the folder the extension loaded in
     assert [k for k, _v, _s in keys] == [
-        UNNAMED_KEY, UNNAMED_KEY, str(lonely), str(vsc), str(explicit)
+        UNNAMED_KEY,
+        UNNAMED_KEY,
+        str(lonely),
+        str(vsc),
+        str(explicit),
     ]
     assert {s for _k, _v, s in keys} == {"completed"}
     assert _transforms(db_url)[0] == (UNNAMED_KEY, "1", None)
@@ -186,7 +192,9 @@ def _execute_headless(document: nbformat.NotebookNode, workdir: Path, db_url: st
     env["LINEAGE_NB_DATABASE_URL"] = db_url
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
     NotebookClient(
-        document, timeout=60, kernel_name="python3",
+        document,
+        timeout=60,
+        kernel_name="python3",
         resources={"metadata": {"path": str(workdir)}},
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
     ).execute(env=env)
@@ -210,7 +218,8 @@ def test_notebook_version_is_what_ran_not_the_saved_file(db_url: str, tmp_path: 
         ("edited.ipynb", "2", notebook_code(saved)[0]),
     ]
     assert _run_keys(db_url) == [
-        ("edited.ipynb", "1", "completed"), ("edited.ipynb", "2", "completed")
+        ("edited.ipynb", "1", "completed"),
+        ("edited.ipynb", "2", "completed"),
     ]
 
 
@@ -257,7 +266,10 @@ def test_notebooks_keyed_by_project_path_and_kept_across_renames(
     edited = ln.track(identify(NotebookLocation(renamed, "test"), load_dir))
     ln.finish()
     assert (edited.transform.key, edited.transform.version, edited.transform.notebook_id) == (
-        "teamA/analysis.ipynb", "2", stored_id)
+        "teamA/analysis.ipynb",
+        "2",
+        stored_id,
+    )
     outside = _fresh_notebook(tmp_path / "elsewhere" / "loose.ipynb", ["pass"])
     no_git = identify(NotebookLocation(outside, "test"), tmp_path / "elsewhere")
     assert no_git.key == "loose.ipynb"  # no git work tree: relative to where it loaded
@@ -299,11 +311,18 @@ def test_server_session_lookup_finds_the_current_path(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a port nothing listens on: a server that is gone
         probe.bind(("127.0.0.1", 0))
         dead_port = probe.getsockname()[1]
-    (runtime / "jpserver-1.json").write_text(json.dumps(
-        {"url": f"http://127.0.0.1:{dead_port}/", "token": "x", "root_dir": "/nowhere"}))
-    (runtime / "jpserver-2.json").write_text(json.dumps({
-        "url": f"http://127.0.0.1:{server.server_port}/", "token": "s3cret",
-        "root_dir": str(tmp_path / "root")}))
+    (runtime / "jpserver-1.json").write_text(
+        json.dumps({"url": f"http://127.0.0.1:{dead_port}/", "token": "x", "root_dir": "/nowhere"})
+    )
+    (runtime / "jpserver-2.json").write_text(
+        json.dumps(
+            {
+                "url": f"http://127.0.0.1:{server.server_port}/",
+                "token": "s3cret",
+                "root_dir": str(tmp_path / "root"),
+            }
+        )
+    )
     (runtime / "jpserver-3.json").write_text("not json")
     try:
         found, how = server_session_path("kid-1", runtime)
@@ -339,10 +358,13 @@ def test_executed_notebooks_in_two_folders_and_renamed(db_url: str, tmp_path: Pa
     assert nbformat.read(str(renamed), as_version=4).metadata["lineage_nb"]["id"]
     _execute_headless(nbformat.read(str(renamed), as_version=4), renamed.parent, db_url)
     assert [key for key, _v, _s in _run_keys(db_url)] == [
-        "teamA/analysis.ipynb", "teamB/analysis.ipynb", "teamA/analysis.ipynb"
+        "teamA/analysis.ipynb",
+        "teamB/analysis.ipynb",
+        "teamA/analysis.ipynb",
     ]
     assert [key for key, _v, _c in _transforms(db_url)] == [
-        "teamA/analysis.ipynb", "teamB/analysis.ipynb"
+        "teamA/analysis.ipynb",
+        "teamB/analysis.ipynb",
     ]
     db = ln.connect(db_url, create=False)
     try:

@@ -40,9 +40,11 @@ class Team:
     lonely: int  # alice's project without samples
 
     def url(self, role: str) -> str:
-        return make_url(self.admin).set(
-            username=role, password=f"pw-{role}"
-        ).render_as_string(hide_password=False)
+        return (
+            make_url(self.admin)
+            .set(username=role, password=f"pw-{role}")
+            .render_as_string(hide_password=False)
+        )
 
     def connect(self, role: str) -> Conn:
         return pg_server.connect(self.url(role))
@@ -205,8 +207,10 @@ def test_set_role_to_group_keeps_the_login(team: Team) -> None:
         assert _one(bob, "SELECT created_by_id FROM public.project WHERE id = %s", (new,)) == (
             team.bob_id
         )
-        assert _one(bob, "SELECT count(*) FROM public.lineage_user WHERE handle = %s",
-                    (team.group,)) == 0
+        assert (
+            _one(bob, "SELECT count(*) FROM public.lineage_user WHERE handle = %s", (team.group,))
+            == 0
+        )
     with pg_server.connect(team.admin) as admin:
         assert _events(admin, "project", new) == [("insert", team.bob_id, None)]
 
@@ -265,10 +269,15 @@ def test_row_with_another_users_run_is_refused(team: Team) -> None:
             bob.execute(
                 "INSERT INTO public.project (name, run_id) VALUES ('x', %s)", (team.alice_run,)
             )
-        assert f"project.run_id = {team.alice_run} refused: run {team.alice_run} belongs to " \
+        assert (
+            f"project.run_id = {team.alice_run} refused: run {team.alice_run} belongs to "
             f"{team.alice}, not to the database login {team.bob}" in str(info.value)
-        bobs_sample = _one(bob, "INSERT INTO public.sample (name, value, project_id) "
-                                "VALUES ('b', 1, %s) RETURNING id", (team.project,))
+        )
+        bobs_sample = _one(
+            bob,
+            "INSERT INTO public.sample (name, value, project_id) VALUES ('b', 1, %s) RETURNING id",
+            (team.project,),
+        )
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="belongs to"):
             bob.execute(
                 "UPDATE public.sample SET run_id = %s, updated_at = now() WHERE id = %s",
@@ -279,8 +288,9 @@ def test_row_with_another_users_run_is_refused(team: Team) -> None:
         bob.execute("UPDATE public.project SET run_id = %s WHERE id = %s", (team.alice_run, mine))
         assert _one(bob, "SELECT run_id FROM public.project WHERE id = %s", (mine,)) is None
         # setting it to the run it already has restamps it with bob's (here: no) run
-        bob.execute("UPDATE public.project SET run_id = %s WHERE id = %s",
-                    (team.alice_run, team.project))
+        bob.execute(
+            "UPDATE public.project SET run_id = %s WHERE id = %s", (team.alice_run, team.project)
+        )
         assert _one(bob, "SELECT run_id FROM public.project WHERE id = %s", (team.project,)) is None
         # an update that leaves alice's run_id alone is stamped with bob's (here: no) run
         bob.execute("UPDATE public.project SET name = 'renamed' WHERE id = %s", (team.lonely,))
@@ -296,8 +306,10 @@ def test_inputs_of_another_users_run_are_refused(team: Team) -> None:
                 "VALUES (%s, 'project', %s, now())",
                 (team.alice_run, str(team.lonely)),
             )
-        assert f"lineage_run_input.run_id = {team.alice_run} refused: run {team.alice_run} " \
+        assert (
+            f"lineage_run_input.run_id = {team.alice_run} refused: run {team.alice_run} "
             f"belongs to {team.alice}" in str(info.value)
+        )
 
 
 def test_cells_of_another_users_run_and_forged_sources_are_refused(team: Team) -> None:
@@ -314,8 +326,9 @@ def test_cells_of_another_users_run_and_forged_sources_are_refused(team: Team) -
         assert "must be the SHA-256 of its text" in str(info.value)
     with team.connect(team.bob) as bob:
         digest = hashlib.sha256(b"x = 1").hexdigest()
-        bob.execute("INSERT INTO public.lineage_cell_source (hash, text) VALUES (%s, 'x = 1')",
-                    (digest,))
+        bob.execute(
+            "INSERT INTO public.lineage_cell_source (hash, text) VALUES (%s, 'x = 1')", (digest,)
+        )
         with pytest.raises(psycopg.errors.InsufficientPrivilege) as info:
             bob.execute(
                 "INSERT INTO public.lineage_cell (run_id, execution_count, source_hash, "
@@ -328,10 +341,15 @@ def test_cells_of_another_users_run_and_forged_sources_are_refused(team: Team) -
 def test_forged_events_are_refused(team: Team) -> None:
     """(c) no member inserts events itself: run-less, in alice's run, or as alice."""
     with team.connect(team.bob) as bob:
-        for run, user in ((None, team.bob_id), (team.alice_run, team.bob_id),
-                          (None, team.alice_id)):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege,
-                               match="permission denied for table lineage_record_event"):
+        for run, user in (
+            (None, team.bob_id),
+            (team.alice_run, team.bob_id),
+            (None, team.alice_id),
+        ):
+            with pytest.raises(
+                psycopg.errors.InsufficientPrivilege,
+                match="permission denied for table lineage_record_event",
+            ):
                 bob.execute(
                     'INSERT INTO public.lineage_record_event (run_id, user_id, "table", pk, '
                     "action, at) VALUES (%s, %s, 'project', %s, 'delete', now())",
@@ -347,15 +365,19 @@ def test_run_of_another_user_cannot_be_rewritten(team: Team) -> None:
         )
         assert cursor.rowcount == 0
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
-            bob.execute("UPDATE public.lineage_run SET chain_head = 'x' WHERE id = %s",
-                        (team.alice_run,))
+            bob.execute(
+                "UPDATE public.lineage_run SET chain_head = 'x' WHERE id = %s", (team.alice_run,)
+            )
     with team.connect(team.alice) as alice:  # not even on her own run
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
-            alice.execute("UPDATE public.lineage_run SET chain_head = 'x' WHERE id = %s",
-                          (team.alice_run,))
+            alice.execute(
+                "UPDATE public.lineage_run SET chain_head = 'x' WHERE id = %s", (team.alice_run,)
+            )
     with pg_server.connect(team.admin) as admin:
-        assert _one(admin, "SELECT status FROM lineage_run WHERE id = %s",
-                    (team.alice_run,)) == "completed"
+        assert (
+            _one(admin, "SELECT status FROM lineage_run WHERE id = %s", (team.alice_run,))
+            == "completed"
+        )
 
 
 def test_raw_delete_of_shared_row_is_recorded(team: Team) -> None:
@@ -380,8 +402,10 @@ def test_truncate_is_refused(team: Team) -> None:
             bob.execute("TRUNCATE public.project CASCADE")
         _bob_table(bob)
         bob.execute("INSERT INTO public.bobs (id, note) VALUES (1, 'a')")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege,
-                           match="TRUNCATE public.bobs refused: it would delete rows without"):
+        with pytest.raises(
+            psycopg.errors.InsufficientPrivilege,
+            match="TRUNCATE public.bobs refused: it would delete rows without",
+        ):
             bob.execute("TRUNCATE public.bobs")
         assert _one(bob, "SELECT count(*) FROM public.bobs") == 1
 
@@ -426,8 +450,9 @@ def test_capture_refuses_temp_tables_and_fake_transition_tables(team: Team) -> N
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="transition tables"):
             bob.execute("INSERT INTO public.bobs VALUES (1)")
     with pg_server.connect(team.admin) as admin:
-        assert _events(admin, "project", team.project) == [("insert", team.alice_id,
-                                                            team.alice_run)]
+        assert _events(admin, "project", team.project) == [
+            ("insert", team.alice_id, team.alice_run)
+        ]
 
 
 def test_capture_refuses_casts_of_members(team: Team) -> None:
@@ -441,12 +466,14 @@ def test_capture_refuses_casts_of_members(team: Team) -> None:
         )
         bob.execute(
             "CREATE FUNCTION public.evil(public.mood) RETURNS json LANGUAGE sql AS "
-            "$$ INSERT INTO public.lineage_record_event (user_id, \"table\", pk, action, at) "
+            '$$ INSERT INTO public.lineage_record_event (user_id, "table", pk, action, at) '
             "VALUES (1, 'project', '1', 'delete', now()) RETURNING '1'::json $$"
         )
         bob.execute("CREATE CAST (public.mood AS json) WITH FUNCTION public.evil(public.mood)")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege,
-                           match="the cast public.mood -> json is a function of a non-superuser"):
+        with pytest.raises(
+            psycopg.errors.InsufficientPrivilege,
+            match="the cast public.mood -> json is a function of a non-superuser",
+        ):
             bob.execute("INSERT INTO public.moods VALUES (1, 'fine')")
 
 
@@ -470,8 +497,9 @@ def test_members_cannot_drop_or_disable_lineage_triggers(team: Team) -> None:
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="refused"):
                 bob.execute(statement)
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="nobody can write as"):
-            bob.execute("INSERT INTO public.bobs (id, created_by_id) VALUES (1, %s)",
-                        (team.alice_id,))
+            bob.execute(
+                "INSERT INTO public.bobs (id, created_by_id) VALUES (1, %s)", (team.alice_id,)
+            )
         bob.execute("DROP TABLE public.bobs")  # the owner may still drop the whole table
 
 
@@ -506,8 +534,9 @@ def test_member_writes_through_lineage_nb_are_recorded(team: Team) -> None:
             ("sample", "insert", team.bob_id),
             ("sample", "update", team.bob_id),
         ]
-        assert _one(admin, "SELECT run_id FROM public.project WHERE id = %s",
-                    (team.lonely,)) == run.id
+        assert (
+            _one(admin, "SELECT run_id FROM public.project WHERE id = %s", (team.lonely,)) == run.id
+        )
     admin_db = ln.connect(team.admin)
     assert seal(admin_db) > 0
     assert verify(admin_db) == []

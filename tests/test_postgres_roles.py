@@ -31,9 +31,11 @@ class Team:
     bob: str
 
     def url(self, role: str) -> str:
-        return make_url(self.admin).set(
-            username=role, password=f"pw-{role}"
-        ).render_as_string(hide_password=False)
+        return (
+            make_url(self.admin)
+            .set(username=role, password=f"pw-{role}")
+            .render_as_string(hide_password=False)
+        )
 
 
 @pytest.fixture
@@ -46,8 +48,7 @@ def team() -> Iterator[Team]:
     report = setup_postgres(admin, group=team.group)
     assert report.group == team.group
     add_user(admin, team.alice, name="Alice", group=team.group, password=f"pw-{team.alice}")
-    add_user(admin, team.bob, email="bob@example.org", group=team.group,
-             password=f"pw-{team.bob}")
+    add_user(admin, team.bob, email="bob@example.org", group=team.group, password=f"pw-{team.bob}")
     yield team
     pg_server.drop_database(admin)
     server = make_url(admin).set(database="postgres").render_as_string(hide_password=False)
@@ -112,7 +113,7 @@ def test_roles_forged_created_by_is_refused(team: Team) -> None:
             )
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
             conn.execute(  # events are written by the capture trigger alone
-                "INSERT INTO lineage_record_event (user_id, \"table\", pk, action, at) "
+                'INSERT INTO lineage_record_event (user_id, "table", pk, action, at) '
                 "VALUES (%s, %s, %s, %s, now())",
                 (bob, "project", "1", "insert"),
             )
@@ -148,7 +149,7 @@ def test_roles_events_are_insert_only(team: Team) -> None:
             conn.execute("TRUNCATE lineage_record_event")
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
             conn.execute(
-                "INSERT INTO lineage_record_event (run_id, \"table\", pk, action, at) "
+                'INSERT INTO lineage_record_event (run_id, "table", pk, action, at) '
                 "VALUES (%s, %s, %s, %s, now())",
                 (alice_run.id, "project", str(project.id), "update"),
             )
@@ -158,8 +159,9 @@ def test_roles_events_are_insert_only(team: Team) -> None:
         assert cursor.rowcount == 0
     with _raw(team.url(team.alice)) as conn:  # not even the author can rewrite history
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
-            conn.execute("UPDATE lineage_record_event SET pk = 'x' WHERE run_id = %s",
-                         (alice_run.id,))
+            conn.execute(
+                "UPDATE lineage_record_event SET pk = 'x' WHERE run_id = %s", (alice_run.id,)
+            )
     admin_db = ln.connect(team.admin)
     assert verify(admin_db) == []
     assert [r.status for r in ln.runs() if r.id == alice_run.id] == ["completed"]
@@ -223,9 +225,11 @@ def test_roles_silent_run_of_another_member_is_aborted_by_any_connect(team: Team
     with pytest.warns(LineageWarning, match=f"run {silent.id} .*stopped sending its heartbeat"):
         ln.connect(team.url(team.bob))
     with _raw(team.admin) as conn:
-        rows = dict(conn.execute(
-            "SELECT id, status FROM lineage_run WHERE id = ANY(%s)", ([silent.id, beating.id],)
-        ).fetchall())
+        rows = dict(
+            conn.execute(
+                "SELECT id, status FROM lineage_run WHERE id = ANY(%s)", ([silent.id, beating.id],)
+            ).fetchall()
+        )
     assert rows == {silent.id: "aborted", beating.id: "started"}
 
 
@@ -263,13 +267,15 @@ def test_roles_notebook_version_is_the_code_that_ran(team: Team, tmp_path: Path)
     run = ln.track(notebook)
     filed = run.transform_id
     now = dt.datetime.now(dt.timezone.utc)
-    record_cell(db, run, execution_count=1, source="x = 2", started_at=now, finished_at=now,
-                status="ok")
+    record_cell(
+        db, run, execution_count=1, source="x = 2", started_at=now, finished_at=now, status="ok"
+    )
     ln.finish()
     with _raw(team.admin) as conn:
         found = conn.execute(
             "SELECT t.id, t.source_hash, t.version FROM lineage_run AS r "
-            "JOIN lineage_transform AS t ON t.id = r.transform_id WHERE r.id = %s", (run.id,)
+            "JOIN lineage_transform AS t ON t.id = r.transform_id WHERE r.id = %s",
+            (run.id,),
         ).fetchone()
         assert conn.execute(
             "SELECT count(*) FROM lineage_transform WHERE id = %s", (filed,)

@@ -28,7 +28,8 @@ def test_quickstart_runs_headless_and_records_lineage(db_url: str, tmp_path: Pat
     assert "application/vnd.jupyter.widget-view+json" in outputs["ln.widgets.browse(Sample)"]
     assert (tmp_path / "samples.csv").read_text().startswith("id,name,value")
     stale_text = "".join(
-        o.get("text", "") for o in by_source['print("summary is stale:", summary.is_stale())'].outputs
+        o.get("text", "")
+        for o in by_source['print("summary is stale:", summary.is_stale())'].outputs
     )
     assert "summary is stale: True" in stale_text
 
@@ -37,14 +38,19 @@ def test_quickstart_runs_headless_and_records_lineage(db_url: str, tmp_path: Pat
     db = ln.connect(db_url, create=False)
     try:
         with db.session() as session:
-            runs = {
-                r.transform.key: r for r in session.execute(select(ln.Run)).unique().scalars()
-            }
+            runs = {r.transform.key: r for r in session.execute(select(ln.Run)).unique().scalars()}
             events = session.execute(
-                select(ln.RecordEvent.table, ln.RecordEvent.pk, ln.RecordEvent.action,
-                       ln.RecordEvent.cell, ln.RecordEvent.run_id).order_by(ln.RecordEvent.id)
+                select(
+                    ln.RecordEvent.table,
+                    ln.RecordEvent.pk,
+                    ln.RecordEvent.action,
+                    ln.RecordEvent.cell,
+                    ln.RecordEvent.run_id,
+                ).order_by(ln.RecordEvent.id)
             ).all()
-        notebook, ingest, correct = (runs[k] for k in ("quickstart.ipynb", "ingest.py", "correct.py"))
+        notebook, ingest, correct = (
+            runs[k] for k in ("quickstart.ipynb", "ingest.py", "correct.py")
+        )
         inputs = notebook.inputs_df()
         cells = notebook.cells_df()
         raw_code = Sample.get(1).code()
@@ -73,8 +79,10 @@ def test_quickstart_runs_headless_and_records_lineage(db_url: str, tmp_path: Pat
     assert by_count[summary_cell].startswith('soil = Project.filter(name="Soil survey").one()')
     assert raw_code is not None and 'Sample.filter(name="A1").one().update' in raw_code
     assert history["cell_source"].isna().all()  # script runs: no cell
-    read = {(t, p, int(v)) for t, p, v in zip(inputs["table"], inputs["pk"], inputs["read_version"],
-                                            strict=True)}
+    read = {
+        (t, p, int(v))
+        for t, p, v in zip(inputs["table"], inputs["pk"], inputs["read_version"], strict=True)
+    }
     assert {("sample", "1", 2), ("sample", "2", 3), ("sample", "3", 4), ("project", "1", 1)} <= read
 
 
@@ -85,8 +93,13 @@ def test_quickstart_runs_twice_on_one_database(tmp_path: Path) -> None:
     for attempt in ("first", "second"):
         executed = execute_notebook(QUICKSTART, tmp_path / attempt, url, timeout=120)
         document = nbformat.read(str(executed), as_version=4)
-        errors = [o for c in document.cells if c.cell_type == "code" for o in c.outputs
-                  if o.output_type == "error"]
+        errors = [
+            o
+            for c in document.cells
+            if c.cell_type == "code"
+            for o in c.outputs
+            if o.output_type == "error"
+        ]
         assert errors == [], attempt
     db = ln.connect(url, create=False)
     try:

@@ -31,8 +31,12 @@ def test_save_signals_per_model(db: ln.Database) -> None:
     finally:
         signals.pre_save.disconnect(on_pre, sender=Project)
         signals.post_save.disconnect(on_post, sender=Project)
-    assert calls == [("pre", "Project", "p"), ("post", "Project", True),
-                     ("pre", "Project", "p2"), ("post", "Project", False)]
+    assert calls == [
+        ("pre", "Project", "p"),
+        ("post", "Project", True),
+        ("pre", "Project", "p2"),
+        ("post", "Project", False),
+    ]
     Project(name="after disconnect").save()
     assert len(calls) == 4
 

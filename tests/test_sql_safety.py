@@ -56,7 +56,9 @@ def _leading_text(node: ast.AST) -> str | None:
     """The literal text a string-building expression starts with (None if not a string build)."""
     if isinstance(node, ast.JoinedStr):
         first = node.values[0] if node.values else None
-        return first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else ""
+        return (
+            first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else ""
+        )
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
         if isinstance(node.left, ast.Constant) and isinstance(node.left.value, str):
             return node.left.value
@@ -113,8 +115,9 @@ def test_sql_safety_package_has_no_built_sql() -> None:
     problems = [
         problem
         for module in modules
-        for problem in violations(module.read_text(encoding="utf-8"),
-                                  str(module.relative_to(PACKAGE)))
+        for problem in violations(
+            module.read_text(encoding="utf-8"), str(module.relative_to(PACKAGE))
+        )
     ]
     assert problems == []
 
@@ -128,7 +131,7 @@ def test_sql_safety_allow_list_is_used() -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        'conn.execute(f"SELECT * FROM t WHERE name = \'{name}\'")',
+        "conn.execute(f\"SELECT * FROM t WHERE name = '{name}'\")",
         'session.execute(text(f"DELETE FROM t WHERE id = {pk}"))',
         'cursor.execute("UPDATE t SET a = %s WHERE id = 1" % value)',
         'query = "SELECT * FROM {} WHERE x = 1".format(table)',
@@ -147,7 +150,7 @@ def test_sql_safety_detector_catches(bad: str) -> None:
         'conn.execute(text("SELECT * FROM t WHERE name = :name"), {"name": name})',
         'conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))',
         'message = f"Select one of {choices}"',
-        'session.execute(select(T).where(T.name == name))',
+        "session.execute(select(T).where(T.name == name))",
         'conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))',
     ],
 )

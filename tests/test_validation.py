@@ -54,7 +54,9 @@ def _nested(depth: int) -> list[object]:
         ("extra", _nested(5_000), "nested too deeply"),
     ],
 )
-def test_clean_fields_rejects_bad_values(db: ln.Database, field: str, value: object, fragment: str) -> None:
+def test_clean_fields_rejects_bad_values(
+    db: ln.Database, field: str, value: object, fragment: str
+) -> None:
     """Each bad value raises ValidationError naming the field and the value; nothing is written."""
     specimen = Specimen(label="ok")
     setattr(specimen, field, value)
@@ -70,12 +72,22 @@ def test_clean_fields_accepts_good_values(db: ln.Database) -> None:
     """Values of the right types are stored and read back equal."""
     taken = dt.datetime(2026, 11, 23, 14, 2, 3)
     specimen = Specimen(
-        label="good", notes="n", count=2**31 - 1, ratio=0.5, flag=False, color=Color.green,
-        taken_at=taken, day=dt.date(2026, 11, 23), extra={"k": [1, 2]},
+        label="good",
+        notes="n",
+        count=2**31 - 1,
+        ratio=0.5,
+        flag=False,
+        color=Color.green,
+        taken_at=taken,
+        day=dt.date(2026, 11, 23),
+        extra={"k": [1, 2]},
     ).save()
     stored = Specimen.get(specimen.id)
     assert (stored.count, stored.color, stored.taken_at, stored.extra) == (
-        2**31 - 1, Color.green, taken, {"k": [1, 2]},
+        2**31 - 1,
+        Color.green,
+        taken,
+        {"k": [1, 2]},
     )
 
 
@@ -230,7 +242,9 @@ def test_numeric_values_sqlite_would_change_are_refused(db: ln.Database) -> None
         assert (stored.wide, stored.loose) == (big, many_places)
     fine = _Exact(wide=decimal.Decimal("12345.6789"), loose=decimal.Decimal("0.5")).save()
     assert (_Exact.get(fine.id).wide, _Exact.get(fine.id).loose) == (
-        decimal.Decimal("12345.6789"), decimal.Decimal("0.5"))
+        decimal.Decimal("12345.6789"),
+        decimal.Decimal("0.5"),
+    )
 
 
 class _Tagged(ln.Model):
@@ -275,11 +289,16 @@ def test_interval_time_real_and_nan_round_trip_or_are_refused(db: ln.Database) -
     dropped); a value a 4-byte REAL would change is refused on PostgreSQL; Decimal NaN is
     refused on SQLite like float NaN. What is accepted reads back equal."""
     db.create_all()
-    record = _Measures(took=dt.timedelta(hours=1, seconds=3), at=dt.time(12, 30),
-                       single=0.5, double=0.123456789).save()
+    record = _Measures(
+        took=dt.timedelta(hours=1, seconds=3), at=dt.time(12, 30), single=0.5, double=0.123456789
+    ).save()
     stored = _Measures.get(record.id)
     assert (stored.took, stored.at, stored.single, stored.double) == (
-        dt.timedelta(hours=1, seconds=3), dt.time(12, 30), 0.5, 0.123456789)
+        dt.timedelta(hours=1, seconds=3),
+        dt.time(12, 30),
+        0.5,
+        0.123456789,
+    )
     with pytest.raises(ValidationError) as aware:
         _Measures(at=dt.time(12, 30, tzinfo=dt.timezone.utc)).save()
     assert aware.value.field == "at" and "time zone" in str(aware.value)
@@ -304,17 +323,33 @@ REFUSALS = [
     ("postgresql", "double", decimal.Decimal("-NaN"), ["Decimal('-NaN')", "float('nan')"]),
     ("postgresql", "double", decimal.Decimal("sNaN"), ["Decimal('sNaN')", "float('nan')"]),
     ("postgresql", "amount", decimal.Decimal("0E-20000"), ["0E-20000", "16383", "normalize"]),
-    ("postgresql", "aware_at", dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5))),
-     ["0001-01-01T00:00:00+05:00", "years 1-9999"]),
+    (
+        "postgresql",
+        "aware_at",
+        dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5))),
+        ["0001-01-01T00:00:00+05:00", "years 1-9999"],
+    ),
     ("sqlite", "naive_at", "pandas-ns", ["2024-01-01 12:00:00.123456789", "floor('us')"]),
-    ("postgresql", "duration", "pandas-ns-delta", ["Timedelta 1 days 00:00:00.000000001",
-                                                   "floor('us')"]),
+    (
+        "postgresql",
+        "duration",
+        "pandas-ns-delta",
+        ["Timedelta 1 days 00:00:00.000000001", "floor('us')"],
+    ),
     ("sqlite", "duration", dt.timedelta(days=3_000_000), ["3000000 days", "total_seconds()"]),
     ("postgresql", "aware_time", dt.time(1), ["naive time 01:00:00", "aware time"]),
-    ("postgresql", "aware_time", dt.time(1, tzinfo=dt.timezone(dt.timedelta(hours=16))),
-     ["01:00:00+16:00", "+16:00:00", "15:59:59"]),
-    ("postgresql", "aware_time", dt.time(1, tzinfo=dt.timezone(dt.timedelta(microseconds=5))),
-     ["fraction of a second"]),
+    (
+        "postgresql",
+        "aware_time",
+        dt.time(1, tzinfo=dt.timezone(dt.timedelta(hours=16))),
+        ["01:00:00+16:00", "+16:00:00", "15:59:59"],
+    ),
+    (
+        "postgresql",
+        "aware_time",
+        dt.time(1, tzinfo=dt.timezone(dt.timedelta(microseconds=5))),
+        ["fraction of a second"],
+    ),
     ("postgresql", "aware_time", "zoneinfo-time", ["America/New_York", "fixed offset"]),
     ("sqlite", "doc", 1.0, ["1.0", "read back as the int 1", "[1.0]"]),
     ("sqlite", "doc", 2**64, [str(2**64), "the float", "Wrap it"]),

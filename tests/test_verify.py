@@ -17,9 +17,9 @@ def _events(db: ln.Database, run_id: int) -> list[ln.RecordEvent]:
     with db.session() as session:
         return list(
             session.scalars(
-                select(ln.RecordEvent).where(ln.RecordEvent.run_id == run_id).order_by(
-                    ln.RecordEvent.id
-                )
+                select(ln.RecordEvent)
+                .where(ln.RecordEvent.run_id == run_id)
+                .order_by(ln.RecordEvent.id)
             )
         )
 
@@ -73,11 +73,16 @@ def test_verify_catches_edited_event(db: ln.Database, run: ln.Run) -> None:
     sample = _write_some(run)
     seal(db)
     target = [e for e in _events(db, run.id) if e.pk == str(sample.id) and e.action == "update"][0]
-    _sql(db, "UPDATE lineage_record_event SET action = :action WHERE id = :id",
-         action="insert", id=target.id)
+    _sql(
+        db,
+        "UPDATE lineage_record_event SET action = :action WHERE id = :id",
+        action="insert",
+        id=target.id,
+    )
     broken = verify(db)
-    assert broken == [BrokenLink(table="", pk="", run_id=None, event_id=None,
-                                 message=broken[0].message)]
+    assert broken == [
+        BrokenLink(table="", pk="", run_id=None, event_id=None, message=broken[0].message)
+    ]
     assert "changed after it was sealed" in broken[0].message
     assert f"events 1..{target.id}" in broken[0].message or "events 1.." in broken[0].message
     assert describe(broken).startswith("BROKEN log: seal 1")
@@ -90,9 +95,14 @@ def test_verify_catches_inserted_event(db: ln.Database, run: ln.Run) -> None:
     seal(db)
     _sql(db, "DELETE FROM lineage_record_event WHERE id = :id", id=events[5].id)
     assert seal(db) == 0
-    _sql(db, 'INSERT INTO lineage_record_event (id, run_id, user_id, "table", pk, action, at) '
-             "SELECT :id, run_id, user_id, 'sample', '999', 'insert', at "
-             "FROM lineage_record_event WHERE id = :other", id=events[5].id, other=events[4].id)
+    _sql(
+        db,
+        'INSERT INTO lineage_record_event (id, run_id, user_id, "table", pk, action, at) '
+        "SELECT :id, run_id, user_id, 'sample', '999', 'insert', at "
+        "FROM lineage_record_event WHERE id = :other",
+        id=events[5].id,
+        other=events[4].id,
+    )
     broken = verify(db)
     assert len(broken) == 1 and "changed after it was sealed" in broken[0].message
 
@@ -120,7 +130,9 @@ def test_verify_reports_each_broken_seal(db: ln.Database) -> None:
         Project(name=f"q{index}").save()
         ln.finish()
     for run in (runs[0], runs[2]):
-        _sql(db, "UPDATE lineage_record_event SET pk = :pk WHERE run_id = :run", pk="42", run=run.id)
+        _sql(
+            db, "UPDATE lineage_record_event SET pk = :pk WHERE run_id = :run", pk="42", run=run.id
+        )
     broken = verify(db)
     assert [b.message.split()[1] for b in broken] == ["1", "3"]
 
@@ -135,8 +147,13 @@ def test_verify_old_chains_still_checked(db: ln.Database, run: ln.Run) -> None:
     for event in events[:3]:  # give the first three the hashes an old version wrote
         row = {c.key: getattr(event, c.key) for c in ln.RecordEvent.__table__.c}
         digest = event_hash(row, previous)
-        _sql(db, "UPDATE lineage_record_event SET hash = :h, prev_hash = :p WHERE id = :id",
-             h=digest, p=previous, id=event.id)
+        _sql(
+            db,
+            "UPDATE lineage_record_event SET hash = :h, prev_hash = :p WHERE id = :id",
+            h=digest,
+            p=previous,
+            id=event.id,
+        )
         previous = digest
     assert verify(db) == []
     _sql(db, "UPDATE lineage_record_event SET cell = 7 WHERE id = :id", id=events[1].id)
@@ -296,7 +313,7 @@ def test_merkle_root_paths_and_streaming_follow_rfc9162(monkeypatch: pytest.Monk
         assert root == _rfc9162_root(leaves)
         tree = v._Tree()
         for start in range(0, size, 3):
-            tree.extend(leaves[start:start + 3])
+            tree.extend(leaves[start : start + 3])
         assert (tree.count, tree.root()) == (size, root)
         for index in range(size):
             path = v._audit_path(leaves, index)
@@ -325,7 +342,12 @@ def test_proof_of_a_record(db: ln.Database, run: ln.Run) -> None:
     assert (proof.seal_id, proof.size, proof.prev_hash) == (1, 11, "")
     assert len(proof.path) <= math.ceil(math.log2(11)) and len(proof.root) == 64
     assert json.loads(proof.content)[:6] == [
-        mine[-1].id, run.id, mine[-1].user_id, "sample", str(sample.id), "update"
+        mine[-1].id,
+        run.id,
+        mine[-1].user_id,
+        "sample",
+        str(sample.id),
+        "update",
     ]
     assert proof.verify() and check_proof(json.loads(json.dumps(proof.as_dict())))
     first = sample.proof(event_id=mine[0].id)
@@ -388,7 +410,9 @@ def test_seals_checked_in_one_pass_report_an_emptied_seal(db: ln.Database) -> No
         Project(name=f"q{index}").save()
         ln.finish()
     with db.engine.connect() as connection:
-        middle = connection.execute(text("SELECT last_event_id FROM lineage_seal WHERE id = 2")).scalar()
+        middle = connection.execute(
+            text("SELECT last_event_id FROM lineage_seal WHERE id = 2")
+        ).scalar()
     _sql(db, "DELETE FROM lineage_record_event WHERE id IN (:a, :b)", a=middle - 1, b=middle)
     broken = verify(db)
     assert [b.message.split(" ", 2)[:2] for b in broken] == [["seal", "2"]]
@@ -403,7 +427,7 @@ def test_verify_ignores_the_session_time_zone(db: ln.Database, db_url: str, run:
     _write_some(run)
     seal(db)
     name = db.engine.url.database
-    _sql(db, f'ALTER DATABASE "{name}" SET timezone TO \'Asia/Kathmandu\'')
+    _sql(db, f"ALTER DATABASE \"{name}\" SET timezone TO 'Asia/Kathmandu'")
     other = ln.Database(db_url)
     try:
         with other.engine.connect() as connection:

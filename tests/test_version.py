@@ -43,7 +43,7 @@ def test_openlineage_producer_carries_the_version() -> None:
 
 def test_no_module_writes_the_version_itself() -> None:
     """No source file of the package spells out the version string: they all read it."""
-    quoted = (f'"{ln.__version__}"', f"'{ln.__version__}'", f":{ln.__version__}\"")
+    quoted = (f'"{ln.__version__}"', f"'{ln.__version__}'", f':{ln.__version__}"')
     spelled = [
         str(path.relative_to(ROOT))
         for path in sorted((ROOT / "lineage_nb").rglob("*.py"))

@@ -109,8 +109,13 @@ def test_df_of_100k_rows_builds_fast(db: ln.Database) -> None:
     user_id = Project.get(project.id).created_by_id
     now = pd.Timestamp.now(tz="UTC").to_pydatetime()
     rows = [
-        {"name": f"s{i}", "value": float(i), "project_id": project.id,
-         "created_by_id": user_id, "created_at": now}
+        {
+            "name": f"s{i}",
+            "value": float(i),
+            "project_id": project.id,
+            "created_by_id": user_id,
+            "created_at": now,
+        }
         for i in range(100_000)
     ]
     with db.engine.begin() as connection:
@@ -146,8 +151,11 @@ def test_run_records_df_has_record_and_run_labels(db: ln.Database, run: ln.Run) 
     sample.update(value=2.0)
     frame = run.records_df()
     assert frame["action"].tolist() == ["insert", "insert", "update"]
-    assert frame["record"].tolist() == [f"Project {project.id}", f"Sample {sample.id}",
-                                        f"Sample {sample.id}"]
+    assert frame["record"].tolist() == [
+        f"Project {project.id}",
+        f"Sample {sample.id}",
+        f"Sample {sample.id}",
+    ]
     assert frame["cell"].tolist() == [7, 7, 7] and str(frame["cell"].dtype) == "Int64"
     assert set(frame["run"]) == {f"run {run.id} · {run.transform.label}"}
     assert str(frame["at"].dt.tz) == "UTC"

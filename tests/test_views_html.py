@@ -71,7 +71,10 @@ def test_run_html_summary(db: ln.Database) -> None:
     Project(name="q").save()
     ln.finish(run=run)
     page = run_html(ln.runs()[0])
-    assert re.search(rf"run {run.id} of {re.escape(run.transform.label)} by tester, started {WHEN}, completed {WHEN}", page)
+    assert re.search(
+        rf"run {run.id} of {re.escape(run.transform.label)} by tester, started {WHEN}, completed {WHEN}",
+        page,
+    )
     assert "<th>wrote / read</th><td>1 events / 1 records</td>" in page
     assert page == ln.runs()[0]._repr_html_()
 
@@ -79,8 +82,15 @@ def test_run_html_summary(db: ln.Database) -> None:
 def test_transform_and_user_html_escape(db: ln.Database) -> None:
     """Transform and user cards escape every value."""
     transform = ln.Transform(key=f"{XSS}.py", version="1", type="script", source_hash="x" * 64)
-    user = ln.User(handle=XSS, name="A <b>", created_at=dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc))
-    for page in (transform_html(transform), user_html(user), transform._repr_html_(), user._repr_html_()):
+    user = ln.User(
+        handle=XSS, name="A <b>", created_at=dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)
+    )
+    for page in (
+        transform_html(transform),
+        user_html(user),
+        transform._repr_html_(),
+        user._repr_html_(),
+    ):
         assert "&lt;img src=x onerror=alert(1)&gt;" in page
         assert "<img src" not in page
     assert "since 2026-01-02 00:00" in user_html(user)

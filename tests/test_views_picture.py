@@ -24,8 +24,11 @@ def _texts(svg: str) -> list[str]:
 
 def _node_kinds(svg: str) -> set[str]:
     root = ET.fromstring(svg)
-    return {g.get("class", "").split()[-1] for g in root.iter(f"{SVG}g")
-            if "lnb-node" in g.get("class", "")}
+    return {
+        g.get("class", "").split()[-1]
+        for g in root.iter(f"{SVG}g")
+        if "lnb-node" in g.get("class", "")
+    }
 
 
 def test_record_picture_labels_and_kinds(db: ln.Database) -> None:
@@ -54,7 +57,9 @@ def test_picture_laid_out_left_to_right(db: ln.Database) -> None:
     picture = sample.view_lineage()
     x = {node: xy[0] for node, xy in picture.positions.items()}
     run_node = ("run", run.id)
-    assert x[("transform", run.transform_id)] < x[run_node] < x[("record", "sample", str(sample.id))]
+    assert (
+        x[("transform", run.transform_id)] < x[run_node] < x[("record", "sample", str(sample.id))]
+    )
     assert x[("record", "project", str(project.id))] < x[run_node]
 
 
@@ -65,8 +70,13 @@ def test_picture_colours_by_kind() -> None:
     graph.add_node(("user", 1), kind="user", label="alice")
     graph.add_node(("run", 1), kind="run", label="run 1")
     graph.add_node(("record", "t", "1"), kind="record", label="T 1", focus=True)
-    graph.add_edges_from([(("transform", 1), ("run", 1)), (("user", 1), ("run", 1)),
-                          (("run", 1), ("record", "t", "1"))])
+    graph.add_edges_from(
+        [
+            (("transform", 1), ("run", 1)),
+            (("user", 1), ("run", 1)),
+            (("run", 1), ("record", "t", "1")),
+        ]
+    )
     svg = LineagePicture(graph, title="t", relabel=False).svg
     root = ET.fromstring(svg)
     nodes = [g for g in root.iter(f"{SVG}g") if "lnb-node" in g.get("class", "")]
@@ -124,7 +134,11 @@ def test_run_view_lineage_and_save(db: ln.Database, tmp_path: Path) -> None:
     picture = run.view_lineage()
     svg_path = picture.save(tmp_path / "run.svg")
     assert svg_path.read_text(encoding="utf-8") == picture._repr_svg_()
-    assert picture.save(tmp_path / "run.html").read_text(encoding="utf-8").startswith("<!doctype html>")
+    assert (
+        picture.save(tmp_path / "run.html")
+        .read_text(encoding="utf-8")
+        .startswith("<!doctype html>")
+    )
     with pytest.raises(ln.errors.ValidationError) as info:
         picture.save(tmp_path / "run.png")
     assert info.value.field == "path" and info.value.value == str(tmp_path / "run.png")
@@ -159,7 +173,9 @@ def _path_points(d: str, samples: int = 16) -> list[Point]:
             if command == "Z":
                 points.append(points[0])
             continue
-        values = [float(t) for t in tokens[i : i + {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6}[command]]]
+        values = [
+            float(t) for t in tokens[i : i + {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6}[command]]
+        ]
         i += len(values)
         x, y = points[-1] if points else (0.0, 0.0)
         if command in "ML":
@@ -172,7 +188,7 @@ def _path_points(d: str, samples: int = 16) -> list[Point]:
             (x1, y1), (x2, y2), (x3, y3) = zip(values[::2], values[1::2], strict=True)
             for k in range(1, samples + 1):
                 t = k / samples
-                a, b, c, e = (1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t * t, t ** 3
+                a, b, c, e = (1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t * t, t**3
                 points.append((a * x + b * x1 + c * x2 + e * x3, a * y + b * y1 + c * y2 + e * y3))
     return points
 
@@ -191,8 +207,10 @@ def _shape_points(element: ET.Element) -> list[Point]:
         numbers = [float(n) for n in re.findall(NUMBER, element.get("points", ""))]
         return list(zip(numbers[::2], numbers[1::2], strict=True))
     if tag == "line":
-        return [(float(element.get("x1", 0)), float(element.get("y1", 0))),
-                (float(element.get("x2", 0)), float(element.get("y2", 0)))]
+        return [
+            (float(element.get("x1", 0)), float(element.get("y1", 0))),
+            (float(element.get("x2", 0)), float(element.get("y2", 0))),
+        ]
     if tag == "path":
         return _path_points(element.get("d", ""))
     return []
@@ -240,8 +258,10 @@ def _segment_hits_box(a: Point, b: Point, box: Box) -> bool:
 
 
 def _near(point: Point, box: Box, slack: float = 2.0) -> bool:
-    return (box[0] - slack <= point[0] <= box[2] + slack
-            and box[1] - slack <= point[1] <= box[3] + slack)
+    return (
+        box[0] - slack <= point[0] <= box[2] + slack
+        and box[1] - slack <= point[1] <= box[3] + slack
+    )
 
 
 def _assert_no_edge_crosses_a_box(svg: str) -> None:
@@ -260,8 +280,9 @@ def _assert_no_edge_crosses_a_box(svg: str) -> None:
 
 def _add_run(graph: nx.DiGraph, run: int, focus: bool = False) -> tuple[str, int]:
     node = ("run", run)
-    graph.add_node(node, kind="run", label=f"run {run} · completed\n2024-05-01 10:0{run}",
-                   focus=focus)
+    graph.add_node(
+        node, kind="run", label=f"run {run} · completed\n2024-05-01 10:0{run}", focus=focus
+    )
     graph.add_node(("transform", run), kind="transform", label=f"step_{run}.ipynb v1")
     graph.add_node(("user", 1), kind="user", label="alice")
     graph.add_edge(("transform", run), node, relation="executed")
@@ -350,7 +371,8 @@ def _cycle() -> nx.DiGraph:
 
 
 @pytest.mark.parametrize(
-    "make", [_run_between, _chain, _diamond, _ten_in_ten_out, _web, _cycle],
+    "make",
+    [_run_between, _chain, _diamond, _ten_in_ten_out, _web, _cycle],
     ids=["run-between", "chain", "diamond", "ten-in-ten-out", "web", "cycle"],
 )
 def test_no_edge_crosses_a_node_it_does_not_join(make: Any) -> None:
@@ -363,17 +385,22 @@ def test_no_edge_crosses_a_node_it_does_not_join(make: Any) -> None:
 
 
 def test_long_edge_bends_around_the_run_between() -> None:
-    """"run 1 wrote Sample 3" passes above or below run 2, which sits between them."""
+    """ "run 1 wrote Sample 3" passes above or below run 2, which sits between them."""
     picture = LineagePicture(_run_between(), title="t", relabel=False)
     root = ET.fromstring(picture.svg)
-    path = next(p for p in root.iter(f"{SVG}path")
-                if p.get("data-source") == "run|1" and p.get("data-target") == "record|sample|3")
+    path = next(
+        p
+        for p in root.iter(f"{SVG}path")
+        if p.get("data-source") == "run|1" and p.get("data-target") == "record|sample|3"
+    )
     points = _path_points(path.get("d", ""))
     x, y, w, h = picture.boxes[("run", 2)]
     beside = [p for p in points if x <= p[0] <= x + w]
     assert beside and all(p[1] < y or p[1] > y + h for p in beside)
-    columns = {node: picture.positions[node][0] for node in [("run", 1), ("record", "sample", "1"),
-                                                            ("run", 2), ("record", "sample", "3")]}
+    columns = {
+        node: picture.positions[node][0]
+        for node in [("run", 1), ("record", "sample", "1"), ("run", 2), ("record", "sample", "3")]
+    }
     assert list(columns.values()) == sorted(columns.values())  # causes left of effects
 
 
@@ -446,8 +473,17 @@ def test_legend_names_every_style_used_and_fits() -> None:
     inside the viewBox: solid, dashed, dotted and red dashed edges are all explained."""
     picture = LineagePicture(_run_between(), title="t", relabel=False)
     items = _legend_items(picture.svg)
-    assert set(items) == {"transform", "user", "run", "record", "stale",
-                          "wrote", "used, changed since", "executed", "ran"}
+    assert set(items) == {
+        "transform",
+        "user",
+        "run",
+        "record",
+        "stale",
+        "wrote",
+        "used, changed since",
+        "executed",
+        "ran",
+    }
     assert all(_inside(box, _view_box(picture.svg)) for box in items.values())
     texts = _texts(picture.svg)
     assert "used, changed since" in texts and "stale record (an input changed)" in texts
@@ -489,8 +525,14 @@ def test_thousand_outputs_are_one_group_node_and_the_picture_stays_short() -> No
     assert set(picture.graph) == {("run", 7), ("transform", 7), ("user", 1), key}
     assert picture.graph.nodes[key]["count"] == 1000
     assert len(picture.graph.nodes[key]["members"]) == 1000
-    assert picture.graph.nodes[key]["members"][:3] == [("record", "sample", str(i)) for i in range(3)]
-    assert picture.graph.edges[("run", 7), key] == {"relation": "wrote", "count": 1000, "changed": False}
+    assert picture.graph.nodes[key]["members"][:3] == [
+        ("record", "sample", str(i)) for i in range(3)
+    ]
+    assert picture.graph.edges[("run", 7), key] == {
+        "relation": "wrote",
+        "count": 1000,
+        "changed": False,
+    }
     assert "1000 sample records" in _texts(picture.svg)
     root = ET.fromstring(picture.svg)
     assert float(root.get("height", "0")) <= 900
@@ -504,8 +546,9 @@ def test_group_threshold_and_expand() -> None:
     assert len(LineagePicture(_run_with_outputs(13), relabel=False).graph) == 4
     assert len(LineagePicture(_run_with_outputs(13), relabel=False, group_above=None).graph) == 16
     assert len(LineagePicture(_run_with_outputs(30), relabel=False, group_above=40).graph) == 33
-    expanded = LineagePicture(_run_with_outputs(20), relabel=False,
-                              expand={("records", "sample", 7, "wrote")})
+    expanded = LineagePicture(
+        _run_with_outputs(20), relabel=False, expand={("records", "sample", 7, "wrote")}
+    )
     assert len(expanded.graph) == 23
 
 
@@ -514,8 +557,9 @@ def test_group_keeps_focus_and_changed_flag() -> None:
     graph = nx.DiGraph()
     run = _add_run(graph, 3)
     for pk in range(20):
-        graph.add_edge(_add_record(graph, "sample", pk, focus=pk == 0), run, relation="used",
-                       changed=pk == 5)
+        graph.add_edge(
+            _add_record(graph, "sample", pk, focus=pk == 0), run, relation="used", changed=pk == 5
+        )
     picture = LineagePicture(graph, relabel=False)
     group = ("records", "sample", 3)  # the key the graph layer gives a run's grouped inputs
     assert picture.graph.nodes[group]["count"] == 19
@@ -532,7 +576,11 @@ def test_picture_of_many_unrelated_columns_is_still_laid_out() -> None:
     for pk in (3, 1, 2):
         _add_record(graph, "sample", pk)
     lone = LineagePicture(graph, relabel=False)
-    assert [n[2] for n in sorted(lone.positions, key=lambda n: lone.positions[n][1])] == ["1", "2", "3"]
+    assert [n[2] for n in sorted(lone.positions, key=lambda n: lone.positions[n][1])] == [
+        "1",
+        "2",
+        "3",
+    ]
 
 
 # -- data-node ---------------------------------------------------------------------------------
@@ -561,8 +609,9 @@ def test_view_lineage_takes_depth_max_nodes_and_group_above(db: ln.Database) -> 
     project = Project(name="p").save()
     run = ln.track(__file__)
     loaded = Project.get(project.id)
-    samples = Sample.bulk_create([Sample(name=f"s{i}", value=float(i), project=loaded)
-                                  for i in range(30)])
+    samples = Sample.bulk_create(
+        [Sample(name=f"s{i}", value=float(i), project=loaded) for i in range(30)]
+    )
     ln.finish(run=run)
     sample = Sample.get(samples[0].id)
     small = sample.view_lineage(depth=1, max_nodes=3)

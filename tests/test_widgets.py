@@ -56,11 +56,15 @@ def fill_samples(db: ln.Database, project: Project, count: int, *, first: int = 
     """Insert samples ``s<first>``… (value = the number) with one ``INSERT ... SELECT``."""
     user_id = Project.get(project.id).created_by_id
     if db.dialect == "postgresql":
-        rows = ("SELECT 's' || g, g, :p, :u, now() "
-                "FROM generate_series(CAST(:first AS INTEGER), CAST(:last AS INTEGER)) AS g")
+        rows = (
+            "SELECT 's' || g, g, :p, :u, now() "
+            "FROM generate_series(CAST(:first AS INTEGER), CAST(:last AS INTEGER)) AS g"
+        )
     else:
-        rows = ("WITH RECURSIVE g(i) AS (SELECT :first UNION ALL SELECT i + 1 FROM g "
-                "WHERE i < :last) SELECT 's' || i, i, :p, :u, '2026-01-01 00:00:00' FROM g")
+        rows = (
+            "WITH RECURSIVE g(i) AS (SELECT :first UNION ALL SELECT i + 1 FROM g "
+            "WHERE i < :last) SELECT 's' || i, i, :p, :u, '2026-01-01 00:00:00' FROM g"
+        )
     with db.engine.begin() as connection:
         connection.execute(
             text("INSERT INTO sample (name, value, project_id, created_by_id, created_at) " + rows),
@@ -82,8 +86,10 @@ def samples(db: ln.Database, run: ln.Run) -> list[Sample]:
     """45 samples of project 'Alpha' (the 4th named with markup) and a measurement of the first."""
     project = Project(name="Alpha").save()
     records = Sample.bulk_create(
-        [Sample(name=XSS if i == 3 else f"s{i:02d}", value=float(i), project=project)
-         for i in range(45)]
+        [
+            Sample(name=XSS if i == 3 else f"s{i:02d}", value=float(i), project=project)
+            for i in range(45)
+        ]
     )
     Measurement(reading=1.5, sample_id=records[0].id).save()
     return records
@@ -278,7 +284,9 @@ def test_browse_summaries(samples: list[Sample]) -> None:
     assert browser.summaries["name"]["distinct"] == 10
 
 
-def test_browse_download(samples: list[Sample], tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_browse_download(
+    samples: list[Sample], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A download writes the filtered, sorted view (all pages) with ln.export and sends it."""
     monkeypatch.chdir(tmp_path)
     browser = ln.widgets.browse(Sample, page_size=10)
@@ -359,8 +367,15 @@ def test_detail_shows_cell_source(db: ln.Database) -> None:
     now = dt.datetime.now(dt.timezone.utc)
     ln.context.set_cell(7)
     project = Project(name="celled").save()
-    record_cell(db, run, execution_count=7, source="project = Project(name='celled').save()",
-                started_at=now, finished_at=now, status="ok")
+    record_cell(
+        db,
+        run,
+        execution_count=7,
+        source="project = Project(name='celled').save()",
+        started_at=now,
+        finished_at=now,
+        status="ok",
+    )
     ln.context.set_cell(None)
     ln.finish()
     browser = ln.widgets.browse(Project)
@@ -417,7 +432,9 @@ def test_picture_group_expands_and_its_records_open(samples: list[Sample], run: 
     browser._message(browser, {"action": "expand", "node": group}, [])
     detail = browser.detail
     assert browser.error == "" and detail["expanded"] == [group] and detail["groups"] == []
-    assert detail["title"].startswith("run ") and detail["trail"] == [f"Sample {samples[0].id}: s00"]
+    assert detail["title"].startswith("run ") and detail["trail"] == [
+        f"Sample {samples[0].id}: s00"
+    ]
     shown = {name for name in detail["nodes"] if name.startswith("record|sample|")}
     assert shown == {f"record|sample|{s.id}" for s in samples}
     assert "data-count" not in detail["svg"]
@@ -632,8 +649,10 @@ def test_browse_million_rows_costs_like_thousand(db: ln.Database) -> None:
 
 def test_widgets_import_lazily() -> None:
     """Importing lineage_nb and lineage_nb.widgets does not import ipywidgets."""
-    code = ("import sys, lineage_nb, lineage_nb.widgets; "
-            "assert 'ipywidgets' not in sys.modules, 'ipywidgets imported'")
+    code = (
+        "import sys, lineage_nb, lineage_nb.widgets; "
+        "assert 'ipywidgets' not in sys.modules, 'ipywidgets imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

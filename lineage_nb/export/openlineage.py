@@ -115,7 +115,11 @@ class LogHeadRunFacet(RunFacet):
     hash: str
     at: str
     _additional_skip_redact: ClassVar[list[str]] = [
-        "seal", "events", "last_event_id", "hash", "at",
+        "seal",
+        "events",
+        "last_event_id",
+        "hash",
+        "at",
     ]
 
     @staticmethod
@@ -275,8 +279,9 @@ def openlineage_events(
             RunEvent(
                 eventType=state,
                 eventTime=_iso(run.finished_at or run.last_seen_at),
-                run=OLRun(runId=run.uid,
-                          facets=_run_facets(run, producer, final=True, head=log_head(db))),
+                run=OLRun(
+                    runId=run.uid, facets=_run_facets(run, producer, final=True, head=log_head(db))
+                ),
                 job=job,
                 inputs=inputs,
                 outputs=outputs,

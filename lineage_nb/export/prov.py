@@ -162,9 +162,7 @@ def _add_graph(doc: ProvDocument, graph: nx.DiGraph) -> None:
                 statements.add("wasAttributedTo", ident[record], ident[user])
             for source in inputs:
                 if source != record:
-                    statements.add(
-                        "wasDerivedFrom", ident[record], ident[source], ident[node]
-                    )
+                    statements.add("wasDerivedFrom", ident[record], ident[source], ident[node])
 
 
 def _graph_of(obj: Any, depth: int) -> nx.DiGraph:

@@ -127,12 +127,17 @@ def track_notebook(
     session, tried = _server_session(user_ns, notebook)
     location = find_notebook(user_ns, explicit=notebook, server_session=session)
     if (
-        location is not None and session is None and not _state.warned_session
+        location is not None
+        and session is None
+        and not _state.warned_session
         and location.mechanism in ("Jupyter session (__session__)", "JPY_SESSION_NAME")
     ):
         _state.warned_session = True
-        _say(f"{tried}, none has it; using {location.mechanism}, the name the notebook had when "
-             "the kernel started (a rename since then is not seen)", error=True)
+        _say(
+            f"{tried}, none has it; using {location.mechanism}, the name the notebook had when "
+            "the kernel started (a rename since then is not seen)",
+            error=True,
+        )
     identity = identify(location, _state.load_dir)
     if _state.run is not None and _state.run.status == "started":
         runs.finish("completed", run=_state.run)
@@ -155,9 +160,7 @@ def track_notebook(
     return run
 
 
-def _server_session(
-    user_ns: Mapping[str, Any], explicit: object
-) -> tuple[Path | None, str]:
+def _server_session(user_ns: Mapping[str, Any], explicit: object) -> tuple[Path | None, str]:
     """The notebook path a running Jupyter server has for this kernel, and what was tried.
 
     Skipped (nothing asked) when the path was given or VS Code names it, or outside a kernel.
@@ -218,8 +221,12 @@ def _record_cell(result: Any) -> None:
         return
     finished = utcnow()
     cells.record_cell(
-        db, run, execution_count=count, source=source,
-        started_at=_state.cell_started or run.started_at or finished, finished_at=finished,
+        db,
+        run,
+        execution_count=count,
+        source=source,
+        started_at=_state.cell_started or run.started_at or finished,
+        finished_at=finished,
         status=_cell_status(result),
     )
 
@@ -320,8 +327,15 @@ def _record_earlier_cells(shell: Any, load_cell: int | None) -> None:
     for count in range(1, min(load_cell, len(history))):
         source = history[count]
         if isinstance(source, str) and source.strip():
-            cells.record_cell(db, run, execution_count=count, source=source,
-                              started_at=at, finished_at=at, status="ok")
+            cells.record_cell(
+                db,
+                run,
+                execution_count=count,
+                source=source,
+                started_at=at,
+                finished_at=at,
+                status="ok",
+            )
 
 
 def load_ipython_extension(shell: Any) -> None:

@@ -103,8 +103,10 @@ def install(
             return ConfigChange("unchanged", path)
         _write(path, _BLOCK_RE.sub("\n" + BLOCK, current, count=1))
         return ConfigChange("updated", path)
-    separator = "" if not current or current.endswith("\n\n") else (
-        "\n" if current.endswith("\n") else "\n\n"
+    separator = (
+        ""
+        if not current or current.endswith("\n\n")
+        else ("\n" if current.endswith("\n") else "\n\n")
     )
     _write(path, current + separator + BLOCK)
     return ConfigChange("installed", path)

@@ -89,9 +89,7 @@ def _model_class(name: str) -> type[Any]:
     found = classes.get(name) or {k.lower(): v for k, v in classes.items()}.get(name.lower())
     if found is None:
         known = ", ".join(sorted(k for k in classes if k[:1].isupper())) or "none defined yet"
-        raise NotFound(
-            f"No model named {name!r}.", value=name, hint=f"Known models: {known}."
-        )
+        raise NotFound(f"No model named {name!r}.", value=name, hint=f"Known models: {known}.")
     return found
 
 
@@ -114,9 +112,7 @@ def _run(run_id: int | None) -> Run:
         return Run.get(run_id)
     run = context.get_run()
     if run is None:
-        raise NoRunError(
-            "No run is open.", hint="Pass --run ID, or start one with %lineage track."
-        )
+        raise NoRunError("No run is open.", hint="Pass --run ID, or start one with %lineage track.")
     return run
 
 

@@ -117,7 +117,9 @@ def find_notebook(
     except OSError:
         notebooks = []
     if len(notebooks) == 1:
-        return NotebookLocation(notebooks[0].resolve(), "the only notebook in the working directory")
+        return NotebookLocation(
+            notebooks[0].resolve(), "the only notebook in the working directory"
+        )
     return None
 
 
@@ -233,10 +235,13 @@ def notebook_id(notebook: Path) -> tuple[str | None, str | None]:
         if not os.access(notebook, os.W_OK) or not os.access(notebook.parent, os.W_OK):
             return None, f"{notebook.name} is not writable, so it has no lineage_nb id"
         new = str(uuid.uuid4())
-        document.metadata[ID_FIELD] = {**(section if isinstance(section, Mapping) else {}),
-                                       "id": new}
-        handle, temporary = tempfile.mkstemp(prefix=".lineage_nb-", suffix=".ipynb",
-                                             dir=notebook.parent)
+        document.metadata[ID_FIELD] = {
+            **(section if isinstance(section, Mapping) else {}),
+            "id": new,
+        }
+        handle, temporary = tempfile.mkstemp(
+            prefix=".lineage_nb-", suffix=".ipynb", dir=notebook.parent
+        )
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 nbformat.write(document, out)  # type: ignore[no-untyped-call]

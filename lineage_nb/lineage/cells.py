@@ -59,19 +59,28 @@ def record_cell(
     if status not in CELL_STATUSES:
         raise ValidationError(
             {"status": [f"{status!r} is not one of {list(CELL_STATUSES)}."]},
-            model="Cell", field="status", value=status,
+            model="Cell",
+            field="status",
+            value=status,
         )
     digest = source_hash(source)
     with db.session() as session, session.begin():
         connection = session.connection()
         dialect = connection.dialect
         _SOURCE.execute(connection, [(digest, source)])
-        _CELL.execute(connection, [(
-            run.id, execution_count, digest,
-            _CELL.process(dialect, "started_at", started_at),
-            _CELL.process(dialect, "finished_at", finished_at),
-            status,
-        )])
+        _CELL.execute(
+            connection,
+            [
+                (
+                    run.id,
+                    execution_count,
+                    digest,
+                    _CELL.process(dialect, "started_at", started_at),
+                    _CELL.process(dialect, "finished_at", finished_at),
+                    status,
+                )
+            ],
+        )
 
 
 def cells_frame(run: Run) -> pd.DataFrame:
@@ -80,20 +89,23 @@ def cells_frame(run: Run) -> pd.DataFrame:
     import pandas as pd
 
     statement = (
-        select(Cell.execution_count, CellSource.text, Cell.started_at, Cell.finished_at,
-               Cell.status)
+        select(
+            Cell.execution_count, CellSource.text, Cell.started_at, Cell.finished_at, Cell.status
+        )
         .join(CellSource, CellSource.hash == Cell.source_hash)
         .where(Cell.run_id == run.id)
         .order_by(Cell.started_at, Cell.execution_count)
     )
     rows = run_sync(lambda s: s.execute(statement).all())
-    return pd.DataFrame({
-        "execution_count": pd.array([r[0] for r in rows], dtype="Int64"),
-        "source": pd.Series([r[1] for r in rows], dtype="string"),
-        "started_at": pd.to_datetime(pd.Series([r[2] for r in rows], dtype=object), utc=True),
-        "finished_at": pd.to_datetime(pd.Series([r[3] for r in rows], dtype=object), utc=True),
-        "status": pd.Series([r[4] for r in rows], dtype="string"),
-    })
+    return pd.DataFrame(
+        {
+            "execution_count": pd.array([r[0] for r in rows], dtype="Int64"),
+            "source": pd.Series([r[1] for r in rows], dtype="string"),
+            "started_at": pd.to_datetime(pd.Series([r[2] for r in rows], dtype=object), utc=True),
+            "finished_at": pd.to_datetime(pd.Series([r[3] for r in rows], dtype=object), utc=True),
+            "status": pd.Series([r[4] for r in rows], dtype="string"),
+        }
+    )
 
 
 def code_of(record: Any) -> str | None:

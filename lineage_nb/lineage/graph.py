@@ -162,13 +162,21 @@ def runs_df(
     frame = _frame(statement)
     live = [int(r) for r in frame.loc[frame["events"].isna(), "run_id"]]
     if live:
-        counts = run_sync(lambda session: dict(session.execute(
-            select(RecordEvent.run_id, func.count(RecordEvent.id))
-            .where(RecordEvent.run_id.in_(live)).group_by(RecordEvent.run_id)
-        ).tuples().all()))
+        counts = run_sync(
+            lambda session: dict(
+                session.execute(
+                    select(RecordEvent.run_id, func.count(RecordEvent.id))
+                    .where(RecordEvent.run_id.in_(live))
+                    .group_by(RecordEvent.run_id)
+                )
+                .tuples()
+                .all()
+            )
+        )
         missing = frame["events"].isna()
         frame.loc[missing, "events"] = frame.loc[missing, "run_id"].map(
-            lambda run_id: counts.get(int(run_id), 0))
+            lambda run_id: counts.get(int(run_id), 0)
+        )
     return frame
 
 
@@ -183,8 +191,17 @@ def _record_node(graph: nx.DiGraph, key: RecordKey, focus: bool = False) -> tupl
 @functools.cache
 def _runs_statement_for_graph() -> Select[Any]:
     """Runs ``:ids`` with their transform and user (built once)."""
-    columns: list[Any] = [Run.id, Run.status, Run.started_at, Run.transform_id, Run.created_by_id,
-                          Transform.key, Transform.version, Transform.type, User.handle]
+    columns: list[Any] = [
+        Run.id,
+        Run.status,
+        Run.started_at,
+        Run.transform_id,
+        Run.created_by_id,
+        Transform.key,
+        Transform.version,
+        Transform.type,
+        User.handle,
+    ]
     return (
         select(*columns)
         .join(Transform, Transform.id == Run.transform_id)
@@ -202,8 +219,9 @@ def _add_runs(graph: nx.DiGraph, session: Session, run_ids: Iterable[int]) -> No
     for run_id, status, started_at, transform_id, user_id, key, version, kind, handle in rows:
         run_node = ("run", run_id)
         started = f"{started_at:%Y-%m-%d %H:%M}" if started_at else ""
-        graph.add_node(run_node, kind="run", label=f"run {run_id} · {status}\n{started}",
-                       status=status)
+        graph.add_node(
+            run_node, kind="run", label=f"run {run_id} · {status}\n{started}", status=status
+        )
         transform_node = ("transform", transform_id)
         graph.add_node(transform_node, kind="transform", label=f"{key} v{version}", type=kind)
         user_node = ("user", user_id)
@@ -224,9 +242,11 @@ def _writers_statement() -> Select[Any]:
     events: Table = RecordEvent.__table__  # type: ignore[assignment]
     return (
         select(events.c.pk, events.c.run_id)
-        .where(events.c.table == bindparam("table"),
-               events.c.pk.in_(bindparam("pks", expanding=True)),
-               events.c.run_id.is_not(None))
+        .where(
+            events.c.table == bindparam("table"),
+            events.c.pk.in_(bindparam("pks", expanding=True)),
+            events.c.run_id.is_not(None),
+        )
         .distinct()
     )
 
@@ -277,11 +297,17 @@ def _add_inputs(
         for table, members in sorted(by_table.items()):
             if group_above is not None and len(members) > group_above:
                 node = ("records", table, run_id)
-                graph.add_node(node, kind="group", count=len(members),
-                               label=f"{len(members)} {table} records")
+                graph.add_node(
+                    node, kind="group", count=len(members), label=f"{len(members)} {table} records"
+                )
                 changed = sum(keys[k] for k in members)
-                graph.add_edge(node, ("run", run_id), relation="used", count=len(members),
-                               changed=bool(changed))
+                graph.add_edge(
+                    node,
+                    ("run", run_id),
+                    relation="used",
+                    count=len(members),
+                    changed=bool(changed),
+                )
                 for key in members:
                     nodes[key] = node
                 continue
@@ -328,7 +354,9 @@ def _mark_stale(
         data["label"] += f"\n⚠ stale: {len(changed)} input(s) changed"
 
 
-def record_lineage(record: Any, depth: int = 3, *, group_above: int | None = GROUP_ABOVE) -> nx.DiGraph:
+def record_lineage(
+    record: Any, depth: int = 3, *, group_above: int | None = GROUP_ABOVE
+) -> nx.DiGraph:
     """The lineage graph of ``record``: the runs that wrote it, their transforms, users and inputs,
     and upstream through the inputs' runs, ``depth`` levels deep. More than ``group_above``
     records of one table read by one run are one group node (None: never group)."""
@@ -357,9 +385,7 @@ def run_lineage(run: Run, depth: int = 3, *, group_above: int | None = GROUP_ABO
         _add_runs(graph, session, [run.id])
         graph.nodes[("run", run.id)]["focus"] = True
         outputs = session.execute(
-            select(RecordEvent.table, RecordEvent.pk)
-            .where(RecordEvent.run_id == run.id)
-            .distinct()
+            select(RecordEvent.table, RecordEvent.pk).where(RecordEvent.run_id == run.id).distinct()
         ).all()
         for table, pk in outputs:
             graph.add_edge(("run", run.id), _record_node(graph, (table, pk)), relation="wrote")

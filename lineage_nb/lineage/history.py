@@ -89,7 +89,11 @@ class _Read:
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+    return (
+        value.replace(tzinfo=dt.timezone.utc)
+        if value.tzinfo is None
+        else value.astimezone(dt.timezone.utc)
+    )
 
 
 class _Snapshot:
@@ -139,8 +143,9 @@ def _events_statement(dialect: str) -> Select[Any]:
         columns.append(sql_cast(sql_cast(xmin, Text), events.c.id.type))
     return (
         select(*columns)
-        .where(events.c.table == bindparam("table"),
-               events.c.pk.in_(bindparam("pks", expanding=True)))
+        .where(
+            events.c.table == bindparam("table"), events.c.pk.in_(bindparam("pks", expanding=True))
+        )
         .order_by(events.c.id)
     )
 
@@ -162,8 +167,15 @@ def _events_of(session: Session, table: str, pks: Iterable[str]) -> dict[str, li
 def _event(row: Sequence[Any]) -> _Event:
     xid = row[8] if len(row) > 8 else None
     return _Event(
-        id=row[0], table=row[1], pk=row[2], action=row[3], changes=row[4], run_id=row[5],
-        user_id=row[6], at=row[7], xid=None if xid is None else int(xid),
+        id=row[0],
+        table=row[1],
+        pk=row[2],
+        action=row[3],
+        changes=row[4],
+        run_id=row[5],
+        user_id=row[6],
+        at=row[7],
+        xid=None if xid is None else int(xid),
     )
 
 
@@ -171,7 +183,9 @@ def _event(row: Sequence[Any]) -> _Event:
 def _reads_statement() -> Select[Any]:
     """Every read of the runs ``:runs``, in the order written (built once)."""
     inputs: Table = RunInput.__table__  # type: ignore[assignment]
-    columns = [inputs.c[n] for n in ("run_id", "table", "pk", "keys", "watermark", "snapshot", "at")]
+    columns = [
+        inputs.c[n] for n in ("run_id", "table", "pk", "keys", "watermark", "snapshot", "at")
+    ]
     return (
         select(*columns)
         .where(inputs.c.run_id.in_(bindparam("runs", expanding=True)))
@@ -210,7 +224,9 @@ class QueryMemo:
             self._reads[read.run_id].append(read)
         return [read for run_id in ids for read in self._reads[run_id]]
 
-    def events_of(self, session: Session, table: str, pks: Iterable[str]) -> dict[str, list[_Event]]:
+    def events_of(
+        self, session: Session, table: str, pks: Iterable[str]
+    ) -> dict[str, list[_Event]]:
         """:func:`_events_of`, for records not asked before."""
         keys = set(pks)
         missing = [pk for pk in keys if (table, pk) not in self._events]
@@ -291,10 +307,18 @@ def input_versions(
         key = (read.run_id, read.table, read.pk, None if version is None else version.id)
         if key in versions:
             continue  # this version was read before
-        unseen = [e for e in history if e.run_id != read.run_id and not _seen_by(read, e, snapshots)]
+        unseen = [
+            e for e in history if e.run_id != read.run_id and not _seen_by(read, e, snapshots)
+        ]
         versions[key] = InputVersion(
-            read.run_id, read.table, read.pk, read.at, read.watermark, key[3],
-            history[-1].id if history else None, unseen,
+            read.run_id,
+            read.table,
+            read.pk,
+            read.at,
+            read.watermark,
+            key[3],
+            history[-1].id if history else None,
+            unseen,
         )
     return sorted(versions.values(), key=lambda v: (v.run_id, v.at, v.table, v.pk))
 
@@ -309,14 +333,16 @@ def inputs_frame(run: Run) -> pd.DataFrame:
 
     with reads.untracked_reads():
         versions = run_sync(build)
-    return pd.DataFrame({
-        "table": pd.Series([v.table for v in versions], dtype="string"),
-        "pk": pd.Series([v.pk for v in versions], dtype="string"),
-        "at": pd.to_datetime(pd.Series([_utc(v.at) for v in versions], dtype=object), utc=True),
-        "read_version": pd.array([v.read_version for v in versions], dtype="Int64"),
-        "current_version": pd.array([v.current_version for v in versions], dtype="Int64"),
-        "changed_since": pd.array([v.changed_since for v in versions], dtype="bool"),
-    })
+    return pd.DataFrame(
+        {
+            "table": pd.Series([v.table for v in versions], dtype="string"),
+            "pk": pd.Series([v.pk for v in versions], dtype="string"),
+            "at": pd.to_datetime(pd.Series([_utc(v.at) for v in versions], dtype=object), utc=True),
+            "read_version": pd.array([v.read_version for v in versions], dtype="Int64"),
+            "current_version": pd.array([v.current_version for v in versions], dtype="Int64"),
+            "changed_since": pd.array([v.changed_since for v in versions], dtype="bool"),
+        }
+    )
 
 
 # -- staleness ---------------------------------------------------------------------------------
@@ -339,7 +365,8 @@ def _changed_inputs(
     """Of a run's inputs, the newest version of each record read before ``written`` was written
     (the record ``key`` itself aside), where that version has changed since."""
     read_before = (
-        v for v in versions
+        v
+        for v in versions
         if v.run_id == written.run_id and v.before(written) and (v.table, v.pk) != key
     )
     return [v for v in _newest_versions(read_before).values() if v.changed_since]
@@ -370,7 +397,9 @@ def _changed_since_reads(session: Session, reads_found: list[_Read]) -> set[tupl
     return {(t, pk) for t, pk, event_id in rows if event_id > read_keys.get((t, pk), event_id)}
 
 
-def _stale_inputs(session: Session, record: Any, memo: QueryMemo | None = None) -> list[InputVersion]:
+def _stale_inputs(
+    session: Session, record: Any, memo: QueryMemo | None = None
+) -> list[InputVersion]:
     reads.write_pending(session)
     memo = memo or QueryMemo()
     key = record_key(record, session.get_bind().dialect)
@@ -420,9 +449,13 @@ def run_inputs(
     for (run_id, table, pk), version in _newest_versions(versions).items():
         found.setdefault(run_id, {})[(table, pk)] = version.changed_since
     for run_id in set(by_run) - set(small):
-        written = set(session.execute(
-            select(RecordEvent.table, RecordEvent.pk).where(RecordEvent.run_id == run_id).distinct()
-        ).tuples())
+        written = set(
+            session.execute(
+                select(RecordEvent.table, RecordEvent.pk)
+                .where(RecordEvent.run_id == run_id)
+                .distinct()
+            ).tuples()
+        )
         found[run_id] = {key: False for key in by_run[run_id] if key not in written}
     return found
 
@@ -440,13 +473,15 @@ def stale_inputs(record: Any) -> pd.DataFrame:
 
     with reads.untracked_reads():
         found = run_sync(lambda s: _stale_inputs(s, record))
-    return pd.DataFrame({
-        "table": pd.Series([v.table for v in found], dtype="string"),
-        "pk": pd.Series([v.pk for v in found], dtype="string"),
-        "read_version": pd.array([v.read_version for v in found], dtype="Int64"),
-        "current_version": pd.array([v.current_version for v in found], dtype="Int64"),
-        "change": pd.Series([v.what_changed() for v in found], dtype="string"),
-    })
+    return pd.DataFrame(
+        {
+            "table": pd.Series([v.table for v in found], dtype="string"),
+            "pk": pd.Series([v.pk for v in found], dtype="string"),
+            "read_version": pd.array([v.read_version for v in found], dtype="Int64"),
+            "current_version": pd.array([v.current_version for v in found], dtype="Int64"),
+            "change": pd.Series([v.what_changed() for v in found], dtype="string"),
+        }
+    )
 
 
 def stale(model: type | None = None) -> pd.DataFrame:
@@ -485,12 +520,14 @@ def stale(model: type | None = None) -> pd.DataFrame:
 
     with reads.untracked_reads():
         rows = run_sync(build)
-    return pd.DataFrame({
-        "table": pd.Series([r[0] for r in rows], dtype="string"),
-        "pk": pd.Series([r[1] for r in rows], dtype="string"),
-        "run_id": pd.array([r[2] for r in rows], dtype="Int64"),
-        "changed_inputs": pd.array([r[3] for r in rows], dtype="Int64"),
-    })
+    return pd.DataFrame(
+        {
+            "table": pd.Series([r[0] for r in rows], dtype="string"),
+            "pk": pd.Series([r[1] for r in rows], dtype="string"),
+            "run_id": pd.array([r[2] for r in rows], dtype="Int64"),
+            "changed_inputs": pd.array([r[3] for r in rows], dtype="Int64"),
+        }
+    )
 
 
 # -- points in time ----------------------------------------------------------------------------
@@ -542,16 +579,22 @@ def _point(session: Session, when: Any, argument: str = "when") -> _Point:
         found = session.get(Run, when.id)
         if found is None or found.uid != when.uid:
             raise ValidationError(
-                {argument: [f"run {when.id} is not a run of this database; pass a run of the "
-                            "connected database or a datetime."]},
-                field=argument, value=when.label,
+                {
+                    argument: [
+                        f"run {when.id} is not a run of this database; pass a run of the "
+                        "connected database or a datetime."
+                    ]
+                },
+                field=argument,
+                value=when.label,
             )
         return _AsRunSaw(session, found)
     if isinstance(when, dt.datetime):
         return _Instant(session, _utc(when))
     raise ValidationError(
         {argument: [f"expected a datetime or a Run, got {type(when).__name__} {when!r}."]},
-        field=argument, value=when,
+        field=argument,
+        value=when,
     )
 
 

@@ -86,7 +86,8 @@ def script_identity(path: str | os.PathLike[str] | None = None) -> SourceIdentit
     except OSError as error:
         raise ConfigurationError(
             f"Cannot read the script {str(file)!r} to identify it: {error.strerror}.",
-            value=str(file), hint="Pass an existing path to ln.track().",
+            value=str(file),
+            hint="Pass an existing path to ln.track().",
         ) from error
     return SourceIdentity(_key_for(file), "script", source, _hash(source))
 
@@ -119,14 +120,21 @@ def notebook_identity(
     try:
         notebook = nbformat.read(str(file), as_version=4)  # type: ignore[no-untyped-call]
     except (
-        OSError, ValueError, KeyError, TypeError, AttributeError, nbformat.ValidationError
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        nbformat.ValidationError,
     ) as error:
         raise ConfigurationError(
             f"Cannot read the notebook {str(file)!r}: {error}.",
             value=str(file),
             hint="Check the path; the file must be a valid .ipynb (nbformat 4).",
         ) from error
-    source, digest = notebook_code([c.source for c in notebook.cells if c.get("cell_type") == "code"])
+    source, digest = notebook_code(
+        [c.source for c in notebook.cells if c.get("cell_type") == "code"]
+    )
     key = key or _key_for(file)
     return SourceIdentity(key, "notebook", source, digest, notebook_id=notebook_id, path=key)
 

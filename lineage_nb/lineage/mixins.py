@@ -54,8 +54,11 @@ class TracksRun:
     @declared_attr
     def run_id(cls) -> Mapped[int | None]:
         return mapped_column(
-            ForeignKey(Run.__table__.c.id), index=True, info=_AUTO,
-            server_default=_context("lineage_nb_run"), onupdate=_context("lineage_nb_run"),
+            ForeignKey(Run.__table__.c.id),
+            index=True,
+            info=_AUTO,
+            server_default=_context("lineage_nb_run"),
+            onupdate=_context("lineage_nb_run"),
         )
 
     @declared_attr
@@ -87,15 +90,19 @@ class TracksUpdates:
     @declared_attr
     def updated_at(cls) -> Mapped[dt.datetime | None]:
         return mapped_column(
-            UTCDateTime, info=_AUTO, server_default=_context("lineage_nb_now"),
+            UTCDateTime,
+            info=_AUTO,
+            server_default=_context("lineage_nb_now"),
             onupdate=_context("lineage_nb_now"),
         )
 
     @declared_attr
     def updated_by_id(cls) -> Mapped[int | None]:
         return mapped_column(
-            ForeignKey(User.__table__.c.id), info=_AUTO,
-            server_default=_context("lineage_nb_user"), onupdate=_context("lineage_nb_user"),
+            ForeignKey(User.__table__.c.id),
+            info=_AUTO,
+            server_default=_context("lineage_nb_user"),
+            onupdate=_context("lineage_nb_user"),
         )
 
     @declared_attr

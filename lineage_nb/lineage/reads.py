@@ -97,7 +97,10 @@ class untracked_reads:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         _untracked.reset(self._tokens.pop())
 
@@ -105,7 +108,10 @@ class untracked_reads:
         return self.__enter__()
 
     async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.__exit__(kind, error, tb)
 
@@ -213,9 +219,11 @@ def _watermark(connection: Connection) -> tuple[int | None, str | None]:
     nothing in flight share a row)."""
     if connection.dialect.name == "postgresql":
         row = connection.execute(
-            text("SELECT (SELECT max(e.id) FROM lineage_record_event AS e), "
-                 "(SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x) "
-                 "FROM pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) AS x)")
+            text(
+                "SELECT (SELECT max(e.id) FROM lineage_record_event AS e), "
+                "(SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x) "
+                "FROM pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) AS x)"
+            )
         ).one()
         return row[0], row[1]
     return connection.execute(text("SELECT max(id) FROM lineage_record_event")).scalar(), None
@@ -238,7 +246,9 @@ def begin_read(session: Session) -> Read | None:
     return read
 
 
-def note_rows(read: Read, model: type, rows: Sequence[Sequence[Any]], positions: Sequence[int]) -> None:
+def note_rows(
+    read: Read, model: type, rows: Sequence[Sequence[Any]], positions: Sequence[int]
+) -> None:
     """Note the records of ``rows`` (key values at ``positions``) as read by ``read``."""
     if not issubclass(model, Model) or not rows:
         return
@@ -296,7 +306,9 @@ def _groups(run: Run, reads: list[Read]) -> list[tuple[Any, ...]]:
         for cls, identities in read.records.items():
             render = key_text(cls, read.dialect)
             texts = [render(identity) for identity in identities]
-            group = by_group.setdefault((_table_of(cls), read.watermark, read.snapshot), (read.at, []))
+            group = by_group.setdefault(
+                (_table_of(cls), read.watermark, read.snapshot), (read.at, [])
+            )
             group[1].append(texts)
         for table, keys in read.rows:
             group = by_group.setdefault((table, read.watermark, read.snapshot), (read.at, []))
@@ -309,7 +321,9 @@ def _groups(run: Run, reads: list[Read]) -> list[tuple[Any, ...]]:
             count, single = int(merged.size), (str(merged[0]) if merged.size == 1 else None)
             packed = _keyset.encode_integers(merged, prepared=True) if count > 1 else None
         else:
-            unique = {str(k) for p in parts for k in (p.tolist() if isinstance(p, np.ndarray) else p)}
+            unique = {
+                str(k) for p in parts for k in (p.tolist() if isinstance(p, np.ndarray) else p)
+            }
             count = len(unique)
             single = next(iter(unique)) if count == 1 else None
             packed = _keyset.encode(unique) if count > 1 else None
@@ -321,9 +335,7 @@ def _groups(run: Run, reads: list[Read]) -> list[tuple[Any, ...]]:
 def write(connection: Connection, run: Run, reads: list[Read]) -> None:
     """Insert ``reads`` of ``run`` on ``connection`` (one executemany)."""
     dialect = connection.dialect
-    rows = [
-        (*row[:7], _INSERT.process(dialect, "at", row[7])) for row in _groups(run, reads)
-    ]
+    rows = [(*row[:7], _INSERT.process(dialect, "at", row[7])) for row in _groups(run, reads)]
     _INSERT.execute(connection, rows)
 
 

@@ -166,8 +166,10 @@ def _transform_for(
     key = identity.key
     if identity.notebook_id is not None:
         first = session.execute(
-            select(Transform.key).where(Transform.notebook_id == identity.notebook_id)
-            .order_by(Transform.id).limit(1)
+            select(Transform.key)
+            .where(Transform.notebook_id == identity.notebook_id)
+            .order_by(Transform.id)
+            .limit(1)
         ).scalar()
         key = str(first) if first is not None else key
     found = session.execute(
@@ -305,8 +307,12 @@ def mark_dead_runs(db: Database) -> list[Run]:
             changed = session.execute(
                 update(Run)
                 .where(Run.id == run.id, Run.status == "started")
-                .values(status="aborted", finished_at=seen, last_seen_at=seen,
-                        event_count=_event_count(run.id))
+                .values(
+                    status="aborted",
+                    finished_at=seen,
+                    last_seen_at=seen,
+                    event_count=_event_count(run.id),
+                )
             )
             if changed.rowcount:  # type: ignore[attr-defined]
                 run.status, run.finished_at, run.last_seen_at = "aborted", seen, seen
@@ -596,12 +602,16 @@ def _event_count(run_id: int) -> Any:
 
 def _executed_code(session: Session, run: Run) -> tuple[str, str] | None:
     """Source and hash of the cells ``run`` executed, in execution order (None: no cells)."""
-    sources = session.execute(
-        select(CellSource.text)
-        .join(Cell, Cell.source_hash == CellSource.hash)
-        .where(Cell.run_id == run.id)
-        .order_by(Cell.execution_count)
-    ).scalars().all()
+    sources = (
+        session.execute(
+            select(CellSource.text)
+            .join(Cell, Cell.source_hash == CellSource.hash)
+            .where(Cell.run_id == run.id)
+            .order_by(Cell.execution_count)
+        )
+        .scalars()
+        .all()
+    )
     return notebook_code(list(sources)) if sources else None
 
 
@@ -642,7 +652,8 @@ def _final_transform(db: Database, session: Session, run: Run) -> Transform | No
             warnings.warn(
                 f"lineage_nb: run {run.id} keeps the version of its file; the version of the "
                 f"code it executed could not be stored: {type(error).__name__}",
-                LineageWarning, stacklevel=3,
+                LineageWarning,
+                stacklevel=3,
             )
             return None
     return None
@@ -656,7 +667,8 @@ def _repoint(
         return None
     code, digest = executed
     others = session.execute(
-        select(func.count()).select_from(Run)
+        select(func.count())
+        .select_from(Run)
         .where(Run.transform_id == transform.id, Run.id != run.id)
     ).scalar_one()
     provisional = may_edit and bool(getattr(run, "_ln_new_transform", False)) and others == 0
@@ -669,8 +681,12 @@ def _repoint(
         return transform
     if final is None:
         final = Transform(
-            key=transform.key, version=_next_version(session, transform.key), type="notebook",
-            source_hash=digest, source_code=code, created_by_id=run.created_by_id,
+            key=transform.key,
+            version=_next_version(session, transform.key),
+            type="notebook",
+            source_hash=digest,
+            source_code=code,
+            created_by_id=run.created_by_id,
             notebook_id=transform.notebook_id,
         )
         session.add(final)
@@ -692,7 +708,8 @@ def finish(status: str = "completed", *, run: Run | None = None) -> Run | None:
     """
     if status not in RUN_STATUSES:
         raise ValidationError(
-            {"status": [f"{status!r} is not one of {list(RUN_STATUSES)}."]}, model="Run",
+            {"status": [f"{status!r} is not one of {list(RUN_STATUSES)}."]},
+            model="Run",
             value=status,
         )
     run = run or context.get_run()
@@ -704,8 +721,13 @@ def finish(status: str = "completed", *, run: Run | None = None) -> Run | None:
         reads.write_in_session(session, run)  # what it read and has not written yet
         final = _final_transform(db, session, run)
         session.execute(
-            update(Run).where(Run.id == run.id).values(
-                status=status, finished_at=now, last_seen_at=now, errored_cells=run.errored_cells,
+            update(Run)
+            .where(Run.id == run.id)
+            .values(
+                status=status,
+                finished_at=now,
+                last_seen_at=now,
+                errored_cells=run.errored_cells,
                 event_count=_event_count(run.id),
             )
         )

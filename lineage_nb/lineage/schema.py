@@ -31,8 +31,17 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "CELL_STATUSES", "RUN_STATUSES", "Cell", "CellSource", "LineageModel", "RecordEvent", "Run",
-    "RunInput", "Seal", "Transform", "User",
+    "CELL_STATUSES",
+    "RUN_STATUSES",
+    "Cell",
+    "CellSource",
+    "LineageModel",
+    "RecordEvent",
+    "Run",
+    "RunInput",
+    "Seal",
+    "Transform",
+    "User",
 ]
 
 RUN_STATUSES = ("started", "completed", "errored", "aborted")
@@ -174,9 +183,12 @@ class Run(LineageModel):
         nodes; more than ``group_above`` records of one table alike are one node."""
         from ..views.picture import LineagePicture
 
-        return LineagePicture(self.lineage(depth, group_above=group_above),
-                              title=f"Lineage of {self.label}", max_nodes=max_nodes,
-                              group_above=group_above)
+        return LineagePicture(
+            self.lineage(depth, group_above=group_above),
+            title=f"Lineage of {self.label}",
+            max_nodes=max_nodes,
+            group_above=group_above,
+        )
 
     def _repr_html_(self) -> str:
         from ..views.html import run_html

@@ -95,7 +95,9 @@ def json_safe(value: Any) -> Any:
         return json_safe(value.value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
-        return "base64:" + base64.b64encode(data[:1024]).decode() + ("…" if len(data) > 1024 else "")
+        return (
+            "base64:" + base64.b64encode(data[:1024]).decode() + ("…" if len(data) > 1024 else "")
+        )
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     if isinstance(value, dict):
@@ -142,7 +144,8 @@ def _check_created_unchanged(obj: Any) -> None:
         if key in state.committed_state and state.attrs[key].history.deleted:
             raise ValidationError(
                 {key: ["is set once when the record is inserted and cannot change."]},
-                model=type(obj).__name__, value=state.dict.get(key),
+                model=type(obj).__name__,
+                value=state.dict.get(key),
             )
 
 
@@ -219,6 +222,10 @@ def _bulk_written(session: Session, *, model: type, rows: list[dict[str, Any]]) 
 def _stamp_run(db: Database | None) -> Run | None:
     run = context.get_run()
     run_db = getattr(run, "_ln_db", None)
-    if run is None or db is None or (run_db is not None and run_db is not db and run_db.url != db.url):
+    if (
+        run is None
+        or db is None
+        or (run_db is not None and run_db is not db and run_db.url != db.url)
+    ):
         return None
     return run

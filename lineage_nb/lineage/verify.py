@@ -57,9 +57,25 @@ from .schema import RecordEvent, Run, Seal
 from .types import utcnow
 
 __all__ = [
-    "FORMAT_MERKLE", "FORMAT_RUNNING", "BrokenLink", "LogStatus", "Proof", "anchor", "check_proof",
-    "contents_sql", "describe", "event_hash", "log_head", "merkle_root", "prove", "seal",
-    "seal_at_upgrade", "seal_hash", "status", "unsealed_count", "verify",
+    "FORMAT_MERKLE",
+    "FORMAT_RUNNING",
+    "BrokenLink",
+    "LogStatus",
+    "Proof",
+    "anchor",
+    "check_proof",
+    "contents_sql",
+    "describe",
+    "event_hash",
+    "log_head",
+    "merkle_root",
+    "prove",
+    "seal",
+    "seal_at_upgrade",
+    "seal_hash",
+    "status",
+    "unsealed_count",
+    "verify",
 ]
 
 _EVENTS: Table = RecordEvent.__table__  # type: ignore[assignment]
@@ -115,10 +131,19 @@ def _timestamp(value: Any) -> str:
 def _content(row: Any) -> bytes:
     """The canonical bytes of one event as a format-1 seal hashed it (every column but the old
     chain's)."""
-    return _encode([
-        row.id, row.run_id, row.user_id, row.table, row.pk, row.action, row.changes, row.cell,
-        _timestamp(row.at),
-    ]).encode("utf-8", "surrogatepass")
+    return _encode(
+        [
+            row.id,
+            row.run_id,
+            row.user_id,
+            row.table,
+            row.pk,
+            row.action,
+            row.changes,
+            row.cell,
+            _timestamp(row.at),
+        ]
+    ).encode("utf-8", "surrogatepass")
 
 
 def _chain_hash(prev_hash: str | None, tail: str) -> str:
@@ -129,8 +154,14 @@ def _chain_hash(prev_hash: str | None, tail: str) -> str:
 def event_hash(row: dict[str, Any], prev_hash: str | None) -> str:
     """The per-run chain hash of an event written before schema revision 0002 (as it was computed then)."""
     content = [
-        row.get("run_id"), row.get("user_id"), row.get("table"), row.get("pk"), row.get("action"),
-        row.get("changes"), row.get("cell"), _timestamp(row.get("at")),
+        row.get("run_id"),
+        row.get("user_id"),
+        row.get("table"),
+        row.get("pk"),
+        row.get("action"),
+        row.get("changes"),
+        row.get("cell"),
+        _timestamp(row.get("at")),
     ]
     return _chain_hash(prev_hash, "," + _encode(content)[1:])
 
@@ -168,13 +199,13 @@ def contents_sql(dialect: str) -> str:
     """
     if dialect == "postgresql":
         return (
-            "SELECT pg_catalog.json_build_array(e.id, e.run_id, e.user_id, e.\"table\", "
+            'SELECT pg_catalog.json_build_array(e.id, e.run_id, e.user_id, e."table", '
             "e.pk, e.action, e.changes, e.cell, e.at AT TIME ZONE 'UTC')::text "
             "FROM lineage_record_event AS e WHERE e.id > %(after)s AND e.id <= %(upto)s "
             "ORDER BY e.id"
         )
     return (
-        "SELECT json_array(e.id, e.run_id, e.user_id, e.\"table\", e.pk, e.action, "
+        'SELECT json_array(e.id, e.run_id, e.user_id, e."table", e.pk, e.action, '
         "e.changes, e.cell, e.at) FROM lineage_record_event AS e "
         "WHERE e.id > :after AND e.id <= :upto ORDER BY e.id"
     )
@@ -185,7 +216,7 @@ _NO_END = 2**63 - 1
 
 def _event_id(content: str) -> int:
     """The event id a content starts with (``[id, ...``)."""
-    return int(content[1:content.index(",")])
+    return int(content[1 : content.index(",")])
 
 
 def _contents(connection: Connection, after: int, upto: int | None = None) -> Iterator[list[str]]:
@@ -214,8 +245,13 @@ def _contents(connection: Connection, after: int, upto: int | None = None) -> It
         reason = str(error)
         if dialect == "sqlite" and ("JSON cannot hold BLOB" in reason or "decode" in reason):
             raise ValidationError(
-                {"event": [f"an event after event {after} cannot be rendered to hash it: {reason}"]},
-                field="event", value=after,
+                {
+                    "event": [
+                        f"an event after event {after} cannot be rendered to hash it: {reason}"
+                    ]
+                },
+                field="event",
+                value=after,
             ) from error
         raise OperationalError(f"Reading the event log failed: {reason}", value=after) from error
     finally:
@@ -328,11 +364,18 @@ def _seal_on(connection: Connection, unchained: int | None = None) -> int:
     if tree.count == 0:
         return 0
     root = tree.root().hex()
-    connection.execute(insert(_SEALS).values(
-        prev_id=prev_id, last_event_id=last_id, count=tree.count,
-        hash=seal_hash(previous, root, tree.count, last_id), at=utcnow(), format=FORMAT_MERKLE,
-        root=root, unchained=unchained or 0,
-    ))
+    connection.execute(
+        insert(_SEALS).values(
+            prev_id=prev_id,
+            last_event_id=last_id,
+            count=tree.count,
+            hash=seal_hash(previous, root, tree.count, last_id),
+            at=utcnow(),
+            format=FORMAT_MERKLE,
+            root=root,
+            unchained=unchained or 0,
+        )
+    )
     return tree.count
 
 
@@ -388,10 +431,14 @@ def seal_at_upgrade(connection: Connection) -> int:
     after = 0
     for seal_id, last_event_id in seals:
         if newest_hashed is not None and after < newest_hashed:
-            before_chain = connection.execute(select(func.count()).where(
-                _EVENTS.c.id > after, _EVENTS.c.id <= last_event_id,
-                _EVENTS.c.id < newest_hashed, _EVENTS.c.hash.is_(None),
-            )).scalar_one()
+            before_chain = connection.execute(
+                select(func.count()).where(
+                    _EVENTS.c.id > after,
+                    _EVENTS.c.id <= last_event_id,
+                    _EVENTS.c.id < newest_hashed,
+                    _EVENTS.c.hash.is_(None),
+                )
+            ).scalar_one()
             if before_chain:
                 connection.execute(
                     update(_SEALS).where(_SEALS.c.id == seal_id).values(unchained=before_chain)
@@ -444,7 +491,10 @@ def status(db: Database | None = None) -> LogStatus:
             select(func.count()).where(_EVENTS.c.run_id.is_(None))
         ).scalar_one()
     return LogStatus(
-        events=int(events), seals=int(seals), unsealed=int(unsealed), unchained=int(unchained),
+        events=int(events),
+        seals=int(seals),
+        unsealed=int(unsealed),
+        unchained=int(unchained),
         outside_run=int(outside),
     )
 
@@ -493,11 +543,16 @@ def _check_anchor(head: dict[str, Any], heads: dict[int, tuple[str, int]]) -> li
     """Whether the seal chain reaches the anchored hash at the anchored seal (each seal is
     checked against its events separately, so a chain that holds is the events' own)."""
     try:
-        seal_id, expected, last_event = int(head["seal"]), str(head["hash"]), int(head["last_event_id"])
+        seal_id, expected, last_event = (
+            int(head["seal"]),
+            str(head["hash"]),
+            int(head["last_event_id"]),
+        )
     except (KeyError, TypeError, ValueError) as error:
         raise ValidationError(
             {"anchor": [f"is not an anchor from ln.anchor() ({error!r})."]},
-            field="anchor", value=head,
+            field="anchor",
+            value=head,
         ) from error
     if seal_id == 0:
         return []
@@ -594,8 +649,13 @@ def _verify_seals(
             found = [(digest, count)]
         for row, (digest_or_root, count) in zip(group, found, strict=True):
             if row.prev_id != expected_prev:
-                broken.append(_seal_link(row, f"follows seal {row.prev_id}, not seal "
-                                              f"{expected_prev}: a seal was deleted or inserted."))
+                broken.append(
+                    _seal_link(
+                        row,
+                        f"follows seal {row.prev_id}, not seal "
+                        f"{expected_prev}: a seal was deleted or inserted.",
+                    )
+                )
             if heads is not None:
                 heads[row.id] = (row.hash, row.last_event_id)
             if row.format == FORMAT_MERKLE:
@@ -618,13 +678,17 @@ def _verify_seals(
 
 
 def _seal_link(row: Any, message: str) -> BrokenLink:
-    return BrokenLink(table="", pk="", run_id=None, event_id=None, message=f"seal {row.id} {message}")
+    return BrokenLink(
+        table="", pk="", run_id=None, event_id=None, message=f"seal {row.id} {message}"
+    )
 
 
 # -- the per-run chains of events from before schema revision 0002 ----------------------------------------
 
 
-def _check_old(row: dict[str, Any], expected_prev: str | None, previous_id: int | None) -> str | None:
+def _check_old(
+    row: dict[str, Any], expected_prev: str | None, previous_id: int | None
+) -> str | None:
     """Why an old (pre-0002, hashed) event breaks its run's chain (None when the link holds)."""
     if row["prev_hash"] != expected_prev:
         if previous_id is None:
@@ -669,17 +733,27 @@ def _verify_old_chains(connection: Connection) -> list[BrokenLink]:
         else:
             head = heads.pop(run_id, None) if run_id is not None else None
             if run_id is not None and last is not None and head not in (None, last["hash"]):
-                broken.append(_link(last, (
-                    "is the run's last event left, but the run's chain head is a later event: "
-                    "events after it were deleted."
-                )))
+                broken.append(
+                    _link(
+                        last,
+                        (
+                            "is the run's last event left, but the run's chain head is a later event: "
+                            "events after it were deleted."
+                        ),
+                    )
+                )
         if run_id is not None:
             heads.pop(run_id, None)
     for run_id in sorted(heads):
-        broken.append(BrokenLink(
-            table="", pk="", run_id=run_id, event_id=None,
-            message="has a chain head but no hashed record events: all its events were deleted.",
-        ))
+        broken.append(
+            BrokenLink(
+                table="",
+                pk="",
+                run_id=run_id,
+                event_id=None,
+                message="has a chain head but no hashed record events: all its events were deleted.",
+            )
+        )
     return broken
 
 
@@ -710,7 +784,10 @@ def verify(db: Database | None = None, *, anchor: dict[str, Any] | None = None) 
 
 def _link(row: dict[str, Any], message: str) -> BrokenLink:
     return BrokenLink(
-        table=row["table"], pk=row["pk"], run_id=row["run_id"], event_id=row["id"],
+        table=row["table"],
+        pk=row["pk"],
+        run_id=row["run_id"],
+        event_id=row["id"],
         message=message,
     )
 
@@ -839,7 +916,9 @@ def check_proof(proof: Proof | Mapping[str, Any]) -> bool:
         root = str(data["root"])
         if found is None or found.hex() != root:
             return False
-        return bool(seal_hash(str(data["prev_hash"]), root, size, last_event_id) == data["seal_hash"])
+        return bool(
+            seal_hash(str(data["prev_hash"]), root, size, last_event_id) == data["seal_hash"]
+        )
     except (KeyError, TypeError, ValueError, IndexError):
         return False
 
@@ -878,12 +957,15 @@ def prove(event_id: int, db: Database | None = None) -> Proof:
         raise NotFound(
             f"Event {event_id} is in seal {found.id}, written before Merkle seals: it has no "
             "inclusion proof.",
-            value=event_id, hint="verify() still checks that seal against its events.",
+            value=event_id,
+            hint="verify() still checks that seal against its events.",
         )
     with db.engine.connect() as connection:
         before = connection.execute(
-            select(_SEALS.c.hash, _SEALS.c.last_event_id).where(_SEALS.c.id < found.id)
-            .order_by(_SEALS.c.id.desc()).limit(1)
+            select(_SEALS.c.hash, _SEALS.c.last_event_id)
+            .where(_SEALS.c.id < found.id)
+            .order_by(_SEALS.c.id.desc())
+            .limit(1)
         ).first()
         prev_hash, after = (before.hash, before.last_event_id) if before is not None else ("", 0)
         leaves: list[bytes] = []  # the seal's leaves; only the proved event's content is kept
@@ -896,10 +978,18 @@ def prove(event_id: int, db: Database | None = None) -> Proof:
     if index < 0:  # deleted since it was looked up
         raise NotFound(f"There is no record event {event_id}.", value=event_id)
     return Proof(
-        event_id=event_id, table=event.table, pk=event.pk, content=content,
-        leaf_hash=leaves[index].hex(), index=index, size=len(leaves),
-        path=tuple(node.hex() for node in _audit_path(leaves, index)), root=str(found.root),
-        seal_id=int(found.id), prev_hash=str(prev_hash), last_event_id=int(found.last_event_id),
+        event_id=event_id,
+        table=event.table,
+        pk=event.pk,
+        content=content,
+        leaf_hash=leaves[index].hex(),
+        index=index,
+        size=len(leaves),
+        path=tuple(node.hex() for node in _audit_path(leaves, index)),
+        root=str(found.root),
+        seal_id=int(found.id),
+        prev_hash=str(prev_hash),
+        last_event_id=int(found.last_event_id),
         seal_hash=str(found.hash),
     )
 
@@ -922,14 +1012,18 @@ def record_proof(record: Any, event_id: int | None = None, db: Database | None =
             if newest is None:
                 raise NotFound(
                     f"{table} {pk} has no recorded events: there is nothing to prove.",
-                    model=type(record).__name__, value=pk,
+                    model=type(record).__name__,
+                    value=pk,
                 )
             event_id = int(newest)
-        elif connection.execute(
-            select(_EVENTS.c.id).where(mine, _EVENTS.c.id == event_id)
-        ).first() is None:
+        elif (
+            connection.execute(select(_EVENTS.c.id).where(mine, _EVENTS.c.id == event_id)).first()
+            is None
+        ):
             raise ValidationError(
                 {"event_id": [f"{event_id!r} is not an event of {table} {pk}."]},
-                model=type(record).__name__, field="event_id", value=event_id,
+                model=type(record).__name__,
+                field="event_id",
+                value=event_id,
             )
     return prove(event_id, db)

@@ -50,32 +50,45 @@ def _field_keys(model: type, frame: pd.DataFrame, refused: frozenset[str]) -> li
         if name in names[:position]:
             raise ValidationError(
                 {name: ["appears twice in the DataFrame's columns."]},
-                model=model.__name__, field=name, value=name,
+                model=model.__name__,
+                field=name,
+                value=name,
                 hint="Drop or rename one of the two columns.",
             )
         if name in refused:
             raise ValidationError(
-                {name: ["is filled in by lineage_nb when the row is written; it cannot come "
-                        "from the DataFrame."]},
-                model=model.__name__, field=name, value=name,
+                {
+                    name: [
+                        "is filled in by lineage_nb when the row is written; it cannot come "
+                        "from the DataFrame."
+                    ]
+                },
+                model=model.__name__,
+                field=name,
+                value=name,
                 hint=f"Drop it first: frame.drop(columns=[{name!r}]).",
             )
         if name not in known:
             raise ValidationError(
                 {name: [f"is not a field of {model.__name__}. Known fields: {', '.join(known)}."]},
-                model=model.__name__, field=name, value=name,
+                model=model.__name__,
+                field=name,
+                value=name,
                 hint="Rename the column to a field name, or drop it.",
             )
     return names
 
 
-def _bad(model: type, key: str, chunk: pd.DataFrame, start: int, position: int, value: Any,
-         message: str) -> ValidationError:
+def _bad(
+    model: type, key: str, chunk: pd.DataFrame, start: int, position: int, value: Any, message: str
+) -> ValidationError:
     """The error about row ``position`` of ``chunk`` (row ``start + position`` of the frame)."""
     label = chunk.index[position]
     return ValidationError(
         {key: [f"row {start + position} (index {short_repr(label)}): {message}"]},
-        model=model.__name__, field=key, value=value,
+        model=model.__name__,
+        field=key,
+        value=value,
         hint="Fix that row (only the first bad one is named); nothing was written.",
     )
 
@@ -125,8 +138,15 @@ def _column_values(
     series = chunk[spec.key]
     missing = series.isna().to_numpy()
     if spec.required and missing.any():
-        raise _bad(model, spec.key, chunk, start, int(missing.argmax()), None,
-                   "this field cannot be null (the value is missing). Give it a value.")
+        raise _bad(
+            model,
+            spec.key,
+            chunk,
+            start,
+            int(missing.argmax()),
+            None,
+            "this field cannot be null (the value is missing). Give it a value.",
+        )
     if spec.check is not None and series.dtype.kind == "M":
         # to_pydatetime() would drop nanoseconds silently: check the first Timestamp with some
         with_nanoseconds = ~missing & (series.dt.nanosecond.fillna(0) != 0).to_numpy()
@@ -144,8 +164,15 @@ def _column_values(
         if fractional.any():
             position = int(fractional.argmax())
             value = series.iloc[position]
-            raise _bad(model, spec.key, chunk, start, position, value,
-                       f"expected an integer, got {short_repr(value)}.")
+            raise _bad(
+                model,
+                spec.key,
+                chunk,
+                start,
+                position,
+                value,
+                f"expected an integer, got {short_repr(value)}.",
+            )
         series = series.astype("Int64")
     values = _python_values(series, missing)
     if spec.check is None:
@@ -187,7 +214,9 @@ def frame_chunks(
     if absent:
         raise ValidationError(
             {k: ["is required and the DataFrame has no such column."] for k in absent},
-            model=model.__name__, field=absent[0], value=None,
+            model=model.__name__,
+            field=absent[0],
+            value=None,
             hint=f"Add the column{'s' if len(absent) > 1 else ''} {', '.join(absent)}.",
         )
     for start in range(0, len(frame), CHUNK_ROWS):

@@ -62,7 +62,9 @@ def _pk_values(model: type, pk: Any) -> tuple[Any, ...]:
     if values is None or len(values) != len(names):
         raise ValidationError(
             {"pk": [f"{pk!r} does not fit the primary key {tuple(names)} of {model.__name__}."]},
-            model=model.__name__, field="pk", value=pk,
+            model=model.__name__,
+            field="pk",
+            value=pk,
             hint=f"Pass {'one value' if len(names) == 1 else 'a tuple with one value per key column'}"
             f" ({', '.join(names)}), or a dict keyed by those names.",
         )
@@ -80,7 +82,9 @@ def _key_value(model: type, column: Any, value: Any) -> Any:
         except ValueError:
             raise ValidationError(
                 {column.key: [f"{value!r} is not a UUID."]},
-                model=model.__name__, field=column.key, value=value,
+                model=model.__name__,
+                field=column.key,
+                value=value,
                 hint="Pass a uuid.UUID or its text, e.g. '12345678-1234-5678-1234-567812345678'.",
             ) from None
     return value
@@ -104,7 +108,9 @@ def get(session: Session, model: type[T], pk: Any) -> T:
     if record is None:
         raise NotFound(
             f"{model.__name__} with primary key {pk!r} does not exist.",
-            model=model.__name__, value=pk, hint="Check the key, or use filter() to search.",
+            model=model.__name__,
+            value=pk,
+            hint="Check the key, or use filter() to search.",
         )
     signals.records_read.send(session, records=[record])
     return record
@@ -159,7 +165,11 @@ def _related(record: Any, rel: RelationshipProperty[Any]) -> list[Any]:
 
 
 def _walk(
-    record: Any, follow: bool, exclude: set[str], prefix: str = "", visited: frozenset[type] = frozenset()
+    record: Any,
+    follow: bool,
+    exclude: set[str],
+    prefix: str = "",
+    visited: frozenset[type] = frozenset(),
 ) -> Iterator[tuple[str, RelationshipProperty[Any], Any]]:
     """Yield ``(path, relationship, related)`` over loaded relations, with ``load_all``'s rules."""
     mapper = inspect(type(record))
@@ -171,7 +181,11 @@ def _walk(
         for related in _related(record, rel):
             yield path, rel, related
             target = type(related)
-            if follow and not getattr(target, "__lineage_internal__", False) and target not in visited:
+            if (
+                follow
+                and not getattr(target, "__lineage_internal__", False)
+                and target not in visited
+            ):
                 yield from _walk(related, follow, exclude, f"{path}__", visited)
 
 
@@ -217,7 +231,8 @@ def load_all(
 
             raise ModelPersistenceError(
                 f"{model.__name__}.load_all() needs a primary key and this record has none.",
-                model=model.__name__, hint="save() it first, or set its primary key.",
+                model=model.__name__,
+                hint="save() it first, or set its primary key.",
             )
         pk = tuple(values)
         make_transient_to_detached(record)
@@ -232,7 +247,8 @@ def load_all(
         if found.scalar_one_or_none() is None:
             raise NotFound(
                 f"{model.__name__} with primary key {pk!r} does not exist.",
-                model=model.__name__, value=pk,
+                model=model.__name__,
+                value=pk,
             )
     ordering = sorted(_paths(order_by), key=lambda s: s.count("__"))
     _sort(record, ordering)
@@ -269,7 +285,8 @@ def _save_links(session: Session, record: Any, skip: set[str]) -> int:
             continue
         added += len(state.attrs[rel.key].history.added)
     if added or any(
-        state.attrs[rel.key].history.deleted for rel in state.mapper.relationships
+        state.attrs[rel.key].history.deleted
+        for rel in state.mapper.relationships
         if rel.secondary is not None and rel.key in state.dict
     ):
         attach(session, record)
@@ -300,7 +317,8 @@ def bulk_create(session: Session, model: type, records: list[Any]) -> list[Any]:
                 name = sorted(unknown)[0]
                 raise ValidationError(
                     {name: [f"unknown field in record #{index}. Known fields: {', '.join(keys)}."]},
-                    model=model.__name__, value=item[name],
+                    model=model.__name__,
+                    value=item[name],
                 )
             validation.clean_values(model, item, dialect=dialect, hint=f"(record #{index})")
             rows.append({k: v for k, v in item.items() if v is not None or k not in pk_keys})
@@ -309,9 +327,14 @@ def bulk_create(session: Session, model: type, records: list[Any]) -> list[Any]:
             rows.append(_row_of(item, keys, many_to_one, pk_keys))
         else:
             raise ValidationError(
-                {"records": [f"record #{index} is a {type(item).__name__}, expected "
-                             f"{model.__name__} or dict."]},
-                model=model.__name__, value=item,
+                {
+                    "records": [
+                        f"record #{index} is a {type(item).__name__}, expected "
+                        f"{model.__name__} or dict."
+                    ]
+                },
+                model=model.__name__,
+                value=item,
             )
     _insert_rows(session, model, rows)
     for item, row in zip(records, rows, strict=True):
@@ -367,7 +390,8 @@ def bulk_create_frame(session: Session, model: type, frame: Any) -> list[Any]:
     pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
     db = session_database(session)
     refused = frozenset(  # lineage stamps come from the run, unless lineage is off
-        attr.key for attr in mapper.column_attrs
+        attr.key
+        for attr in mapper.column_attrs
         if db.lineage and attr.columns[0].info.get("lineage_nb_auto")
     )
     dialect = db.dialect
@@ -405,8 +429,10 @@ def follow_reloaded_keys(session: Session, record: Any, keys: Sequence[str]) -> 
         rel = mapper.relationships[rel_key]
         if rel_key not in state.committed_state and related is not None:
             related_mapper = inspect(type(related))
-            current = [getattr(related, related_mapper.get_property_by_column(remote).key)
-                       for _local, remote in pairs]
+            current = [
+                getattr(related, related_mapper.get_property_by_column(remote).key)
+                for _local, remote in pairs
+            ]
             if current == wanted:
                 continue
         if any(v is None for v in wanted):
@@ -428,7 +454,9 @@ def _sqlite_rowid_key(mapper: Mapper[Any], dialect: str) -> str | None:
     return mapper.get_property_by_column(column).key
 
 
-def _insert_sqlite_rowids(session: Session, table: Table, params: list[dict[str, Any]]) -> list[tuple[int]]:
+def _insert_sqlite_rowids(
+    session: Session, table: Table, params: list[dict[str, Any]]
+) -> list[tuple[int]]:
     """executemany the rows and derive their keys from ``last_insert_rowid()``.
 
     Inside our write transaction SQLite gives the rows consecutive rowids, so this avoids the
@@ -445,8 +473,13 @@ _ManyToOne = list[tuple[str, list[tuple[str, Any]]]]
 def _many_to_one_keys(mapper: Mapper[Any]) -> _ManyToOne:
     """``(relationship key, [(local column key, remote column), ...])`` of each many-to-one."""
     return [
-        (rel.key, [(mapper.get_property_by_column(local).key, remote)
-                   for local, remote in rel.local_remote_pairs])
+        (
+            rel.key,
+            [
+                (mapper.get_property_by_column(local).key, remote)
+                for local, remote in rel.local_remote_pairs
+            ],
+        )
         for rel in mapper.relationships
         if not rel.uselist
     ]

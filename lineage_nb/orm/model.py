@@ -114,9 +114,15 @@ class ActiveRecord:
         values = value if len(keys) > 1 else (value,)
         if not isinstance(values, tuple) or len(values) != len(keys):
             raise ValidationError(
-                {"pk": [f"{type(self).__name__} has a composite key ({', '.join(keys)}): give a "
-                        f"tuple of {len(keys)} values."]},
-                model=type(self).__name__, field="pk", value=value,
+                {
+                    "pk": [
+                        f"{type(self).__name__} has a composite key ({', '.join(keys)}): give a "
+                        f"tuple of {len(keys)} values."
+                    ]
+                },
+                model=type(self).__name__,
+                field="pk",
+                value=value,
             )
         for key, item in zip(keys, values, strict=True):
             setattr(self, key, item)
@@ -238,7 +244,9 @@ class ActiveRecord:
             if rel.uselist:
                 raise ValidationError(
                     {field_name: ["relates to many records: it has no single serializable value."]},
-                    model=type(self).__name__, field=field_name, value=field_name,
+                    model=type(self).__name__,
+                    field=field_name,
+                    value=field_name,
                 )
             # Django: the key column's value (parent_id), without loading the related record
             values = instance_state(self).dict
@@ -315,7 +323,9 @@ class ActiveRecord:
                 raise IntegrityError(
                     f"{cls.__name__} with primary key {self.pk!r} is already stored; "
                     "force_insert=True refuses to overwrite it.",
-                    model=cls.__name__, field="pk", value=self.pk,
+                    model=cls.__name__,
+                    field="pk",
+                    value=self.pk,
                     hint="Drop force_insert to update it, or give a new primary key.",
                 )
             make_transient(self)
@@ -325,7 +335,9 @@ class ActiveRecord:
                 raise NotFound(
                     f"{cls.__name__} with primary key {self.pk!r} is not stored; "
                     "save(force_update=True / update_fields=...) can only update.",
-                    model=cls.__name__, value=self.pk, hint="Call save() without them to insert.",
+                    model=cls.__name__,
+                    value=self.pk,
+                    hint="Call save() without them to insert.",
                 )
             inserting = False
         if inserting:
@@ -348,7 +360,8 @@ class ActiveRecord:
                 raise NotFound(
                     f"{cls.__name__} with primary key {self.pk!r} no longer exists in the "
                     "database: it was deleted since it was read. Nothing was written.",
-                    model=cls.__name__, value=self.pk,
+                    model=cls.__name__,
+                    value=self.pk,
                     hint="To store it again with its key and values, call save(force_insert=True).",
                 )
         signals.post_save.send(cls, instance=self, created=inserting, update_fields=update_fields)
@@ -381,9 +394,15 @@ class ActiveRecord:
             rel = mapper.relationships[name]
             if rel.uselist or rel.viewonly:
                 raise ValidationError(
-                    {name: ["is not a column of this table (a relation to many records or a "
-                            "view-only one): it cannot be in update_fields."]},
-                    model=type(self).__name__, field=name, value=name,
+                    {
+                        name: [
+                            "is not a column of this table (a relation to many records or a "
+                            "view-only one): it cannot be in update_fields."
+                        ]
+                    },
+                    model=type(self).__name__,
+                    field=name,
+                    value=name,
                     hint="Save the related records themselves (or call save_related()).",
                 )
             columns.extend(mapper.get_property_by_column(c).key for c in rel.local_columns)
@@ -400,7 +419,9 @@ class ActiveRecord:
                     held[key] = state.dict.get(key)
                     set_committed_value(self, key, history.deleted[0] if history.deleted else None)
             if force:
-                primary = {state.mapper.get_property_by_column(c).key for c in state.mapper.primary_key}
+                primary = {
+                    state.mapper.get_property_by_column(c).key for c in state.mapper.primary_key
+                }
                 for key in fields:
                     unchanged = not state.attrs[key].history.has_changes()
                     if key in state.dict and key not in primary and unchanged:
@@ -446,7 +467,9 @@ class ActiveRecord:
         columns = None if _columns is None else list(_columns)
         return await run_async(lambda s: self._do_update(s, columns, kwargs), [self])
 
-    def _do_update(self, session: Session, columns: list[str] | None, values: dict[str, Any]) -> Self:
+    def _do_update(
+        self, session: Session, columns: list[str] | None, values: dict[str, Any]
+    ) -> Self:
         cls = type(self)
         self._pk_or_raise("update")
         if columns == []:  # ormar: an empty _columns writes every column
@@ -465,7 +488,9 @@ class ActiveRecord:
         if not was_stored and not self._row_exists(session):
             raise NotFound(
                 f"{cls.__name__} with primary key {self.pk!r} does not exist; nothing to update.",
-                model=cls.__name__, value=self.pk, hint="Use save() to insert it.",
+                model=cls.__name__,
+                value=self.pk,
+                hint="Use save() to insert it.",
             )
         self._attach(session)
         self._write_fields(session, fields, force=columns is not None or not was_stored)
@@ -503,7 +528,8 @@ class ActiveRecord:
         if not self._row_exists(session):
             raise NotFound(
                 f"{cls.__name__} with primary key {self.pk!r} does not exist; nothing deleted.",
-                model=cls.__name__, value=self.pk,
+                model=cls.__name__,
+                value=self.pk,
             )
         signals.pre_delete.send(cls, instance=self)
         if self in session:
@@ -513,7 +539,8 @@ class ActiveRecord:
         except sa_exc.IntegrityError as error:
             raise IntegrityError(
                 f"{cls.__name__} {self.pk!r} is still referenced by other rows; nothing was deleted.",
-                model=cls.__name__, value=self.pk,
+                model=cls.__name__,
+                value=self.pk,
                 hint="Delete or re-point the referencing records first.",
             ) from error
         signals.post_delete.send(cls, instance=self)
@@ -553,7 +580,8 @@ class ActiveRecord:
         if row is None:
             raise NotFound(
                 f"{type(self).__name__} with primary key {self.pk!r} does not exist.",
-                model=type(self).__name__, value=self.pk,
+                model=type(self).__name__,
+                value=self.pk,
             )
         if inspect(self).key is None:
             make_transient_to_detached(self)
@@ -588,13 +616,19 @@ class ActiveRecord:
         )
 
     def save_related(
-        self, follow: bool = False, save_all: bool = False, exclude: Iterable[str] | str | None = None
+        self,
+        follow: bool = False,
+        save_all: bool = False,
+        exclude: Iterable[str] | str | None = None,
     ) -> int:
         """Save unsaved (or, with ``save_all``, all) loaded related records; returns the count."""
         return run_sync(lambda s: loading.save_related(s, self, follow, save_all, exclude), [self])
 
     async def asave_related(
-        self, follow: bool = False, save_all: bool = False, exclude: Iterable[str] | str | None = None
+        self,
+        follow: bool = False,
+        save_all: bool = False,
+        exclude: Iterable[str] | str | None = None,
     ) -> int:
         """Async twin of :meth:`save_related`."""
         return await run_async(
@@ -664,7 +698,11 @@ def _unknown_field(model: type, name: str, value: Any) -> ValidationError:
     mapper: Mapper[Any] = inspect(model)
     known = sorted(mapper.attrs.keys())
     return ValidationError(
-        {name: [f"unknown field (got value {short_repr(value)}). Known fields: {', '.join(known)}."]},
+        {
+            name: [
+                f"unknown field (got value {short_repr(value)}). Known fields: {', '.join(known)}."
+            ]
+        },
         model=model.__name__,
         value=value,
     )
@@ -698,7 +736,9 @@ def _refuse_owned_names(cls: type) -> None:
             raise UsageError(
                 f"{cls.__name__} defines {', '.join(clash)}, which {base.__name__} already "
                 "defines and fills in.",
-                model=cls.__name__, field=clash[0], value=clash[0],
+                model=cls.__name__,
+                field=clash[0],
+                value=clash[0],
                 hint=f"Rename the field, or drop {base.__name__} from {cls.__name__}'s bases.",
             )
 

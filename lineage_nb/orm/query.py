@@ -106,12 +106,16 @@ class Query(Generic[T]):
     def _one(self, session: Session) -> T:
         found = self.limit(2)._all(session)
         if not found:
-            raise NotFound(f"No {self.model.__name__} matches {self._conditions()}.",
-                           model=self.model.__name__, hint="Check the filter values.")
+            raise NotFound(
+                f"No {self.model.__name__} matches {self._conditions()}.",
+                model=self.model.__name__,
+                hint="Check the filter values.",
+            )
         if len(found) > 1:
             raise MultipleFound(
                 f"More than one {self.model.__name__} matches {self._conditions()}.",
-                model=self.model.__name__, hint="Add conditions, or use first() or all().",
+                model=self.model.__name__,
+                hint="Add conditions, or use first() or all().",
             )
         record: T = found[0]
         return record
@@ -192,9 +196,15 @@ def _check_integer(model: type, name: str, attribute: Any, value: Any) -> None:
     for item in values:
         if isinstance(item, int) and not isinstance(item, bool) and not -(2**63) <= item < 2**63:
             raise ValidationError(
-                {name: [f"filter value {item} is outside the 64-bit integer range; no stored "
-                        "integer can equal it."]},
-                model=model.__name__, field=name, value=item,
+                {
+                    name: [
+                        f"filter value {item} is outside the 64-bit integer range; no stored "
+                        "integer can equal it."
+                    ]
+                },
+                model=model.__name__,
+                field=name,
+                value=item,
             )
 
 
@@ -213,7 +223,12 @@ def _check_text(model: type, name: str, value: Any) -> None:
                 continue
             problem = "a NUL character (\\x00)"
         raise ValidationError(
-            {name: [f"filter value {short_repr(item)} contains {problem}; no stored text can "
-                    "equal it. Fix the text's encoding."]},
-            model=model.__name__, value=item,
+            {
+                name: [
+                    f"filter value {short_repr(item)} contains {problem}; no stored text can "
+                    "equal it. Fix the text's encoding."
+                ]
+            },
+            model=model.__name__,
+            value=item,
         )

@@ -58,6 +58,7 @@ def _check_receiver(signal: str | None, receiver: Any) -> None:
             hint=f"Define it as def {getattr(receiver, '__name__', 'receiver')}(sender, **kwargs).",
         )
 
+
 __all__ = [
     "ModelSignal",
     "post_delete",

@@ -167,7 +167,9 @@ def _integrity(message: str, instances: Sequence[Any]) -> IntegrityError:
         return IntegrityError(
             f"{model}.{field}: {short_repr(value)} is already taken (unique). "
             "Choose another value or update the existing record.",
-            model=model, field=field, value=value,
+            model=model,
+            field=field,
+            value=value,
         )
     if match := _SQLITE_NOT_NULL.search(message):
         column = match.group(1).split(".")[-1]
@@ -180,7 +182,9 @@ def _integrity(message: str, instances: Sequence[Any]) -> IntegrityError:
         return IntegrityError(
             f"{model}.{field}: no related row for {short_repr(value)} (foreign key). "
             "Save the related record first or use an existing id.",
-            model=model, field=field, value=value,
+            model=model,
+            field=field,
+            value=value,
         )
     if match := _PG_KEY.search(message):
         column = match.group(1).split(",")[0].strip()
@@ -190,18 +194,24 @@ def _integrity(message: str, instances: Sequence[Any]) -> IntegrityError:
             return IntegrityError(
                 f"{model}.{field}: no related row for {short_repr(shown)} (foreign key). "
                 "Save the related record first or use an existing id.",
-                model=model, field=field, value=shown,
+                model=model,
+                field=field,
+                value=shown,
             )
         if "is still referenced" in message:
             return IntegrityError(
                 f"{model} {short_repr(shown)} is still referenced by other rows ({first}). "
                 "Delete or re-point those first.",
-                model=model, field=field, value=shown,
+                model=model,
+                field=field,
+                value=shown,
             )
         return IntegrityError(
             f"{model}.{field}: {short_repr(shown)} is already taken (unique). "
             "Choose another value or update the existing record.",
-            model=model, field=field, value=shown,
+            model=model,
+            field=field,
+            value=shown,
         )
     if match := _PG_NOT_NULL.search(message):
         model, field, _ = _field_of(instances, match.group(1))

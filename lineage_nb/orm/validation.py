@@ -174,7 +174,9 @@ def _check_float(dialect: str, single: bool) -> Check:
                 )
         if math.isnan(number):
             if sqlite:
-                return "NaN cannot be stored in SQLite (it becomes NULL). Use None for missing values."
+                return (
+                    "NaN cannot be stored in SQLite (it becomes NULL). Use None for missing values."
+                )
             return None
         if math.isinf(number):
             if sqlite:
@@ -476,8 +478,7 @@ def _check_enum(column_type: types.Enum) -> Check:
             member = None
         if member is not None:
             return (
-                f"{refused} Pass {name}.{member.name}, or look it up by value: "
-                f"{name}({value!r})."
+                f"{refused} Pass {name}.{member.name}, or look it up by value: {name}({value!r})."
             )
         return f"{refused} Pass one of them, e.g. {name}[name] to look a member up by name."
 
@@ -597,8 +598,10 @@ def _sqlite_json_number_problem(value: Any) -> str | None:
         if _SQLITE_INT_MIN <= value < _SQLITE_INT_END:
             return None
         becomes = f"the float {float(value)!r}"
-    elif isinstance(value, float) and value.is_integer() and (
-        _SQLITE_INT_MIN <= value < _SQLITE_INT_END
+    elif (
+        isinstance(value, float)
+        and value.is_integer()
+        and (_SQLITE_INT_MIN <= value < _SQLITE_INT_END)
     ):
         becomes = f"the int {int(value)!r}"
     else:
@@ -856,4 +859,3 @@ def _check_foreign_key(
             f"no {table_name} row with {targets[0].name}={short_repr(values[0])}. "
             f"Save the {table_name} first or use an existing one."
         ]
-

@@ -81,8 +81,14 @@ APPEND_ONLY = ("lineage_run_input", "lineage_cell", "lineage_cell_source")
 
 #: lineage_nb's own tables (members' grants on them are set one by one below).
 LINEAGE_TABLES = (
-    "lineage_user", "lineage_transform", "lineage_run", "lineage_record_event",
-    "lineage_run_input", "lineage_seal", "lineage_nb_version", "lineage_cell",
+    "lineage_user",
+    "lineage_transform",
+    "lineage_run",
+    "lineage_record_event",
+    "lineage_run_input",
+    "lineage_seal",
+    "lineage_nb_version",
+    "lineage_cell",
     "lineage_cell_source",
 )
 
@@ -90,7 +96,12 @@ LINEAGE_TABLES = (
 #: finish(), the heartbeat and the cell hooks write; ``transform_id``: the version of the code the
 #: run executed, set at finish()). A finished run can no longer be changed by a member.
 RUN_UPDATABLE = (
-    "status", "finished_at", "last_seen_at", "errored_cells", "event_count", "transform_id",
+    "status",
+    "finished_at",
+    "last_seen_at",
+    "errored_cells",
+    "event_count",
+    "transform_id",
 )
 
 #: A run on another host is aborted when silent this many heartbeat intervals plus the margin
@@ -548,28 +559,42 @@ def _abort_silent_runs_function(conn: psycopg.Connection[Any], group: str, owner
         "((heartbeat_seconds OPERATOR(pg_catalog.*) {}) OPERATOR(pg_catalog.+) {})))"
     ).format(sql.Literal(_SILENT_BEATS), sql.Literal(_SILENT_MARGIN_S))
     conn.execute("DROP POLICY IF EXISTS lineage_nb_abort_silent ON public.lineage_run")
-    conn.execute(sql.SQL(
-        "CREATE POLICY lineage_nb_abort_silent ON public.lineage_run FOR UPDATE TO {} "
-        "USING ({}) WITH CHECK (status OPERATOR(pg_catalog.=) 'aborted')"
-    ).format(definer, silent))
-    conn.execute(sql.SQL(
-        "GRANT UPDATE (status, finished_at, last_seen_at) ON public.lineage_run TO {}"
-    ).format(definer))
-    body = sql.SQL(
-        "UPDATE public.lineage_run SET status = 'aborted', "
-        "finished_at = COALESCE(last_seen_at, started_at), "
-        "last_seen_at = COALESCE(last_seen_at, started_at) WHERE {} RETURNING id"
-    ).format(silent).as_string(conn)
-    conn.execute(sql.SQL(
-        "CREATE OR REPLACE FUNCTION public.lineage_nb_abort_silent_runs() "
-        "RETURNS SETOF integer LANGUAGE sql SECURITY DEFINER "
-        "SET search_path = pg_catalog, pg_temp AS {}"
-    ).format(sql.Literal(body)))
-    conn.execute(sql.SQL(
-        "ALTER FUNCTION public.lineage_nb_abort_silent_runs() OWNER TO {}").format(definer))
+    conn.execute(
+        sql.SQL(
+            "CREATE POLICY lineage_nb_abort_silent ON public.lineage_run FOR UPDATE TO {} "
+            "USING ({}) WITH CHECK (status OPERATOR(pg_catalog.=) 'aborted')"
+        ).format(definer, silent)
+    )
+    conn.execute(
+        sql.SQL(
+            "GRANT UPDATE (status, finished_at, last_seen_at) ON public.lineage_run TO {}"
+        ).format(definer)
+    )
+    body = (
+        sql.SQL(
+            "UPDATE public.lineage_run SET status = 'aborted', "
+            "finished_at = COALESCE(last_seen_at, started_at), "
+            "last_seen_at = COALESCE(last_seen_at, started_at) WHERE {} RETURNING id"
+        )
+        .format(silent)
+        .as_string(conn)
+    )
+    conn.execute(
+        sql.SQL(
+            "CREATE OR REPLACE FUNCTION public.lineage_nb_abort_silent_runs() "
+            "RETURNS SETOF integer LANGUAGE sql SECURITY DEFINER "
+            "SET search_path = pg_catalog, pg_temp AS {}"
+        ).format(sql.Literal(body))
+    )
+    conn.execute(
+        sql.SQL("ALTER FUNCTION public.lineage_nb_abort_silent_runs() OWNER TO {}").format(definer)
+    )
     conn.execute("REVOKE ALL ON FUNCTION public.lineage_nb_abort_silent_runs() FROM PUBLIC")
-    conn.execute(sql.SQL(
-        "GRANT EXECUTE ON FUNCTION public.lineage_nb_abort_silent_runs() TO {}").format(members))
+    conn.execute(
+        sql.SQL("GRANT EXECUTE ON FUNCTION public.lineage_nb_abort_silent_runs() TO {}").format(
+            members
+        )
+    )
 
 
 def _protect_lineage_tables(conn: psycopg.Connection[Any], group: str, owner: str) -> None:
@@ -581,26 +606,40 @@ def _protect_lineage_tables(conn: psycopg.Connection[Any], group: str, owner: st
         return sql.SQL("public.{}").format(sql.Identifier(name))
 
     for name in LINEAGE_TABLES:
-        conn.execute(sql.SQL("REVOKE ALL ON {} FROM PUBLIC, {}, {}").format(
-            table(name), members, definer))
+        conn.execute(
+            sql.SQL("REVOKE ALL ON {} FROM PUBLIC, {}, {}").format(table(name), members, definer)
+        )
         conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(table(name), members))
     for name in ("lineage_transform", "lineage_run", "lineage_user", *APPEND_ONLY):
         conn.execute(sql.SQL("GRANT INSERT ON {} TO {}").format(table(name), members))
-    conn.execute(sql.SQL("GRANT UPDATE ({}) ON public.lineage_run TO {}").format(
-        sql.SQL(", ").join(sql.Identifier(c) for c in RUN_UPDATABLE), members))
+    conn.execute(
+        sql.SQL("GRANT UPDATE ({}) ON public.lineage_run TO {}").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in RUN_UPDATABLE), members
+        )
+    )
     conn.execute(sql.SQL("GRANT UPDATE (name, email) ON public.lineage_user TO {}").format(members))
     # data tables of members point at runs and users (TracksRun); that needs REFERENCES
-    conn.execute(sql.SQL("GRANT REFERENCES ON public.lineage_run, public.lineage_user TO {}").format(
-        members))
+    conn.execute(
+        sql.SQL("GRANT REFERENCES ON public.lineage_run, public.lineage_user TO {}").format(members)
+    )
     # the capture function (SECURITY DEFINER, owned by the owner role) writes the events
-    conn.execute(sql.SQL("GRANT SELECT ON public.lineage_run, public.lineage_user TO {}").format(
-        definer))
-    conn.execute(sql.SQL(
-        "GRANT INSERT ON public.lineage_record_event, public.lineage_user TO {}").format(definer))
+    conn.execute(
+        sql.SQL("GRANT SELECT ON public.lineage_run, public.lineage_user TO {}").format(definer)
+    )
+    conn.execute(
+        sql.SQL("GRANT INSERT ON public.lineage_record_event, public.lineage_user TO {}").format(
+            definer
+        )
+    )
     sequences = conn.execute(
         "SELECT pg_catalog.pg_get_serial_sequence(t, 'id') FROM pg_catalog.unnest(%s::text[]) AS t",
-        ([f"public.{name}" for name in LINEAGE_TABLES
-          if name not in ("lineage_nb_version", "lineage_cell_source")],),
+        (
+            [
+                f"public.{name}"
+                for name in LINEAGE_TABLES
+                if name not in ("lineage_nb_version", "lineage_cell_source")
+            ],
+        ),
     ).fetchall()
     for (sequence,) in sequences:
         if sequence is None:
@@ -613,8 +652,9 @@ def _protect_lineage_tables(conn: psycopg.Connection[Any], group: str, owner: st
             "SELECT pg_catalog.pg_get_serial_sequence(%s, 'id')", (f"public.{name}",)
         ).fetchone()
         if found is not None and found[0] is not None:
-            conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(
-                sql.SQL(found[0]), definer))
+            conn.execute(
+                sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(sql.SQL(found[0]), definer)
+            )
     # events are written by the capture function alone: the old per-row stamp goes
     conn.execute("DROP TRIGGER IF EXISTS lineage_nb_stamp ON public.lineage_record_event")
     for name, columns in _LINEAGE_TRIGGERS.items():
@@ -679,17 +719,20 @@ def add_user(
     """
     from psycopg import sql
 
-    url = admin_url if database is None else (
-        make_url(admin_url).set(database=database).render_as_string(hide_password=False)
+    url = (
+        admin_url
+        if database is None
+        else (make_url(admin_url).set(database=database).render_as_string(hide_password=False))
     )
     with _admin(url) as conn, conn.transaction():
         _ensure_role(conn, role, login=True)
         if password is not None:
-            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                sql.Identifier(role), sql.Literal(_scram_verifier(password))))
-        conn.execute(
-            sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(role))
-        )
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(_scram_verifier(password))
+                )
+            )
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(role)))
         row = conn.execute(
             "INSERT INTO public.lineage_user AS u (handle, name, email, created_at) "
             "VALUES (%s, %s, %s, pg_catalog.now()) ON CONFLICT (handle) DO UPDATE SET "

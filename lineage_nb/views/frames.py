@@ -130,13 +130,19 @@ def _label_for(name: str, fk: Any, related: type) -> _LabelColumn:
     if related is Run:
         run, transform = aliased(Run), aliased(Transform)
         return _LabelColumn(
-            name, fk.key, _run_compose, [transform.key, transform.version],
+            name,
+            fk.key,
+            _run_compose,
+            [transform.key, transform.version],
             [(run, run.id == fk), (transform, transform.id == run.transform_id)],
         )
     if related is Transform:
         transform = aliased(Transform)
         return _LabelColumn(
-            name, fk.key, _transform_compose, [transform.key, transform.version],
+            name,
+            fk.key,
+            _transform_compose,
+            [transform.key, transform.version],
             [(transform, transform.id == fk)],
         )
     label = _label_column_of(related)
@@ -145,7 +151,10 @@ def _label_for(name: str, fk: Any, related: type) -> _LabelColumn:
     target: Any = aliased(related)
     pk: str = str(inspect(related).primary_key[0].key)
     return _LabelColumn(
-        name, fk.key, _class_label(related.__name__), [getattr(target, label)],
+        name,
+        fk.key,
+        _class_label(related.__name__),
+        [getattr(target, label)],
         [(target, getattr(target, pk) == fk)],
     )
 
@@ -242,7 +251,9 @@ def model_frame(
 def _table_names() -> dict[str, str]:
     from ..model import Model
 
-    return {str(getattr(m.local_table, "name", "")): m.class_.__name__ for m in Model.registry.mappers}
+    return {
+        str(getattr(m.local_table, "name", "")): m.class_.__name__ for m in Model.registry.mappers
+    }
 
 
 def add_lineage_labels(frame: pd.DataFrame) -> pd.DataFrame:
@@ -262,7 +273,11 @@ def add_lineage_labels(frame: pd.DataFrame) -> pd.DataFrame:
     if {"table", "pk"} <= set(frame.columns) and "record" not in frame.columns:
         names = _table_names()
         classes = frame["table"].map(lambda t: names.get(t, t)).astype("string")
-        frame.insert(list(frame.columns).index("pk") + 1, "record", classes + " " + frame["pk"].astype("string"))
+        frame.insert(
+            list(frame.columns).index("pk") + 1,
+            "record",
+            classes + " " + frame["pk"].astype("string"),
+        )
     wanted = {"run_id", "transform_key", "transform_version"}
     if wanted <= set(frame.columns) and "run" not in frame.columns:
         extra = [frame["transform_key"], frame["transform_version"]]

@@ -63,15 +63,15 @@ def _card(
     title: str, line: str, rows: Iterable[tuple[str, str]], warning: str = "", code: str = ""
 ) -> str:
     """Assemble a card; every argument is plain text and gets escaped here."""
-    body = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
-    )
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     alert = f'<div class="lnb-stale">⚠ {html.escape(warning)}</div>' if warning else ""
     if len(code) > MAX_CODE:
         code = code[:MAX_CODE] + "\n…"
     shown = (
         f'<details class="lnb-code"><summary>code that wrote it</summary>'
-        f"<pre>{html.escape(code)}</pre></details>" if code else ""
+        f"<pre>{html.escape(code)}</pre></details>"
+        if code
+        else ""
     )
     return (
         f'{_STYLE}<div class="lnb-card"><div class="lnb-title">{html.escape(title)}</div>'
@@ -107,8 +107,10 @@ def stale_line(record: Any) -> str:
     if not len(frame):
         return ""
     shown = "; ".join(
-        f"{t} {pk}: {change}" for t, pk, change in
-        zip(frame["table"][:5], frame["pk"][:5], frame["change"][:5], strict=True)
+        f"{t} {pk}: {change}"
+        for t, pk, change in zip(
+            frame["table"][:5], frame["pk"][:5], frame["change"][:5], strict=True
+        )
     )
     more = f"; … {len(frame) - 5} more" if len(frame) > 5 else ""
     return f"stale: its run read {len(frame)} record(s) that changed since ({shown}{more})"
@@ -131,8 +133,15 @@ def _event_query(table: str, pk: str, newest: bool) -> Any:
 
     order = RecordEvent.id.desc() if newest else RecordEvent.id.asc()
     return (
-        select(RecordEvent.action, RecordEvent.run_id, RecordEvent.cell, RecordEvent.at,
-               User.handle, Transform.key, Transform.version)
+        select(
+            RecordEvent.action,
+            RecordEvent.run_id,
+            RecordEvent.cell,
+            RecordEvent.at,
+            User.handle,
+            Transform.key,
+            Transform.version,
+        )
         .join(User, User.id == RecordEvent.user_id)
         .outerjoin(Run, Run.id == RecordEvent.run_id)
         .outerjoin(Transform, Transform.id == Run.transform_id)
@@ -209,8 +218,11 @@ def record_html(record: Any) -> str:
     state = inspect(record)
     ident = ", ".join(str(v) for v in state.identity) if state.identity else "(unsaved)"
     return _card(
-        f"{type(record).__name__} {ident}", lineage_line(record), _loaded_fields(record),
-        stale_line(record), _code(record),
+        f"{type(record).__name__} {ident}",
+        lineage_line(record),
+        _loaded_fields(record),
+        stale_line(record),
+        _code(record),
     )
 
 
@@ -229,6 +241,7 @@ def _run_counts(run_id: int) -> tuple[int, int] | None:
         .where(RunInput.run_id == run_id)
         .scalar_subquery(),
     )
+
     def counts(session: Session) -> Any:
         write_pending(session)  # inputs this process noted and has not written yet
         return session.execute(statement).one()
@@ -250,10 +263,13 @@ def run_html(run: Any) -> str:
     line = f"run {run.id}{of}{by}, started {_when(started)}"
     if status != "started":
         line += f", {status} {_when(finished)}".rstrip()
-    rows = [("status", format_value(_loaded(run, "status"))),
-            ("transform", transform.label if transform is not None else "—"),
-            ("user", user.handle if user is not None else "—"),
-            ("started", format_value(started)), ("finished", format_value(finished))]
+    rows = [
+        ("status", format_value(_loaded(run, "status"))),
+        ("transform", transform.label if transform is not None else "—"),
+        ("user", user.handle if user is not None else "—"),
+        ("started", format_value(started)),
+        ("finished", format_value(finished)),
+    ]
     if started is not None and finished is not None:
         rows.append(("duration", str(finished - started).split(".")[0]))
     counts = _run_counts(run.id) if run.id is not None else None
@@ -268,13 +284,16 @@ def run_html(run: Any) -> str:
 def transform_html(t: Any) -> str:
     """An HTML card of a transform (a notebook or script at one version); all escaped."""
     line = f"{_loaded(t, 'type') or 'transform'} {t.label}, first run {_when(_loaded(t, 'created_at'))}"
-    rows = [(name, format_value(_loaded(t, name)))
-            for name in ("key", "version", "type", "source_hash", "created_at")]
+    rows = [
+        (name, format_value(_loaded(t, name)))
+        for name in ("key", "version", "type", "source_hash", "created_at")
+    ]
     return _card(t.label, line, rows)
 
 
 def user_html(u: Any) -> str:
     """An HTML card of a user; all escaped."""
-    rows = [(name, format_value(_loaded(u, name)))
-            for name in ("handle", "name", "email", "created_at")]
+    rows = [
+        (name, format_value(_loaded(u, name))) for name in ("handle", "name", "email", "created_at")
+    ]
     return _card(f"user {_loaded(u, 'handle')}", f"since {_when(_loaded(u, 'created_at'))}", rows)

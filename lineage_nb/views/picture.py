@@ -110,8 +110,11 @@ def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
         >>> sorted(["Sample 10", "sample 2", "Sample 1"], key=natural_key)
         ['Sample 1', 'sample 2', 'Sample 10']
     """
-    return tuple((0, int(part)) if part.isascii() and part.isdigit() else (1, part.casefold())
-                 for part in re.split(r"([0-9]+)", text) if part)
+    return tuple(
+        (0, int(part)) if part.isascii() and part.isdigit() else (1, part.casefold())
+        for part in re.split(r"([0-9]+)", text)
+        if part
+    )
 
 
 def node_id(node: Any) -> str:
@@ -130,8 +133,9 @@ def node_id(node: Any) -> str:
 
 
 # -- grouping and capping ----------------------------------------------------------------------
-def _group_key(table: str, signature: tuple[tuple[str, str, str], ...],
-               neighbours: dict[str, Any]) -> tuple[Any, ...]:
+def _group_key(
+    table: str, signature: tuple[tuple[str, str, str], ...], neighbours: dict[str, Any]
+) -> tuple[Any, ...]:
     """The node of a group: ``("records", table, run_id)`` for the inputs of one run (the key
     the graph layer gives its groups), ``("records", table, run_id, "wrote")`` for its outputs,
     else the table followed by the neighbours."""
@@ -163,8 +167,13 @@ def _grouped(graph: nx.DiGraph, group_above: int | None, expand: Collection[Any]
     by_signature: dict[tuple[str, tuple[tuple[str, str, str], ...]], list[Any]] = {}
     ids: dict[Any, str] = {}
     for node, data in graph.nodes(data=True):
-        if (data.get("kind") != "record" or data.get("focus") or data.get("stale")
-                or not isinstance(node, tuple) or len(node) != 3):
+        if (
+            data.get("kind") != "record"
+            or data.get("focus")
+            or data.get("stale")
+            or not isinstance(node, tuple)
+            or len(node) != 3
+        ):
             continue
         edges: list[tuple[str, str, str]] = []
         for direction, adjacent in (("in", graph.pred[node]), ("out", graph.succ[node])):
@@ -186,21 +195,29 @@ def _grouped(graph: nx.DiGraph, group_above: int | None, expand: Collection[Any]
     gone = {m for *_, members in groups for m in members}
     result = nx.DiGraph(**graph.graph)
     result.add_nodes_from((n, d) for n, d in graph.nodes(data=True) if n not in gone)
-    result.add_edges_from((a, b, d) for a, b, d in graph.edges(data=True)
-                          if a not in gone and b not in gone)
+    result.add_edges_from(
+        (a, b, d) for a, b, d in graph.edges(data=True) if a not in gone and b not in gone
+    )
     for key, table, signature, members in groups:
-        result.add_node(key, kind="group", count=len(members), members=members,
-                        label=f"{len(members)} {table} records")
+        result.add_node(
+            key,
+            kind="group",
+            count=len(members),
+            members=members,
+            label=f"{len(members)} {table} records",
+        )
         for direction, relation, ident in signature:
             neighbour = neighbours[ident]
             if direction == "in":
                 changed = any(graph.succ[neighbour][m].get("changed") for m in members)
-                result.add_edge(neighbour, key, relation=relation, count=len(members),
-                                changed=changed)
+                result.add_edge(
+                    neighbour, key, relation=relation, count=len(members), changed=changed
+                )
             else:
                 changed = any(graph.pred[neighbour][m].get("changed") for m in members)
-                result.add_edge(key, neighbour, relation=relation, count=len(members),
-                                changed=changed)
+                result.add_edge(
+                    key, neighbour, relation=relation, count=len(members), changed=changed
+                )
     return result
 
 
@@ -215,8 +232,11 @@ def _capped(graph: nx.DiGraph, max_nodes: int) -> nx.DiGraph:
 
     def rank(node: Any) -> tuple[Any, ...]:  # runs, their context and groups before records
         data = graph.nodes[node]
-        return (_CAP_RANK.get(str(data.get("kind")), 9), natural_key(str(data.get("label", ""))),
-                natural_key(node_id(node)))
+        return (
+            _CAP_RANK.get(str(data.get("kind")), 9),
+            natural_key(str(data.get("label", ""))),
+            natural_key(node_id(node)),
+        )
 
     keep: list[Any] = [focus[0]]
     kept = {focus[0]}
@@ -229,7 +249,9 @@ def _capped(graph: nx.DiGraph, max_nodes: int) -> nx.DiGraph:
     keep += [n for n in graph if n not in kept][: max(0, max_nodes - 1 - len(keep))]
     small = graph.subgraph(keep).copy()
     hidden = len(graph) - len(keep)
-    small.add_node(MORE, kind="more", label=f"{hidden} more not shown\n(raise max_nodes={max_nodes})")
+    small.add_node(
+        MORE, kind="more", label=f"{hidden} more not shown\n(raise max_nodes={max_nodes})"
+    )
     border = [n for n in keep if any(m not in small for m in undirected[n])]
     for node in border[:3]:
         small.add_edge(MORE, node, relation=MORE_LINK)
@@ -328,10 +350,12 @@ def _total_crossings(columns: list[list[Any]], down: dict[Any, list[Any]]) -> in
     return sum(_crossings(a, b, down) for a, b in zip(columns, columns[1:], strict=False))
 
 
-def _sorted_by_barycenter(column: list[Any], near: dict[Any, list[Any]],
-                          where: dict[Any, int]) -> list[Any]:
+def _sorted_by_barycenter(
+    column: list[Any], near: dict[Any, list[Any]], where: dict[Any, int]
+) -> list[Any]:
     """``column`` sorted by the mean position of each node's neighbours in the adjacent column;
     a node without neighbours there keeps its place; ties keep the current order."""
+
     def center(item: tuple[int, Any]) -> float:
         index, node = item
         spots = [where[m] for m in near[node]]
@@ -345,8 +369,9 @@ def _pair_crossings(u: Any, v: Any, near: dict[Any, list[Any]], where: dict[Any,
     return sum(1 for a in near[u] for b in near[v] if where[a] > where[b])
 
 
-def _transpose(columns: list[list[Any]], up: dict[Any, list[Any]],
-               down: dict[Any, list[Any]]) -> None:
+def _transpose(
+    columns: list[list[Any]], up: dict[Any, list[Any]], down: dict[Any, list[Any]]
+) -> None:
     """Swap neighbours in a column while that strictly removes crossings."""
     for _round in range(8):
         improved = False
@@ -364,20 +389,30 @@ def _transpose(columns: list[list[Any]], up: dict[Any, list[Any]],
             return
 
 
-def _ordered(columns: list[list[Any]], up: dict[Any, list[Any]], down: dict[Any, list[Any]],
-             key: Callable[[Any], Any]) -> list[list[Any]]:
+def _ordered(
+    columns: list[list[Any]],
+    up: dict[Any, list[Any]],
+    down: dict[Any, list[Any]],
+    key: Callable[[Any], Any],
+) -> list[list[Any]]:
     """Order each column to have few crossings: natural order first, then barycenter sweeps."""
     columns = [sorted(c, key=key) for c in columns]
     for i in range(1, len(columns)):
-        columns[i] = _sorted_by_barycenter(columns[i], up, {n: k for k, n in enumerate(columns[i - 1])})
+        columns[i] = _sorted_by_barycenter(
+            columns[i], up, {n: k for k, n in enumerate(columns[i - 1])}
+        )
     best, fewest = [list(c) for c in columns], _total_crossings(columns, down)
     for _sweep in range(12):
         if fewest == 0:
             break
         for i in range(1, len(columns)):
-            columns[i] = _sorted_by_barycenter(columns[i], up, {n: k for k, n in enumerate(columns[i - 1])})
+            columns[i] = _sorted_by_barycenter(
+                columns[i], up, {n: k for k, n in enumerate(columns[i - 1])}
+            )
         for i in range(len(columns) - 2, -1, -1):
-            columns[i] = _sorted_by_barycenter(columns[i], down, {n: k for k, n in enumerate(columns[i + 1])})
+            columns[i] = _sorted_by_barycenter(
+                columns[i], down, {n: k for k, n in enumerate(columns[i + 1])}
+            )
         count = _total_crossings(columns, down)
         if count < fewest:
             best, fewest = [list(c) for c in columns], count
@@ -402,8 +437,9 @@ def _placed(targets: list[float], weights: list[float], gaps: list[float]) -> li
     return [v + o for v, o in zip(values, offsets, strict=True)]
 
 
-def _layout(graph: nx.DiGraph, size: dict[Any, tuple[float, float]], key: Callable[[Any], Any],
-            top: float) -> _Layout:
+def _layout(
+    graph: nx.DiGraph, size: dict[Any, tuple[float, float]], key: Callable[[Any], Any], top: float
+) -> _Layout:
     """The layered layout of ``graph`` (see the module docstring), boxes sized ``size``."""
     back = _back_edges(graph, key)
     routes: list[_Route] = []
@@ -466,7 +502,9 @@ def _layout(graph: nx.DiGraph, size: dict[Any, tuple[float, float]], key: Callab
                 center[node] = y
     low = min((center[n] - height(n) / 2 for n in center), default=0.0)
     high = max((center[n] + height(n) / 2 for n in center), default=0.0)
-    widths = [max((size[n][0] for n in c if not isinstance(n, _Dummy)), default=12.0) for c in columns]
+    widths = [
+        max((size[n][0] for n in c if not isinstance(n, _Dummy)), default=12.0) for c in columns
+    ]
     lefts: list[float] = []
     x = float(PAD)
     for width in widths:
@@ -488,7 +526,10 @@ def _layout(graph: nx.DiGraph, size: dict[Any, tuple[float, float]], key: Callab
         start = (tx + tw, ports[index][0])
         stops = [(lefts[rank[tail]] + widths[rank[tail]], start[1])]
         for dummy in route.chain[1:-1]:
-            stops += [(lefts[rank[dummy]], ys[dummy]), (lefts[rank[dummy]] + widths[rank[dummy]], ys[dummy])]
+            stops += [
+                (lefts[rank[dummy]], ys[dummy]),
+                (lefts[rank[dummy]] + widths[rank[dummy]], ys[dummy]),
+            ]
         end = (hx, ports[index][1])
         stops.append((lefts[rank[head]], end[1]))
         current = start
@@ -504,12 +545,12 @@ def _layout(graph: nx.DiGraph, size: dict[Any, tuple[float, float]], key: Callab
             points.append(("L", [end]))
         points.insert(0, ("M", [start]))
         edges.append((route, _reversed(points) if route.back else points))
-    return _Layout(boxes, edges, x - GAP_X + PAD if columns else 2.0 * PAD,
-                   top + high - low)
+    return _Layout(boxes, edges, x - GAP_X + PAD if columns else 2.0 * PAD, top + high - low)
 
 
-def _ports(routes: list[_Route], boxes: dict[Any, tuple[float, float, float, float]],
-           ys: dict[Any, float]) -> list[list[float]]:
+def _ports(
+    routes: list[_Route], boxes: dict[Any, tuple[float, float, float, float]], ys: dict[Any, float]
+) -> list[list[float]]:
     """Where each edge leaves its tail (right side) and enters its head (left side): spread
     along the side in the order of the points they go to, so the edges of a node do not cross
     there; when there are more edges than room, neighbouring edges share a point."""
@@ -530,7 +571,9 @@ def _ports(routes: list[_Route], boxes: dict[Any, tuple[float, float, float, flo
     return ports
 
 
-def _reversed(points: list[tuple[str, list[tuple[float, float]]]]) -> list[tuple[str, list[tuple[float, float]]]]:
+def _reversed(
+    points: list[tuple[str, list[tuple[float, float]]]],
+) -> list[tuple[str, list[tuple[float, float]]]]:
     """The same path walked from its end to its start."""
     ends = [segment[-1] for _, segment in points]
     result: list[tuple[str, list[tuple[float, float]]]] = [("M", [ends[-1]])]
@@ -544,26 +587,40 @@ def _reversed(points: list[tuple[str, list[tuple[float, float]]]]) -> list[tuple
 
 
 def _path_data(points: list[tuple[str, list[tuple[float, float]]]]) -> str:
-    return " ".join(command + " ".join(f"{x:.1f},{y:.1f}" for x, y in segment)
-                    for command, segment in points)
+    return " ".join(
+        command + " ".join(f"{x:.1f},{y:.1f}" for x, y in segment) for command, segment in points
+    )
 
 
 # -- drawing -----------------------------------------------------------------------------------
-def _shape(kind: str, x: float, y: float, w: float, h: float, fill: str, stroke: str, width: float) -> str:
+def _shape(
+    kind: str, x: float, y: float, w: float, h: float, fill: str, stroke: str, width: float
+) -> str:
     common = f'fill="{fill}" stroke="{stroke}" stroke-width="{width}"'
     if kind == "run":
         d = min(h / 2, 14.0)
-        pts = [(x + d, y), (x + w - d, y), (x + w, y + h / 2), (x + w - d, y + h), (x + d, y + h), (x, y + h / 2)]
+        pts = [
+            (x + d, y),
+            (x + w - d, y),
+            (x + w, y + h / 2),
+            (x + w - d, y + h),
+            (x + d, y + h),
+            (x, y + h / 2),
+        ]
         return f'<polygon points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in pts)}" {common}/>'
     if kind == "transform":
         f = min(10.0, h / 2)
-        return (f'<path d="M{x:.1f},{y:.1f} H{x + w - f:.1f} L{x + w:.1f},{y + f:.1f} V{y + h:.1f} '
-                f'H{x:.1f} Z" {common}/>')
+        return (
+            f'<path d="M{x:.1f},{y:.1f} H{x + w - f:.1f} L{x + w:.1f},{y + f:.1f} V{y + h:.1f} '
+            f'H{x:.1f} Z" {common}/>'
+        )
     if kind == "user":
         return f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="{h / 2:.1f}" {common}/>'
     if kind == "group":  # a stack of boxes
-        return (f'<rect x="{x + 4:.1f}" y="{y:.1f}" width="{w - 4:.1f}" height="{h - 4:.1f}" rx="4" {common}/>'
-                f'<rect x="{x:.1f}" y="{y + 4:.1f}" width="{w - 4:.1f}" height="{h - 4:.1f}" rx="4" {common}/>')
+        return (
+            f'<rect x="{x + 4:.1f}" y="{y:.1f}" width="{w - 4:.1f}" height="{h - 4:.1f}" rx="4" {common}/>'
+            f'<rect x="{x:.1f}" y="{y + 4:.1f}" width="{w - 4:.1f}" height="{h - 4:.1f}" rx="4" {common}/>'
+        )
     dash = ' stroke-dasharray="4,3"' if kind == "more" else ""
     return f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="4" {common}{dash}/>'
 
@@ -707,19 +764,26 @@ class LineagePicture:
         if suffix == ".svg":
             target.write_text(self.svg, encoding="utf-8")
         elif suffix in (".html", ".htm"):
-            page = f"<!doctype html><meta charset='utf-8'><title>{_esc(self.title)}</title>{self.svg}"
+            page = (
+                f"<!doctype html><meta charset='utf-8'><title>{_esc(self.title)}</title>{self.svg}"
+            )
             target.write_text(page, encoding="utf-8")
         else:
             raise ValidationError(
                 f"cannot save a lineage picture as {suffix or 'a file without suffix'!r}.",
-                field="path", value=str(path), hint="Use a .svg or .html file name.",
+                field="path",
+                value=str(path),
+                hint="Use a .svg or .html file name.",
             )
         return target
 
     def _sort_key(self, node: Any) -> tuple[Any, ...]:
         data = self.graph.nodes[node]
-        return (_KIND_RANK.get(str(data.get("kind")), 6),
-                natural_key(str(data.get("label", node))), natural_key(node_id(node)))
+        return (
+            _KIND_RANK.get(str(data.get("kind")), 6),
+            natural_key(str(data.get("label", node))),
+            natural_key(node_id(node)),
+        )
 
     def _draw(self) -> str:
         graph = self.graph
@@ -727,22 +791,28 @@ class LineagePicture:
         for node in graph:
             lines = _lines(str(graph.nodes[node].get("label", node)))
             extra = 4.0 if graph.nodes[node].get("kind") == "group" else 0.0
-            size[node] = (max(60.0, max(len(s) for s in lines) * CHAR_W + 24) + extra,
-                          12.0 + LINE_H * len(lines) + extra)
+            size[node] = (
+                max(60.0, max(len(s) for s in lines) * CHAR_W + 24) + extra,
+                12.0 + LINE_H * len(lines) + extra,
+            )
         layout = _layout(graph, size, self._sort_key, float(TOP))
         self.boxes = layout.boxes
         self.positions = {n: (x, y) for n, (x, y, _, _) in layout.boxes.items()}
         legend_y = layout.height + 24
-        legend, legend_w, legend_h = self._legend(layout, PAD, legend_y,
-                                                  max(layout.width - 2 * PAD, 640.0))
+        legend, legend_w, legend_h = self._legend(
+            layout, PAD, legend_y, max(layout.width - 2 * PAD, 640.0)
+        )
         svg_w = max(layout.width, legend_w + 2 * PAD)
         svg_h = legend_y + legend_h + PAD
-        colors = sorted({EDGE_STYLES.get(_relation(d), _OTHER_EDGE)[0] for *_, d in graph.edges(data=True)}
-                        | {style[0] for style in EDGE_STYLES.values()})
+        colors = sorted(
+            {EDGE_STYLES.get(_relation(d), _OTHER_EDGE)[0] for *_, d in graph.edges(data=True)}
+            | {style[0] for style in EDGE_STYLES.values()}
+        )
         markers = "".join(
             f'<marker id="{_marker_id(c)}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
             f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{c}"/></marker>'
-            for c in colors)
+            for c in colors
+        )
         parts = [
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{svg_w:.0f}" height="{svg_h:.0f}" '
             f'viewBox="0 0 {svg_w:.0f} {svg_h:.0f}" style="max-width:100%;height:auto" '
@@ -762,15 +832,17 @@ class LineagePicture:
                 f'<path class="lnb-edge lnb-{_esc(relation.replace(", ", "-").replace(" ", "-"))}" '
                 f'data-source="{_esc(node_id(route.source))}" data-target="{_esc(node_id(route.target))}" '
                 f'd="{_path_data(points)}" fill="none" stroke="{color}" stroke-width="1.3"{dashed} '
-                f'marker-end="url(#{_marker_id(color)})"><title>{_esc(tip)}</title></path>')
+                f'marker-end="url(#{_marker_id(color)})"><title>{_esc(tip)}</title></path>'
+            )
         parts.append("</g>")
         for node in graph:
             parts.append(self._node(node, layout.boxes[node]))
         parts.append(f'<g class="lnb-legend">{legend}</g></svg>')
         return "".join(parts)
 
-    def _legend(self, layout: _Layout, left: float, top: float,
-                room: float) -> tuple[str, float, float]:
+    def _legend(
+        self, layout: _Layout, left: float, top: float, room: float
+    ) -> tuple[str, float, float]:
         """The key of every node kind and edge style drawn, in rows no wider than ``room`` from
         (``left``, ``top``); returns its SVG, width and height."""
         styles = {_style_of(d)[1] for _, d in self.graph.nodes(data=True)}
@@ -792,14 +864,18 @@ class LineagePicture:
             if what == "edge":
                 color, dash, _ = EDGE_STYLES.get(style, _OTHER_EDGE)
                 dashed = f' stroke-dasharray="{dash}"' if dash else ""
-                parts.append(f'<line x1="{x:.1f}" y1="{y + 7:.1f}" x2="{x + 22:.1f}" y2="{y + 7:.1f}" '
-                             f'stroke="{color}" stroke-width="1.3"{dashed} '
-                             f'marker-end="url(#{_marker_id(color)})"/>')
+                parts.append(
+                    f'<line x1="{x:.1f}" y1="{y + 7:.1f}" x2="{x + 22:.1f}" y2="{y + 7:.1f}" '
+                    f'stroke="{color}" stroke-width="1.3"{dashed} '
+                    f'marker-end="url(#{_marker_id(color)})"/>'
+                )
             else:
                 fill, stroke, _ = KIND_STYLES[style]
                 shape = "record" if style == "stale" else style
                 parts.append(_shape(shape, x, y, 22, 14, fill, stroke, 3 if what == "focus" else 1))
-            parts.append(f'<text x="{x + 28:.1f}" y="{y + 11:.1f}" fill="#444">{_esc(text)}</text></g>')
+            parts.append(
+                f'<text x="{x + 28:.1f}" y="{y + 11:.1f}" fill="#444">{_esc(text)}</text></g>'
+            )
             width = max(width, x + item_w - left)
             x += item_w + 16
         return "".join(parts), width, (y - top + row_h if items else 0.0)
@@ -818,7 +894,9 @@ class LineagePicture:
             for i, line in enumerate(_lines(label))
         )
         count = f' data-count="{_esc(data["count"])}"' if "count" in data else ""
-        return (f'<g class="lnb-node lnb-{_esc(kind)}" data-node="{_esc(node_id(node))}"{count}>'
-                f"<title>{_esc(label)}</title>"
-                f"{_shape(kind, *box, fill, stroke, width)}"
-                f'<text text-anchor="middle" fill="#212121">{text}</text></g>')
+        return (
+            f'<g class="lnb-node lnb-{_esc(kind)}" data-node="{_esc(node_id(node))}"{count}>'
+            f"<title>{_esc(label)}</title>"
+            f"{_shape(kind, *box, fill, stroke, width)}"
+            f'<text text-anchor="middle" fill="#212121">{text}</text></g>'
+        )

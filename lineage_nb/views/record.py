@@ -20,8 +20,12 @@ class ViewableRecord:
         from .picture import LineagePicture
 
         graph = self.lineage(depth, group_above=group_above)  # type: ignore[attr-defined]
-        return LineagePicture(graph, title=f"Lineage of {type(self).__name__} {self.pk}",  # type: ignore[attr-defined]
-                              max_nodes=max_nodes, group_above=group_above)
+        return LineagePicture(
+            graph,
+            title=f"Lineage of {type(self).__name__} {self.pk}",  # type: ignore[attr-defined]
+            max_nodes=max_nodes,
+            group_above=group_above,
+        )
 
     def _repr_html_(self) -> str:
         from ..lineage.reads import untracked_reads

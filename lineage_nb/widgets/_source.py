@@ -131,7 +131,9 @@ def display(value: Any) -> str | None:
     if isinstance(value, float):
         return float_text(value)
     if isinstance(value, (pd.Timestamp, dt.datetime)):
-        moment = value.tz_convert("UTC") if isinstance(value, pd.Timestamp) and value.tzinfo else value
+        moment = (
+            value.tz_convert("UTC") if isinstance(value, pd.Timestamp) and value.tzinfo else value
+        )
         if isinstance(moment, dt.datetime) and moment.tzinfo is not None:
             moment = moment.astimezone(dt.timezone.utc)
         return f"{moment:%Y-%m-%d %H:%M:%S}"
@@ -144,9 +146,11 @@ def display(value: Any) -> str | None:
 # -- filter parsing ----------------------------------------------------------------------------
 def _bad(column: Column, text: str, expected: str) -> ValidationError:
     return ValidationError(
-        f"filter {text!r} is not {expected}.", field=column.name, value=text,
+        f"filter {text!r} is not {expected}.",
+        field=column.name,
+        value=text,
         hint="Numbers: 5, >5, <=7, 2..8; dates: 2026-01, >=2026-01-15, 2026-01..2026-03; "
-             "any column: null, not null.",
+        "any column: null, not null.",
     )
 
 
@@ -172,8 +176,11 @@ def _period(column: Column, text: str, whole: str = "") -> tuple[dt.datetime, dt
     """``2026``, ``2026-01``, ``2026-01-15`` or ``2026-01-15 12:30[:05]`` as [start, end)."""
     match = _DATE.match(text.strip())
     if match is None:
-        raise _bad(column, whole or text,
-                   "a date (2026, 2026-01, 2026-01-15 or 2026-01-15 12:30) or a range of dates")
+        raise _bad(
+            column,
+            whole or text,
+            "a date (2026, 2026-01, 2026-01-15 or 2026-01-15 12:30) or a range of dates",
+        )
     parts = [int(p) if p is not None else None for p in match.groups()]
     year, month, day, hour, minute, second = parts
     try:
@@ -198,8 +205,13 @@ def _period(column: Column, text: str, whole: str = "") -> tuple[dt.datetime, dt
 def _fits(expression: Any, value: int) -> bool:
     """Whether ``value`` fits the integer column (PostgreSQL refuses a wider bound value)."""
     impl = getattr(expression.type, "impl_instance", expression.type)
-    bits = 16 if isinstance(impl, types.SmallInteger) else 64 if isinstance(
-        impl, types.BigInteger) else 32
+    bits = (
+        16
+        if isinstance(impl, types.SmallInteger)
+        else 64
+        if isinstance(impl, types.BigInteger)
+        else 32
+    )
     return bool(-(2 ** (bits - 1)) <= value < 2 ** (bits - 1))
 
 
@@ -221,7 +233,9 @@ class PagedSource:
             self.model, self.statement = source, select(source)
         else:
             raise ValidationError(
-                f"cannot browse {source!r}.", field="source", value=source,
+                f"cannot browse {source!r}.",
+                field="source",
+                value=source,
                 hint="Pass a model class such as Sample, or a query such as Sample.filter(...).",
             )
         mapper: Mapper[Any] = inspect(self.model)
@@ -271,7 +285,10 @@ class PagedSource:
         found = self.by_name.get(name)
         if found is None:
             raise ValidationError(
-                f"no column {name!r} in {self.title}.", model=self.title, field=name, value=name,
+                f"no column {name!r} in {self.title}.",
+                model=self.title,
+                field=name,
+                value=name,
                 hint=f"Columns: {', '.join(self.by_name)}.",
             )
         return found
@@ -299,7 +316,9 @@ class PagedSource:
     # -- conditions ---------------------------------------------------------------------------
     def _text_expression(self, column: Column) -> Any:
         impl = getattr(column.expression.type, "impl_instance", column.expression.type)
-        return cast(column.expression, String) if isinstance(impl, types.Enum) else column.expression
+        return (
+            cast(column.expression, String) if isinstance(impl, types.Enum) else column.expression
+        )
 
     def _label_contains(self, column: Column, text: str) -> Any:
         """Rows whose related record's label (as shown) contains ``text``: an EXISTS over the
@@ -336,7 +355,9 @@ class PagedSource:
 
     def _date_bound(self, value: dt.datetime, session_dialect: str) -> Any:
         if session_dialect == "sqlite":
-            naive = value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+            naive = (
+                value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+            )
             return func.julianday(naive.strftime("%Y-%m-%d %H:%M:%S.%f"))
         return value
 
@@ -366,20 +387,28 @@ class PagedSource:
                 raise _bad(column, text, "true or false")
             return expression.is_(truth[word])
         if column.kind in ("integer", "number"):
+
             def equal(value: float) -> Any:
                 if column.kind == "number":
                     return _shown_as(expression, value)
                 whole = value.is_integer() and _fits(expression, int(value))
                 return expression == int(value) if whole else false()
 
-            return self._range(column, text, lambda t: _number(column, t, text), equal,
-                               lambda v: (expression, v))
+            return self._range(
+                column, text, lambda t: _number(column, t, text), equal, lambda v: (expression, v)
+            )
         if column.kind == "date":
             return self._date_condition(column, text, dialect)
         raise _bad(column, text, "a filter this column supports")  # pragma: no cover
 
-    def _range(self, column: Column, text: str, parse: Callable[[str], Any],
-               equal: Callable[[Any], Any], side: Callable[[Any], tuple[Any, Any]]) -> Any:
+    def _range(
+        self,
+        column: Column,
+        text: str,
+        parse: Callable[[str], Any],
+        equal: Callable[[Any], Any],
+        side: Callable[[Any], tuple[Any, Any]],
+    ) -> Any:
         if ".." in text.replace("...", "\x00"):
             low, _, high = text.partition("..")
             parts = []
@@ -395,8 +424,13 @@ class PagedSource:
             return equal(parse(text))
         operator, value = match.groups()
         left, right = side(parse(value))
-        return {">": left > right, ">=": left >= right, "<": left < right,
-                "<=": left <= right, "=": equal(right)}[operator]
+        return {
+            ">": left > right,
+            ">=": left >= right,
+            "<": left < right,
+            "<=": left <= right,
+            "=": equal(right),
+        }[operator]
 
     def _date_condition(self, column: Column, text: str, dialect: str) -> Any:
         left = self._date_expression(column, dialect)
@@ -418,8 +452,11 @@ class PagedSource:
         operator, value = match.groups() if match else ("=", text)
         start, end = _period(column, value, text)
         return {
-            ">": left >= bound(end), ">=": left >= bound(start), "<": left < bound(start),
-            "<=": left < bound(end), "=": and_(left >= bound(start), left < bound(end)),
+            ">": left >= bound(end),
+            ">=": left >= bound(start),
+            "<": left < bound(start),
+            "<=": left < bound(end),
+            "=": and_(left >= bound(start), left < bound(end)),
         }[operator]
 
     def _search(self, text: str, dialect: str) -> Any:
@@ -435,9 +472,7 @@ class PagedSource:
             number = None
         for column in self.columns:
             if column.kind == "text":
-                conditions.append(
-                    self._text_expression(column).icontains(text, autoescape=True)
-                )
+                conditions.append(self._text_expression(column).icontains(text, autoescape=True))
             elif column.kind == "label":
                 conditions.append(self._label_contains(column, text))
             elif column.kind == "integer" and number is not None and number.is_integer():
@@ -535,8 +570,15 @@ class PagedSource:
         return [[display(v) for v in row] for row in records], keys
 
     def page(
-        self, number: int, size: int, *, filters: dict[str, str] | None = None, search: str = "",
-        sort: str = "", descending: bool = False, total: tuple[int, bool] | None = None,
+        self,
+        number: int,
+        size: int,
+        *,
+        filters: dict[str, str] | None = None,
+        search: str = "",
+        sort: str = "",
+        descending: bool = False,
+        total: tuple[int, bool] | None = None,
     ) -> Page:
         """Page ``number`` (0-based; past the end, the last page) of ``size`` rows.
 
@@ -574,12 +616,14 @@ class PagedSource:
 
         return run_sync(measure)
 
-    def query(self, filters: dict[str, str], search: str = "", sort: str = "",
-              descending: bool = False) -> Query[Any]:
+    def query(
+        self, filters: dict[str, str], search: str = "", sort: str = "", descending: bool = False
+    ) -> Query[Any]:
         """The filtered, sorted view as a :class:`Query` (what a download writes)."""
         dialect = self.dialect_name()
-        return Query(self.model,
-                     self._ordered(self.filtered(dialect, filters, search), sort, descending))
+        return Query(
+            self.model, self._ordered(self.filtered(dialect, filters, search), sort, descending)
+        )
 
     # -- summaries ----------------------------------------------------------------------------
     def summaries(self, filters: dict[str, str], search: str = "") -> dict[str, Any]:
@@ -601,19 +645,27 @@ class PagedSource:
         with untracked_reads():
             return run_sync(build)
 
-    def _histogram(self, session: Session, dialect: str, base: Select[Any],
-                   column: Column) -> dict[str, Any]:
+    def _histogram(
+        self, session: Session, dialect: str, base: Select[Any], column: Column
+    ) -> dict[str, Any]:
         value = column.expression
         if column.kind == "date":
-            value = (func.julianday(value) - 2440587.5) * 86400.0 if dialect == "sqlite" \
+            value = (
+                (func.julianday(value) - 2440587.5) * 86400.0
+                if dialect == "sqlite"
                 else func.extract("epoch", value)
+            )
         sub = base.with_only_columns(cast(value, Float).label("v")).subquery()
         v = sub.c.v
         low, high, present, rows = session.execute(
             select(func.min(v), func.max(v), func.count(v), func.count()).select_from(sub)
         ).one()
-        summary: dict[str, Any] = {"type": "histogram", "nulls": int(rows) - int(present),
-                                   "count": int(present), "bins": []}
+        summary: dict[str, Any] = {
+            "type": "histogram",
+            "nulls": int(rows) - int(present),
+            "count": int(present),
+            "bins": [],
+        }
         if low is None:
             return summary
         low, high = float(low), float(high)
@@ -623,16 +675,21 @@ class PagedSource:
         scaled = (v - low) / width
         raw = cast(scaled, Integer) if dialect == "sqlite" else cast(func.floor(scaled), Integer)
         bucket = case((v >= high, min(BINS - 1, int((high - low) // width))), else_=raw)
-        counts: dict[int, int] = dict(session.execute(
-            select(bucket.label("b"), func.count()).select_from(sub)
-            .where(v.is_not(None)).group_by("b")
-        ).all())
+        counts: dict[int, int] = dict(
+            session.execute(
+                select(bucket.label("b"), func.count())
+                .select_from(sub)
+                .where(v.is_not(None))
+                .group_by("b")
+            ).all()
+        )
         last = max(counts) if counts else 0
         for index in range(last + 1):
             start = low + index * width
             end = min(high, start + width) if column.kind != "integer" else start + width - 1
-            summary["bins"].append([self._edge(column, start), self._edge(column, end),
-                                    int(counts.get(index, 0))])
+            summary["bins"].append(
+                [self._edge(column, start), self._edge(column, end), int(counts.get(index, 0))]
+            )
         summary["min"], summary["max"] = self._edge(column, low), self._edge(column, high)
         return summary
 
@@ -653,8 +710,12 @@ class PagedSource:
             select(func.count() - func.count(v), func.count(v.distinct())).select_from(sub)
         ).one()
         rows = session.execute(
-            select(v, func.count().label("n")).select_from(sub).where(v.is_not(None))
-            .group_by(v).order_by(func.count().desc(), v).limit(TOP)
+            select(v, func.count().label("n"))
+            .select_from(sub)
+            .where(v.is_not(None))
+            .group_by(v)
+            .order_by(func.count().desc(), v)
+            .limit(TOP)
         ).all()
         values = [[display(value), int(n)] for value, n in rows]
         if column.kind == "label" and rows:
@@ -665,11 +726,11 @@ class PagedSource:
     def _labels(self, session: Session, column: Column, keys: list[Any]) -> dict[str, str | None]:
         """The labels of the related records with keys ``keys``, as the table shows them."""
         pk = getattr(self.model, self.pk_name)
-        firsts = select(func.min(pk)).where(column.expression.in_(keys)).group_by(
-            column.expression)
+        firsts = select(func.min(pk)).where(column.expression.in_(keys)).group_by(column.expression)
         frame = model_frame(self.model, select(self.model).where(pk.in_(firsts)))
-        return {str(k): display(v) for k, v in zip(frame[column.key], frame[column.name],
-                                                   strict=True)}
+        return {
+            str(k): display(v) for k, v in zip(frame[column.key], frame[column.name], strict=True)
+        }
 
     # -- records ------------------------------------------------------------------------------
     def get(self, pk: Any) -> Any:

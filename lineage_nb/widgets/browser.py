@@ -97,14 +97,17 @@ class Browser(anywidget.AnyWidget):
     download = Dict().tag(sync=True)
     error = Unicode("").tag(sync=True)
 
-    def __init__(self, source: Any, *, page_size: int = 20, depth: int = 3,
-                 **kwargs: Any) -> None:
+    def __init__(self, source: Any, *, page_size: int = 20, depth: int = 3, **kwargs: Any) -> None:
         self.source = PagedSource(source)
         self.details = Detail(depth)
         self._loading = True
         self._total: tuple[int, bool] | None = None
-        super().__init__(title=self.source.title, page_size=max(1, page_size),
-                         columns=[c.info() for c in self.source.columns], **kwargs)
+        super().__init__(
+            title=self.source.title,
+            page_size=max(1, page_size),
+            columns=[c.info() for c in self.source.columns],
+            **kwargs,
+        )
         self.on_msg(self._message)
         self._loading = False
         self.refresh(count=True)
@@ -176,19 +179,30 @@ class Browser(anywidget.AnyWidget):
         from ..export.files import to_csv, to_parquet
 
         if format not in ("csv", "parquet"):
-            raise ValidationError(f"cannot download as {format!r}.", field="format",
-                                  value=format, hint="Use csv or parquet.")
+            raise ValidationError(
+                f"cannot download as {format!r}.",
+                field="format",
+                value=format,
+                hint="Use csv or parquet.",
+            )
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
         target = Path(path) if path is not None else Path.cwd() / f"{self.title}-{stamp}.{format}"
-        query = self.source.query(dict(self.filters), self.search, self.sort_column,
-                                  self.sort_descending)
+        query = self.source.query(
+            dict(self.filters), self.search, self.sort_column, self.sort_descending
+        )
         written = (to_csv if format == "csv" else to_parquet)(query, target, progress=False)
         size = written.stat().st_size
-        self.download = {"path": str(written), "name": written.name, "format": format,
-                         "bytes": size, "sent": size <= SEND_BYTES_UP_TO}
+        self.download = {
+            "path": str(written),
+            "name": written.name,
+            "format": format,
+            "bytes": size,
+            "sent": size <= SEND_BYTES_UP_TO,
+        }
         if size <= SEND_BYTES_UP_TO:
-            self.send({"kind": "file", "name": written.name, "format": format},
-                      [written.read_bytes()])
+            self.send(
+                {"kind": "file", "name": written.name, "format": format}, [written.read_bytes()]
+            )
         return written
 
     # -- state → rows ---------------------------------------------------------------------------
@@ -247,9 +261,15 @@ class Browser(anywidget.AnyWidget):
         if count or self._total is None:
             self._total = None
             self._total = self.source.total(filters, self.search)
-        page = self.source.page(self.page, self.page_size, filters=filters, search=self.search,
-                                sort=self.sort_column, descending=self.sort_descending,
-                                total=self._total)
+        page = self.source.page(
+            self.page,
+            self.page_size,
+            filters=filters,
+            search=self.search,
+            sort=self.sort_column,
+            descending=self.sort_descending,
+            total=self._total,
+        )
         self._total = (page.total, page.estimated)
         self._loading = True
         try:

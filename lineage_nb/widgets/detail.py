@@ -91,8 +91,9 @@ class Detail:
         self.node_ids: dict[str, Any] = {}
 
     # -- navigation ---------------------------------------------------------------------------
-    def show(self, record: Any, *, remember: bool = True,
-             expanded: Expanded | None = None) -> dict[str, Any]:
+    def show(
+        self, record: Any, *, remember: bool = True, expanded: Expanded | None = None
+    ) -> dict[str, Any]:
         """Show ``record`` (its picture with the ``expanded`` groups drawn record by record);
         the one shown before goes on the trail (``remember``)."""
         if remember and self.record is not None:
@@ -164,8 +165,11 @@ class Detail:
         classes = _classes()
         kind = self._kind(record)
         detail: dict[str, Any] = {
-            "title": title_of(record), "kind": kind, "line": self._line(record, kind),
-            "fields": self._fields(record), "trail": [title_of(r) for r, _ in self.trail],
+            "title": title_of(record),
+            "kind": kind,
+            "line": self._line(record, kind),
+            "fields": self._fields(record),
+            "trail": [title_of(r) for r, _ in self.trail],
         }
         detail["related"], detail["more"] = self._related(record)
         detail["stale"] = self._stale(record)
@@ -191,8 +195,10 @@ class Detail:
             return lineage_line(record)
         if kind == "run":
             state = inspect(record).dict
-            return (f"run {record.id} · {state.get('status', '')}, started "
-                    f"{_when(state.get('started_at'))}, finished {_when(state.get('finished_at'))}")
+            return (
+                f"run {record.id} · {state.get('status', '')}, started "
+                f"{_when(state.get('started_at'))}, finished {_when(state.get('finished_at'))}"
+            )
         return ""
 
     @staticmethod
@@ -230,8 +236,13 @@ class Detail:
                 if not identity:
                     continue
                 key = identity[0] if len(identity) == 1 else identity
-                found.append({"group": rel.key, "label": title_of(item),
-                              "target": self._target(type(item), key)})
+                found.append(
+                    {
+                        "group": rel.key,
+                        "label": title_of(item),
+                        "target": self._target(type(item), key),
+                    }
+                )
             if len(items) > MAX_RELATED:
                 more.append([rel.key, len(items) - MAX_RELATED])
         return found, more
@@ -243,14 +254,26 @@ class Detail:
         try:
             frame = record.stale_inputs()
         except Exception as error:  # a detail pane must not fail for want of a staleness check
-            return {"stale": None, "text": f"staleness unavailable ({type(error).__name__})",
-                    "inputs": []}
-        inputs = [[str(t), str(pk), str(change)] for t, pk, change in
-                  zip(frame["table"][:MAX_RELATED], frame["pk"][:MAX_RELATED],
-                      frame["change"][:MAX_RELATED], strict=True)]
+            return {
+                "stale": None,
+                "text": f"staleness unavailable ({type(error).__name__})",
+                "inputs": [],
+            }
+        inputs = [
+            [str(t), str(pk), str(change)]
+            for t, pk, change in zip(
+                frame["table"][:MAX_RELATED],
+                frame["pk"][:MAX_RELATED],
+                frame["change"][:MAX_RELATED],
+                strict=True,
+            )
+        ]
         stale = bool(len(frame))
-        text = (f"stale: the run that wrote it read {len(frame)} record(s) that changed since"
-                if stale else "up to date: no input of the run that wrote it changed since")
+        text = (
+            f"stale: the run that wrote it read {len(frame)} record(s) that changed since"
+            if stale
+            else "up to date: no input of the run that wrote it changed since"
+        )
         return {"stale": stale, "text": text, "inputs": inputs}
 
     @staticmethod
@@ -265,12 +288,17 @@ class Detail:
             if source is not None and len(source) > MAX_SOURCE:
                 source = source[:MAX_SOURCE] + "\n…"
             changes = row.get("changes")
-            rows.append({
-                "at": _when(row.get("at")), "action": str(row.get("action") or ""),
-                "changes": format_value(changes) if changes is not None else "",
-                "cell": display(row.get("cell")), "run": display(row.get("run")),
-                "user": display(row.get("user_handle")), "source": source,
-            })
+            rows.append(
+                {
+                    "at": _when(row.get("at")),
+                    "action": str(row.get("action") or ""),
+                    "changes": format_value(changes) if changes is not None else "",
+                    "cell": display(row.get("cell")),
+                    "run": display(row.get("run")),
+                    "user": display(row.get("user_handle")),
+                    "source": source,
+                }
+            )
         return rows
 
     def _picture(self, record: Any) -> str:
@@ -291,9 +319,11 @@ class Detail:
             pinned = set().union(*self.expanded.values()) | self._graph_members(graph)
             expand = set(self.expanded)
             picture = LineagePicture(graph, title=title, expand=expand)
-            regrouped = {node for node, data in picture.graph.nodes(data=True)
-                         if data.get("kind") == "group"
-                         and not pinned.isdisjoint(data.get("members") or ())}
+            regrouped = {
+                node
+                for node, data in picture.graph.nodes(data=True)
+                if data.get("kind") == "group" and not pinned.isdisjoint(data.get("members") or ())
+            }
             if regrouped:  # the same records, grouped by other neighbours: draw them too
                 picture = LineagePicture(graph, title=title, expand=expand | regrouped)
         self.graph, self.node_ids = picture.graph, picture.node_ids
@@ -308,9 +338,14 @@ class Detail:
                 continue
             run = ("run", key[2])
             if run in graph:
-                found.update(node for node in graph.predecessors(run)
-                             if isinstance(node, tuple) and len(node) == 3
-                             and node[0] == "record" and node[1] == key[1])
+                found.update(
+                    node
+                    for node in graph.predecessors(run)
+                    if isinstance(node, tuple)
+                    and len(node) == 3
+                    and node[0] == "record"
+                    and node[1] == key[1]
+                )
         return found
 
     def _node_target(self, node: Any, classes: dict[str, type]) -> int | None:
@@ -349,8 +384,10 @@ class Detail:
         if kind == "run":
             inputs = record.inputs_df()
             outputs = record.records_df()
-            return (self._keyed(inputs, classes, "changed_since"),
-                    self._keyed(outputs.drop_duplicates(["table", "pk"]), classes, None))
+            return (
+                self._keyed(inputs, classes, "changed_since"),
+                self._keyed(outputs.drop_duplicates(["table", "pk"]), classes, None),
+            )
         if kind != "record" or not hasattr(record, "history_df"):
             return [], []
         from ..lineage.stamping import record_key
@@ -358,11 +395,11 @@ class Detail:
         table, pk = record_key(record)
         inputs = self._record_inputs(record)
         outputs = run_sync(lambda s: self._readers_outputs(s, table, pk))
-        return (self._keyed(inputs, classes, "changed_since"),
-                self._keyed(outputs, classes, None))
+        return (self._keyed(inputs, classes, "changed_since"), self._keyed(outputs, classes, None))
 
-    def _keyed(self, frame: pd.DataFrame, classes: dict[str, type],
-               changed: str | None) -> list[dict[str, Any]]:
+    def _keyed(
+        self, frame: pd.DataFrame, classes: dict[str, type], changed: str | None
+    ) -> list[dict[str, Any]]:
         if not len(frame):
             return []
         shown: list[dict[str, Any]] = []
@@ -370,8 +407,10 @@ class Detail:
             table, pk = str(row["table"]), str(row["pk"])
             cls = classes.get(table)
             label = f"{cls.__name__ if cls else table} {pk}"
-            item: dict[str, Any] = {"label": label,
-                                    "target": self._record_target(table, pk, classes)}
+            item: dict[str, Any] = {
+                "label": label,
+                "target": self._record_target(table, pk, classes),
+            }
             if changed is not None and changed in row:
                 item["changed"] = bool(row[changed]) if not pd.isna(row[changed]) else False
             shown.append(item)
@@ -402,13 +441,16 @@ class Detail:
         from ..lineage._keyset import decode
         from ..lineage.schema import RecordEvent, RunInput
 
-        single = set(session.execute(
-            select(RunInput.run_id).where(RunInput.table == table, RunInput.pk == pk)
-        ).scalars())
+        single = set(
+            session.execute(
+                select(RunInput.run_id).where(RunInput.table == table, RunInput.pk == pk)
+            ).scalars()
+        )
         packed = session.execute(
             select(RunInput.run_id, RunInput.keys)
             .where(RunInput.table == table, RunInput.keys.is_not(None))
-            .order_by(RunInput.id.desc()).limit(MAX_READERS)
+            .order_by(RunInput.id.desc())
+            .limit(MAX_READERS)
         ).all()
         runs = single | {run_id for run_id, keys in packed if pk in set(decode(keys))}
         if not runs:
@@ -416,7 +458,9 @@ class Detail:
         rows = session.execute(
             select(RecordEvent.table, RecordEvent.pk)
             .where(RecordEvent.run_id.in_(sorted(runs)))
-            .distinct().order_by(RecordEvent.table, RecordEvent.pk).limit(MAX_RELATED + 1)
+            .distinct()
+            .order_by(RecordEvent.table, RecordEvent.pk)
+            .limit(MAX_RELATED + 1)
         ).all()
         frame = pd.DataFrame([tuple(r) for r in rows], columns=["table", "pk"])
         return frame[(frame["table"] != table) | (frame["pk"] != pk)]

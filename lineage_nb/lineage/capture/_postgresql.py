@@ -39,7 +39,12 @@ if TYPE_CHECKING:
     from ._context import TransactionContext
 
 __all__ = [
-    "create_functions", "functions_sql", "install", "send_context", "team_owner", "trigger_sql",
+    "create_functions",
+    "functions_sql",
+    "install",
+    "send_context",
+    "team_owner",
+    "trigger_sql",
 ]
 
 _SET_CONTEXT = (
@@ -366,7 +371,10 @@ def team_owner(connection: Connection) -> str | None:
     owner = connection.execute(
         text(_TEAM_OWNER), {"marker": schema + ".lineage_nb_team()"}
     ).scalar()
-    if owner is None or connection.execute(text(_TEAM_GROUP.replace("{s}", schema))).scalar() is None:
+    if (
+        owner is None
+        or connection.execute(text(_TEAM_GROUP.replace("{s}", schema))).scalar() is None
+    ):
         return None
     return str(owner)
 
@@ -430,7 +438,11 @@ def rows_sql(spec: TableSpec, *, replacing: bool) -> str:
 
 
 def _array(values: Sequence[str]) -> str:
-    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+    return (
+        "{"
+        + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+        + "}"
+    )
 
 
 def _args(spec: TableSpec) -> list[str]:

@@ -19,7 +19,13 @@ if TYPE_CHECKING:
     from . import Resolver, TableSpec
 
 __all__ = [
-    "current_rows_sql", "install", "on_connect", "on_error", "register_functions", "rows_sql", "trigger_sql",
+    "current_rows_sql",
+    "install",
+    "on_connect",
+    "on_error",
+    "register_functions",
+    "rows_sql",
+    "trigger_sql",
 ]
 
 EVENTS = "lineage_record_event"
@@ -159,7 +165,9 @@ def rows_sql(spec: TableSpec, *, replacing: bool) -> str:
         if column in spec.binary:
             value = f"lineage_nb_unhex({value})"
         elif column in spec.json:  # the stored JSON text of the value, SQL NULL for null
-            value = f"CASE json_type(d.value, {path}) WHEN 'null' THEN NULL ELSE d.value -> {path} END"
+            value = (
+                f"CASE json_type(d.value, {path}) WHEN 'null' THEN NULL ELSE d.value -> {path} END"
+            )
         columns.append(f"{value} AS {_ident(column)}")
     from_json = f"SELECT {', '.join(columns)} FROM json_each(:ln_rows) AS d"
     if not replacing:
@@ -179,13 +187,15 @@ def _pairs(spec: TableSpec, columns: Sequence[str], new: str | None, only_change
         old_value = _value("OLD", column, spec)
         new_value = _value("NEW", column, spec) if new else "NULL"
         where = f" WHERE OLD.{_ident(column)} IS NOT NEW.{_ident(column)}" if only_changed else ""
-        parts.append(f"SELECT {_literal(column)} AS k, json_array({old_value}, {new_value}) AS v{where}")
+        parts.append(
+            f"SELECT {_literal(column)} AS k, json_array({old_value}, {new_value}) AS v{where}"
+        )
     return f"(SELECT json_group_object(k, json(v)) FROM ({' UNION ALL '.join(parts)}))"
 
 
 def _event(spec: TableSpec, action: str, key_alias: str, changes: str) -> str:
     return (
-        f"INSERT INTO {EVENTS} (run_id, user_id, \"table\", pk, action, changes, cell, at) VALUES "
+        f'INSERT INTO {EVENTS} (run_id, user_id, "table", pk, action, changes, cell, at) VALUES '
         f"(lineage_nb_run(), lineage_nb_user(), {_literal(spec.name)}, {_key(key_alias, spec)}, "
         f"{_literal(action)}, {changes}, lineage_nb_cell(), lineage_nb_now());"
     )

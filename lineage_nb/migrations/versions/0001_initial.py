@@ -41,7 +41,8 @@ def upgrade() -> None:
         sa.Column("created_by_id", sa.Integer),
         sa.PrimaryKeyConstraint("id", name="pk_lineage_transform"),
         sa.ForeignKeyConstraint(
-            ["created_by_id"], ["lineage_user.id"],
+            ["created_by_id"],
+            ["lineage_user.id"],
             name="fk_lineage_transform_created_by_id_lineage_user",
         ),
         sa.UniqueConstraint("key", "source_hash", name="uq_lineage_transform_key_source_hash"),
@@ -63,7 +64,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_lineage_run"),
         sa.UniqueConstraint("uid", name="uq_lineage_run_uid"),
         sa.ForeignKeyConstraint(
-            ["transform_id"], ["lineage_transform.id"],
+            ["transform_id"],
+            ["lineage_transform.id"],
             name="fk_lineage_run_transform_id_lineage_transform",
         ),
         sa.ForeignKeyConstraint(
@@ -111,7 +113,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "lineage_run_input", "lineage_record_event", "lineage_run", "lineage_transform",
+        "lineage_run_input",
+        "lineage_record_event",
+        "lineage_run",
+        "lineage_transform",
         "lineage_user",
     ):
         op.drop_table(table)

@@ -22,9 +22,7 @@ def upgrade() -> None:
     with op.batch_alter_table("lineage_record_event") as batch:
         batch.add_column(sa.Column("hash", sa.String(64)))
         batch.add_column(sa.Column("prev_hash", sa.String(64)))
-    op.create_index(
-        "ix_lineage_record_event_record", "lineage_record_event", ["table", "pk", "id"]
-    )
+    op.create_index("ix_lineage_record_event_record", "lineage_record_event", ["table", "pk", "id"])
     with op.batch_alter_table("lineage_run") as batch:
         batch.add_column(sa.Column("last_seen_at", UTCDateTime))
         batch.add_column(sa.Column("errored_cells", sa.JSON))

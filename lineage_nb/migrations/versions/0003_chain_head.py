@@ -18,6 +18,7 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
+
 def upgrade() -> None:
     with op.batch_alter_table("lineage_run") as batch:
         batch.add_column(sa.Column("chain_head", sa.String(64)))

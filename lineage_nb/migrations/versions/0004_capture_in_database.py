@@ -33,8 +33,9 @@ def upgrade() -> None:
         "lineage_seal",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("prev_id", sa.Integer, nullable=False),
-        sa.Column("last_event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-                  nullable=False),
+        sa.Column(
+            "last_event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
         sa.Column("count", sa.Integer, nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
         sa.Column("at", UTCDateTime, nullable=False),

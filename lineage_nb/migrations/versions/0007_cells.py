@@ -37,12 +37,17 @@ def upgrade() -> None:
         sa.Column("finished_at", UTCDateTime, nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_lineage_cell"),
-        sa.ForeignKeyConstraint(["run_id"], ["lineage_run.id"],
-                                name="fk_lineage_cell_run_id_lineage_run"),
-        sa.ForeignKeyConstraint(["source_hash"], ["lineage_cell_source.hash"],
-                                name="fk_lineage_cell_source_hash_lineage_cell_source"),
-        sa.UniqueConstraint("run_id", "execution_count",
-                            name="uq_lineage_cell_run_id_execution_count"),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["lineage_run.id"], name="fk_lineage_cell_run_id_lineage_run"
+        ),
+        sa.ForeignKeyConstraint(
+            ["source_hash"],
+            ["lineage_cell_source.hash"],
+            name="fk_lineage_cell_source_hash_lineage_cell_source",
+        ),
+        sa.UniqueConstraint(
+            "run_id", "execution_count", name="uq_lineage_cell_run_id_execution_count"
+        ),
     )
 
 

@@ -30,9 +30,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("source_path", sa.String(1000)))
     with op.batch_alter_table("lineage_transform") as batch:
         batch.add_column(sa.Column("notebook_id", sa.String(64)))
-    op.create_index(
-        "ix_lineage_transform_notebook_id", "lineage_transform", ["notebook_id"]
-    )
+    op.create_index("ix_lineage_transform_notebook_id", "lineage_transform", ["notebook_id"])
 
 
 def downgrade() -> None:
