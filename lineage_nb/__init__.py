@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from . import errors as errors
 from ._version import __version__ as __version__
+from .connect import connect as connect
 from .db import Database as Database
 from .db import atomic as atomic
-from .db import connect as connect
 from .db import get_database as get_database
 from .lineage import context as context
 from .lineage.graph import runs as runs

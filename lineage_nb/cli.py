@@ -83,7 +83,7 @@ def connect(args: argparse.Namespace, *, must_exist: bool = True) -> Database:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-    from . import db as db_module
+    from .connect import connect as open_database
 
     url = _url(args)
     try:
@@ -102,7 +102,7 @@ def connect(args: argparse.Namespace, *, must_exist: bool = True) -> Database:
                 "`lineage-nb demo` creates one)"
             )
     try:
-        return db_module.connect(url, create=False)
+        return open_database(url, create=False)
     except (LineageError, SQLAlchemyError, OSError) as exc:
         shown = parsed.render_as_string(hide_password=True)
         cause = exc.__cause__ if isinstance(exc, LineageError) else exc

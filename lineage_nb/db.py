@@ -1,8 +1,9 @@
-"""Connecting to a database: :func:`connect`, :class:`Database` and :func:`atomic`.
+"""The database: :class:`Database` (engines, sessions), :func:`atomic` and the default database.
 
 SQLite (a file, WAL mode, busy timeout, foreign keys on) is the embedded default; PostgreSQL
-through psycopg 3 is the shared backend. ``connect()`` also makes the database the default for
-active-record calls such as ``Sample(...).save()``.
+through psycopg 3 is the shared backend. ``ln.connect()`` (:mod:`lineage_nb.connect`) opens a
+:class:`Database`, wires the layers above into it and makes it the default for active-record calls
+such as ``Sample(...).save()``.
 
 Examples:
     >>> import lineage_nb as ln
@@ -15,13 +16,22 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import os
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, create_engine, event, inspect, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    create_engine,
+    event,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
@@ -29,7 +39,7 @@ from sqlalchemy.orm import Mapper, Session, make_transient
 
 from .errors import ConfigurationError, UsageError
 
-__all__ = ["Database", "LineageSession", "atomic", "connect", "get_database"]
+__all__ = ["Database", "LineageSession", "atomic", "get_database", "set_default"]
 
 DEFAULT_URL = "sqlite:///lineage.db"
 URL_ENV = "LINEAGE_NB_DATABASE_URL"
@@ -43,9 +53,6 @@ class LineageSession(Session):
     ``db.session()`` is tracked exactly like ``Model.save()``.
     """
 
-
-#: Called with each new :class:`Database` by :func:`connect` (the lineage layer upgrades its schema).
-connect_hooks: list[Callable[[Database], None]] = []
 
 #: ``(error, committing, dialect) -> our error or None``, installed by the ORM layer: turns a
 #: database error of an ``atomic()`` block (``committing``: raised by its COMMIT) into ours.
@@ -135,6 +142,8 @@ class Database:
         self._listeners: list[tuple[str, Callable[..., Any]]] = []
         #: Called with the connection after :meth:`create_all` created the model tables.
         self.create_all_hooks: list[Callable[[Connection], None]] = []
+        #: The metadata of the models whose tables :meth:`create_all` creates (set by connect()).
+        self.models: MetaData | None = None
 
     def listen(self, identifier: str, fn: Callable[..., Any]) -> None:
         """Install an engine/pool event listener on this database's sync and async engines.
@@ -203,13 +212,22 @@ class Database:
         return session
 
     def create_all(self) -> None:
-        """Create the tables of every ``ln.Model`` subclass defined so far (existing ones are kept)."""
-        from .orm.model import Model  # the ORM layer sits on top of this module
+        """Create the tables of every ``ln.Model`` subclass defined so far (existing ones are kept).
 
+        Raises:
+            ConfigurationError: this database was not opened by ``ln.connect()``, which tells it
+                which models are its tables.
+        """
         self._check_open()
+        if self.models is None:
+            raise ConfigurationError(
+                "This Database does not know its models: it was not opened by ln.connect().",
+                hint="Open it with ln.connect(url), or call sqlalchemy's "
+                "Model.metadata.create_all(db.engine).",
+            )
         with self.engine.begin() as connection:
             self.lock_schema(connection)
-            Model.metadata.create_all(connection)
+            self.models.create_all(connection)
             for hook in self.create_all_hooks:
                 hook(connection)
 
@@ -247,35 +265,11 @@ class Database:
             _default = None
 
 
-def connect(
-    url: str | URL | None = None,
-    *,
-    echo: bool = False,
-    create: bool = True,
-    lineage: bool = True,
-) -> Database:
-    """Connect to a database and make it the default for active-record calls.
-
-    The URL is the argument, else env ``LINEAGE_NB_DATABASE_URL``, else ``sqlite:///lineage.db``.
-    The lineage schema is brought to the current version (never dropping data).
-
-    Args:
-        url: SQLAlchemy URL of the database.
-        echo: log SQL statements.
-        create: also create the tables of the ``ln.Model`` classes defined so far.
-        lineage: record lineage for writes (turn off only to measure its cost).
-
-    Returns:
-        The :class:`Database`, also available as ``ln.get_database()``.
-    """
+def set_default(db: Database) -> None:
+    """Make ``db`` the database of active-record calls (what ``ln.connect()`` does last)."""
     global _default
-    db = Database(url or os.environ.get(URL_ENV) or DEFAULT_URL, echo=echo, lineage=lineage)
-    for hook in connect_hooks:
-        hook(db)
-    if create:
-        db.create_all()
+    db._check_open()
     _default = db
-    return db
 
 
 def get_database() -> Database:

@@ -30,7 +30,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ..db import Database, connect, get_database
+from ..connect import connect
+from ..db import Database, get_database
 from ..errors import ConfigurationError
 from ..lineage import cells, context, reads, runs
 from ..lineage.schema import Run

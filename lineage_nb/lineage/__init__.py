@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from ..db import Database, connect_hooks
+from ..db import Database
 from ..orm.model import Model
 from . import capture
 from .migrate import upgrade_schema
@@ -16,9 +16,10 @@ def _install_triggers(connection: Connection) -> None:
     capture.install(connection, Model.metadata.sorted_tables)
 
 
-def _prepare(db: Database) -> None:
-    """Wire lineage into a newly connected database: schema, user, capture context, triggers;
-    runs left ``started`` by processes that are gone become ``aborted``."""
+def prepare(db: Database) -> None:
+    """Wire lineage into a newly connected database (``ln.connect()`` calls it): schema, user,
+    capture context, triggers; runs left ``started`` by processes that are gone become
+    ``aborted``."""
     capture.attach(db, resolver_for(db))
     upgrade_schema(db)
     ensure_user(db)
@@ -29,7 +30,3 @@ def _prepare(db: Database) -> None:
     with db.engine.begin() as connection:
         db.lock_schema(connection)
         _install_triggers(connection)
-
-
-if _prepare not in connect_hooks:
-    connect_hooks.append(_prepare)
