@@ -210,8 +210,8 @@ def history_frame(table_name: str, pk: str) -> Any:
     """Every event of record (``table_name``, ``pk``), oldest first, with transform and user."""
     from sqlalchemy import select
 
+    from .lineage.frames import statement_frame
     from .lineage.schema import RecordEvent, Run, Transform, User
-    from .views.frames import statement_frame
 
     statement = (
         select(

@@ -193,7 +193,7 @@ def _view_frame(db: Database, args: argparse.Namespace, runs: list[Any]) -> Any:
     from sqlalchemy import select
 
     from .lineage.graph import runs_df
-    from .views.frames import typed_frame
+    from .render.frames import typed_frame
 
     view = args.view or ("events" if args.run else "runs")
     run_ids = [r.id for r in runs]

@@ -1,7 +1,7 @@
 """The package's layers import one way: a module never imports one above it, not even inside a
 function (imports under ``if TYPE_CHECKING:`` do not run and do not count).
 
-Layers, lowest first: errors → db → orm → lineage (and its migrations) → connect →
+Layers, lowest first: errors and the pure renderers (``render``) → db → orm → lineage (and its migrations) → connect →
 views/model (``ln.Model`` with its view methods)/export/security → ipython/widgets → the
 package's ``__init__`` (the public API) → the applications of it: the CLI and the demo. ``KNOWN_UPWARD`` lists
 the upward imports that are still there, as debt: a new one fails this test, and so does one
@@ -19,7 +19,7 @@ import lineage_nb
 PACKAGE = Path(lineage_nb.__file__).parent
 
 LAYERS: list[tuple[str, ...]] = [
-    ("lineage_nb.errors", "lineage_nb._version"),
+    ("lineage_nb.errors", "lineage_nb._version", "lineage_nb.render"),
     ("lineage_nb.db",),
     ("lineage_nb.orm",),
     ("lineage_nb.lineage", "lineage_nb.migrations"),
@@ -38,7 +38,6 @@ KNOWN_UPWARD = {
     # lineage tables' reprs and pictures: pure renderers below, fed plain values by lineage
     ("lineage_nb.lineage.schema", "lineage_nb.views.html"),
     ("lineage_nb.lineage.schema", "lineage_nb.views.picture"),
-    ("lineage_nb.lineage.graph", "lineage_nb.views.frames"),
 }
 
 

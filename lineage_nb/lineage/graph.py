@@ -44,7 +44,7 @@ RecordKey = tuple[str, str]
 
 
 def _frame(statement: Select[Any] | Any) -> pd.DataFrame:
-    from ..views.frames import statement_frame
+    from .frames import statement_frame  # pandas is imported when a frame is asked for
 
     return statement_frame(statement)
 
@@ -106,7 +106,7 @@ def run_records_df(run: Run) -> pd.DataFrame:
 
 def run_inputs_df(run: Run) -> pd.DataFrame:
     """Every record ``run`` read, with the version read and whether it changed since."""
-    from ..views.frames import add_lineage_labels
+    from .frames import add_lineage_labels
 
     return add_lineage_labels(inputs_frame(run))
 

@@ -10,17 +10,18 @@ for runs), fetched with an outer join in the same query.
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Column, Select, String, inspect, type_coerce, types
+from sqlalchemy import Select, inspect, types
 from sqlalchemy.orm import Mapper, Session, aliased
 
 from ..lineage import reads
+from ..lineage.frames import add_lineage_labels, statement_frame
 from ..orm.session_scope import run_sync
+from ..render.frames import as_text, fast_column, run_label, typed_frame
 
 __all__ = ["add_lineage_labels", "label_columns", "model_frame", "statement_frame", "typed_frame"]
 
@@ -40,56 +41,6 @@ class _LabelColumn:
     joins: list[tuple[Any, Any]] = field(default_factory=list)
 
 
-def _as_text(values: pd.Series) -> pd.Series:
-    if pd.api.types.is_integer_dtype(values.dtype):
-        return values.astype("Int64").astype("string")
-    return values.astype("string")
-
-
-def _convert(series: pd.Series, column_type: Any, nullable: bool) -> pd.Series:
-    impl = getattr(column_type, "impl_instance", column_type)
-    missing = nullable or bool(series.isna().any())
-    if isinstance(impl, types.Boolean):
-        return series.astype("boolean") if missing else series.astype(bool)
-    if isinstance(impl, types.Integer):
-        return series.astype("Int64") if missing else series.astype("int64")
-    if isinstance(impl, types.Float) or (isinstance(impl, types.Numeric) and not impl.asdecimal):
-        return series.astype("float64")
-    if isinstance(impl, types.DateTime):
-        if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
-            return pd.to_datetime(series, utc=bool(impl.timezone), format="ISO8601")
-        return pd.to_datetime(series, utc=bool(impl.timezone))
-    if isinstance(impl, types.Enum):
-        values = series.map(lambda v: v.value if isinstance(v, enum.Enum) else v)
-        return values.astype("category")
-    if isinstance(impl, (types.String, types.Text)):
-        return series.astype("string")
-    return series
-
-
-def _nullable(column: Any) -> bool:
-    element = getattr(column, "element", column)
-    return bool(element.nullable) if isinstance(element, Column) else True
-
-
-def typed_frame(
-    names: Sequence[str], rows: Sequence[Sequence[Any]], columns: Sequence[Any]
-) -> pd.DataFrame:
-    """A DataFrame of ``rows`` whose dtypes follow the SQL ``columns`` (types and nullability).
-
-    Examples:
-        >>> from sqlalchemy import Column, Integer, String
-        >>> cols = [Column("id", Integer, nullable=False), Column("n", Integer), Column("s", String)]
-        >>> frame = typed_frame(["id", "n", "s"], [(1, 2, "a"), (2, None, "b"), (3, 4, None)], cols)
-        >>> [str(t) for t in frame.dtypes]
-        ['int64', 'Int64', 'string']
-    """
-    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(names))
-    for name, column in zip(names, columns, strict=True):
-        frame[name] = _convert(frame[name], column.type, _nullable(column))
-    return frame
-
-
 # -- labels of related records -------------------------------------------------------------------
 def _label_column_of(model: type) -> str | None:
     mapper: Mapper[Any] = inspect(model)
@@ -103,15 +54,15 @@ def _label_column_of(model: type) -> str | None:
 
 def _class_label(name: str) -> Compose:
     def compose(fk: pd.Series, extra: list[pd.Series]) -> pd.Series:
-        text = (name + " ") + _as_text(fk)
+        text = (name + " ") + as_text(fk)
         return text if not extra else extra[0].astype("string").fillna(text)
 
     return compose
 
 
 def _run_compose(fk: pd.Series, extra: list[pd.Series]) -> pd.Series:
-    key, version = (e.astype("string") for e in extra)
-    return "run " + _as_text(fk) + " · " + key + " v" + version
+    key, version = extra
+    return run_label(fk, key, version)
 
 
 def _transform_compose(fk: pd.Series, extra: list[pd.Series]) -> pd.Series:
@@ -185,18 +136,14 @@ def _apply_labels(frame: pd.DataFrame, labels: list[_LabelColumn]) -> pd.DataFra
     return frame
 
 
-def _fast(column: Any) -> Any:
-    """Timestamps travel as text on SQLite (parsed by pandas in one go), not one by one."""
-    impl = getattr(column.type, "impl_instance", column.type)
-    return type_coerce(column, String) if isinstance(impl, types.DateTime) else column
-
-
 def _model_statement(
     model: type, statement: Select[Any], adapt: Callable[[Any], Any]
 ) -> tuple[Select[Any], list[Any], list[_LabelColumn]]:
     mapper: Mapper[Any] = inspect(model)
     base = [a.columns[0] for a in mapper.column_attrs]
-    columns = [adapt(_fast(c)).label(a.key) for a, c in zip(mapper.column_attrs, base, strict=True)]
+    columns = [
+        adapt(fast_column(c)).label(a.key) for a, c in zip(mapper.column_attrs, base, strict=True)
+    ]
     labels = label_columns(model)
     selected = statement.with_only_columns(*columns)
     for i, label in enumerate(labels):
@@ -245,56 +192,3 @@ def model_frame(
         return _apply_labels(frame, labels)
 
     return run_sync(build)
-
-
-# -- lineage frames ------------------------------------------------------------------------------
-def _table_names() -> dict[str, str]:
-    from ..model import Model
-
-    return {
-        str(getattr(m.local_table, "name", "")): m.class_.__name__ for m in Model.registry.mappers
-    }
-
-
-def add_lineage_labels(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add a ``record`` label after ``pk`` and a ``run`` label after ``run_id`` where possible.
-
-    Returns a new frame; ``frame`` is not changed.
-
-    Examples:
-        >>> import pandas as pd
-        >>> f = pd.DataFrame({"run_id": pd.array([12, None, 3], "Int64"),
-        ...                   "transform_key": ["a.ipynb", None, "b.py"],
-        ...                   "transform_version": ["3", None, "1"]})
-        >>> add_lineage_labels(f)["run"].tolist()
-        ['run 12 · a.ipynb v3', <NA>, 'run 3 · b.py v1']
-    """
-    frame = frame.copy()
-    if {"table", "pk"} <= set(frame.columns) and "record" not in frame.columns:
-        names = _table_names()
-        classes = frame["table"].map(lambda t: names.get(t, t)).astype("string")
-        frame.insert(
-            list(frame.columns).index("pk") + 1,
-            "record",
-            classes + " " + frame["pk"].astype("string"),
-        )
-    wanted = {"run_id", "transform_key", "transform_version"}
-    if wanted <= set(frame.columns) and "run" not in frame.columns:
-        extra = [frame["transform_key"], frame["transform_version"]]
-        values = _run_compose(frame["run_id"], extra).astype("string").mask(frame["run_id"].isna())
-        frame.insert(list(frame.columns).index("run_id") + 1, "run", values)
-    return frame
-
-
-def statement_frame(statement: Select[Any]) -> pd.DataFrame:
-    """Run a column ``statement`` once and return a typed frame with lineage label columns."""
-
-    columns = list(statement.selected_columns)
-    fast = statement.with_only_columns(*(_fast(c).label(c.key) for c in columns))
-
-    def build(session: Session) -> pd.DataFrame:
-        result = session.connection().execute(fast)
-        names = list(result.keys())
-        return typed_frame(names, result.all(), columns)
-
-    return add_lineage_labels(run_sync(build))
