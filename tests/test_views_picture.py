@@ -12,7 +12,7 @@ import pytest
 from models import Measurement, Project, Sample
 
 import lineage_nb as ln
-from lineage_nb.views.picture import KIND_STYLES, LineagePicture, natural_key, node_id
+from lineage_nb.render.picture import KIND_STYLES, LineagePicture, natural_key, node_id
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -77,7 +77,7 @@ def test_picture_colours_by_kind() -> None:
             (("run", 1), ("record", "t", "1")),
         ]
     )
-    svg = LineagePicture(graph, title="t", relabel=False).svg
+    svg = LineagePicture(graph, title="t").svg
     root = ET.fromstring(svg)
     nodes = [g for g in root.iter(f"{SVG}g") if "lnb-node" in g.get("class", "")]
     assert len(nodes) == 4
@@ -94,7 +94,7 @@ def test_picture_escapes_labels() -> None:
     """Markup in labels and title stays text and the SVG stays well-formed."""
     graph = nx.DiGraph()
     graph.add_node(("record", "t", "1"), kind="record", label="<script>alert(1)</script>")
-    picture = LineagePicture(graph, title="<b>&", relabel=False)
+    picture = LineagePicture(graph, title="<b>&")
     assert "<script>" not in picture.svg
     assert "<script>alert(1)</script>" in _texts(picture.svg)
     assert "<b>&" in _texts(picture.svg)
@@ -106,7 +106,7 @@ def test_picture_caps_large_graph() -> None:
     graph.add_node(("run", 1), kind="run", label="run 1", focus=True)
     for i in range(200):
         graph.add_edge(("run", 1), ("record", "t", str(i)), relation="wrote")
-    picture = LineagePicture(graph, title="big", max_nodes=30, relabel=False, group_above=None)
+    picture = LineagePicture(graph, title="big", max_nodes=30, group_above=None)
     assert len(picture.graph) == 30
     assert picture.hidden == 172
     assert "172 more not shown(raise max_nodes=30)" in _texts(picture.svg)
@@ -151,7 +151,7 @@ def test_picture_works_in_ipython_display() -> None:
 
     graph = nx.DiGraph()
     graph.add_node(("user", 1), kind="user", label="alice")
-    shown = SVG(LineagePicture(graph, relabel=False).svg)
+    shown = SVG(LineagePicture(graph).svg)
     assert "alice" in shown._repr_svg_()
 
 
@@ -379,14 +379,14 @@ def test_no_edge_crosses_a_node_it_does_not_join(make: Any) -> None:
     """Every edge is routed around the boxes: no segment of it meets a box other than the two
     it joins (read off the SVG itself: the node shapes and the edge paths, curves sampled)."""
     graph = make()
-    picture = LineagePicture(graph, title="t", relabel=False, group_above=None)
+    picture = LineagePicture(graph, title="t", group_above=None)
     assert len(_edge_lines(picture.svg)) == graph.number_of_edges()
     _assert_no_edge_crosses_a_box(picture.svg)
 
 
 def test_long_edge_bends_around_the_run_between() -> None:
     """ "run 1 wrote Sample 3" passes above or below run 2, which sits between them."""
-    picture = LineagePicture(_run_between(), title="t", relabel=False)
+    picture = LineagePicture(_run_between(), title="t")
     root = ET.fromstring(picture.svg)
     path = next(
         p
@@ -410,7 +410,7 @@ def test_layout_has_no_avoidable_crossings() -> None:
     diamond = _diamond()
     diamond.remove_node(("user", 1))
     for graph in (_ten_in_ten_out(), diamond, _chain()):
-        picture = LineagePicture(graph, title="t", relabel=False, group_above=None)
+        picture = LineagePicture(graph, title="t", group_above=None)
         lines = _edge_lines(picture.svg)
         for i, first in enumerate(lines):
             for second in lines[i + 1 :]:
@@ -434,7 +434,7 @@ def test_records_in_natural_order() -> None:
     run = _add_run(graph, 1)
     for pk in (11, 2, 10, 1, 3, 20, 9):
         graph.add_edge(run, _add_record(graph, "sample", pk), relation="wrote")
-    picture = LineagePicture(graph, title="t", relabel=False)
+    picture = LineagePicture(graph, title="t")
     records = [n for n in picture.positions if n[0] == "record"]
     top_down = sorted(records, key=lambda n: picture.positions[n][1])
     assert [n[2] for n in top_down] == ["1", "2", "3", "9", "10", "11", "20"]
@@ -471,7 +471,7 @@ def _inside(box: Box, outer: Box) -> bool:
 def test_legend_names_every_style_used_and_fits() -> None:
     """The legend has an item for each node kind and edge style drawn, and none other, each
     inside the viewBox: solid, dashed, dotted and red dashed edges are all explained."""
-    picture = LineagePicture(_run_between(), title="t", relabel=False)
+    picture = LineagePicture(_run_between(), title="t")
     items = _legend_items(picture.svg)
     assert set(items) == {
         "transform",
@@ -498,7 +498,7 @@ def test_legend_of_narrow_capped_picture_is_not_clipped() -> None:
         graph.add_edge(run, _add_record(graph, "sample", pk), relation="wrote")
     for pk in range(8):
         graph.add_edge(_add_record(graph, "project", pk), run, relation="used")
-    picture = LineagePicture(graph, title="t", relabel=False, max_nodes=8)
+    picture = LineagePicture(graph, title="t", max_nodes=8)
     items = _legend_items(picture.svg)
     assert {"group", "more", "wrote", "used", "hidden"} <= set(items)
     view_box = _view_box(picture.svg)
@@ -520,7 +520,7 @@ def _run_with_outputs(count: int) -> nx.DiGraph:
 def test_thousand_outputs_are_one_group_node_and_the_picture_stays_short() -> None:
     """A run that wrote 1,000 records is one "1000 sample records" node; the picture is no taller
     than a screen; the group keeps its members for a widget to expand."""
-    picture = LineagePicture(_run_with_outputs(1000), title="t", relabel=False)
+    picture = LineagePicture(_run_with_outputs(1000), title="t")
     key = ("records", "sample", 7, "wrote")
     assert set(picture.graph) == {("run", 7), ("transform", 7), ("user", 1), key}
     assert picture.graph.nodes[key]["count"] == 1000
@@ -542,13 +542,11 @@ def test_thousand_outputs_are_one_group_node_and_the_picture_stays_short() -> No
 
 def test_group_threshold_and_expand() -> None:
     """group_above is the threshold (None: never group); expand draws a group's records."""
-    assert len(LineagePicture(_run_with_outputs(12), relabel=False).graph) == 15
-    assert len(LineagePicture(_run_with_outputs(13), relabel=False).graph) == 4
-    assert len(LineagePicture(_run_with_outputs(13), relabel=False, group_above=None).graph) == 16
-    assert len(LineagePicture(_run_with_outputs(30), relabel=False, group_above=40).graph) == 33
-    expanded = LineagePicture(
-        _run_with_outputs(20), relabel=False, expand={("records", "sample", 7, "wrote")}
-    )
+    assert len(LineagePicture(_run_with_outputs(12)).graph) == 15
+    assert len(LineagePicture(_run_with_outputs(13)).graph) == 4
+    assert len(LineagePicture(_run_with_outputs(13), group_above=None).graph) == 16
+    assert len(LineagePicture(_run_with_outputs(30), group_above=40).graph) == 33
+    expanded = LineagePicture(_run_with_outputs(20), expand={("records", "sample", 7, "wrote")})
     assert len(expanded.graph) == 23
 
 
@@ -560,7 +558,7 @@ def test_group_keeps_focus_and_changed_flag() -> None:
         graph.add_edge(
             _add_record(graph, "sample", pk, focus=pk == 0), run, relation="used", changed=pk == 5
         )
-    picture = LineagePicture(graph, relabel=False)
+    picture = LineagePicture(graph)
     group = ("records", "sample", 3)  # the key the graph layer gives a run's grouped inputs
     assert picture.graph.nodes[group]["count"] == 19
     assert ("record", "sample", "0") in picture.graph
@@ -570,12 +568,12 @@ def test_group_keeps_focus_and_changed_flag() -> None:
 
 def test_picture_of_many_unrelated_columns_is_still_laid_out() -> None:
     """An empty graph and a graph of lone nodes draw without error."""
-    empty = LineagePicture(nx.DiGraph(), relabel=False)
+    empty = LineagePicture(nx.DiGraph())
     assert _texts(empty.svg) == ["Lineage"]
     graph = nx.DiGraph()
     for pk in (3, 1, 2):
         _add_record(graph, "sample", pk)
-    lone = LineagePicture(graph, relabel=False)
+    lone = LineagePicture(graph)
     assert [n[2] for n in sorted(lone.positions, key=lambda n: lone.positions[n][1])] == [
         "1",
         "2",
@@ -590,7 +588,7 @@ def test_every_node_has_a_stable_escaped_data_node() -> None:
     hostile = ("record", '<script>&"', "a|b")
     graph.add_node(hostile, kind="record", label="<script>alert(1)</script> & co")
     graph.add_edge(("run", 1), hostile, relation="wrote")
-    picture = LineagePicture(graph, relabel=False)
+    picture = LineagePicture(graph)
     assert "<script>" not in picture.svg
     root = ET.fromstring(picture.svg)
     ids = [g.get("data-node") for g in root.iter(f"{SVG}g") if "lnb-node" in g.get("class", "")]
@@ -599,7 +597,7 @@ def test_every_node_has_a_stable_escaped_data_node() -> None:
     assert picture.node_ids['record|<script>&"|a%7Cb'] == hostile
     assert picture.node_ids["run|1"] == ("run", 1)
     assert "record|sample|3" in ids
-    assert LineagePicture(graph, relabel=False).svg == picture.svg  # stable
+    assert LineagePicture(graph).svg == picture.svg  # stable
 
 
 # -- with the database -------------------------------------------------------------------------

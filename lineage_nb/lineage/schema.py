@@ -181,13 +181,15 @@ class Run(LineageModel):
     ) -> Any:
         """A picture of :meth:`lineage` (``_repr_svg_``; ``.save(path)``): at most ``max_nodes``
         nodes; more than ``group_above`` records of one table alike are one node."""
-        from ..views.picture import LineagePicture
+        from ..render.picture import LineagePicture
+        from .labels import readable
 
         return LineagePicture(
             self.lineage(depth, group_above=group_above),
             title=f"Lineage of {self.label}",
             max_nodes=max_nodes,
             group_above=group_above,
+            relabel=readable,
         )
 
     def _repr_html_(self) -> str:

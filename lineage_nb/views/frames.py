@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Select, inspect, types
+from sqlalchemy import Select, inspect
 from sqlalchemy.orm import Mapper, Session, aliased
 
 from ..lineage import reads
 from ..lineage.frames import add_lineage_labels, statement_frame
+from ..lineage.labels import label_column_of
 from ..orm.session_scope import run_sync
 from ..render.frames import as_text, fast_column, run_label, typed_frame
 
 __all__ = ["add_lineage_labels", "label_columns", "model_frame", "statement_frame", "typed_frame"]
 
-LABEL_FIELDS = ("name", "label", "title", "handle", "key")
 
 Compose = Callable[[pd.Series, list[pd.Series]], pd.Series]
 
@@ -42,16 +42,6 @@ class _LabelColumn:
 
 
 # -- labels of related records -------------------------------------------------------------------
-def _label_column_of(model: type) -> str | None:
-    mapper: Mapper[Any] = inspect(model)
-    preferred = getattr(model, "__label_field__", None)
-    for name in ([preferred] if preferred else []) + list(LABEL_FIELDS):
-        attr = mapper.column_attrs.get(name) if name in mapper.column_attrs else None
-        if attr is not None and isinstance(attr.columns[0].type, types.String):
-            return str(name)
-    return None
-
-
 def _class_label(name: str) -> Compose:
     def compose(fk: pd.Series, extra: list[pd.Series]) -> pd.Series:
         text = (name + " ") + as_text(fk)
@@ -96,7 +86,7 @@ def _label_for(name: str, fk: Any, related: type) -> _LabelColumn:
             [transform.key, transform.version],
             [(transform, transform.id == fk)],
         )
-    label = _label_column_of(related)
+    label = label_column_of(related)
     if label is None:
         return _LabelColumn(name, fk.key, _class_label(related.__name__))
     target: Any = aliased(related)

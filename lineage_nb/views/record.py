@@ -17,7 +17,8 @@ class ViewableRecord:
 
         At most ``max_nodes`` nodes are drawn; more than ``group_above`` records of one table
         with the same neighbours are one node with their count (None: one node per record)."""
-        from .picture import LineagePicture
+        from ..lineage.labels import readable
+        from ..render.picture import LineagePicture
 
         graph = self.lineage(depth, group_above=group_above)  # type: ignore[attr-defined]
         return LineagePicture(
@@ -25,6 +26,7 @@ class ViewableRecord:
             title=f"Lineage of {type(self).__name__} {self.pk}",  # type: ignore[attr-defined]
             max_nodes=max_nodes,
             group_above=group_above,
+            relabel=readable,
         )
 
     def _repr_html_(self) -> str:

@@ -2,11 +2,11 @@
 
 :class:`Detail` builds, for the selected record (or a run, transform or user reached from it),
 its fields, staleness, related records, history with each change's cell source, inputs and
-outputs, and the lineage picture (SVG from :mod:`lineage_nb.views.picture`). Everything is plain
+outputs, and the lineage picture (SVG from :mod:`lineage_nb.render.picture`). Everything is plain
 text or numbers: the front end puts it in the page with ``textContent``, never as markup. Records
 one can open are *targets*: the front end sends back a target's index, never a class or key,
 and :meth:`Detail.open` looks it up. The picture's clickable nodes are named by their SVG
-``data-node`` attribute (:func:`lineage_nb.views.picture.node_id`): ``nodes`` maps those of
+``data-node`` attribute (:func:`lineage_nb.render.picture.node_id`): ``nodes`` maps those of
 records, runs, transforms and users to targets, ``groups`` lists the group nodes ("40 Sample
 records") that :meth:`Detail.expand` draws one node per record. No ipywidgets here.
 """
@@ -20,10 +20,11 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import inspect, select
 
+from ..lineage.labels import readable
 from ..lineage.reads import untracked_reads
 from ..orm.session_scope import run_sync
+from ..render.picture import LineagePicture, node_id
 from ..views.html import format_value, lineage_line
-from ..views.picture import LineagePicture, node_id
 from ._source import display
 
 __all__ = ["MAX_RELATED", "Detail", "title_of"]
@@ -313,19 +314,21 @@ class Detail:
             return ""
         title = f"Lineage of {title_of(record)}"
         if not self.expanded:
-            picture = LineagePicture(lineage(self.depth), title=title)
+            picture = LineagePicture(lineage(self.depth), title=title, relabel=readable)
         else:
             graph = lineage(self.depth, group_above=None)
             pinned = set().union(*self.expanded.values()) | self._graph_members(graph)
             expand = set(self.expanded)
-            picture = LineagePicture(graph, title=title, expand=expand)
+            picture = LineagePicture(graph, title=title, expand=expand, relabel=readable)
             regrouped = {
                 node
                 for node, data in picture.graph.nodes(data=True)
                 if data.get("kind") == "group" and not pinned.isdisjoint(data.get("members") or ())
             }
             if regrouped:  # the same records, grouped by other neighbours: draw them too
-                picture = LineagePicture(graph, title=title, expand=expand | regrouped)
+                picture = LineagePicture(
+                    graph, title=title, expand=expand | regrouped, relabel=readable
+                )
         self.graph, self.node_ids = picture.graph, picture.node_ids
         return picture.svg
 

@@ -1,6 +1,6 @@
 // lineage_nb browser front end (anywidget ESM). Draws the current page and the detail pane.
 // Every text from the kernel goes in with textContent: no markup is ever built from data.
-// The lineage picture (SVG made and escaped by lineage_nb.views.picture) is parsed as XML and
+// The lineage picture (SVG made and escaped by lineage_nb.render.picture) is parsed as XML and
 // stripped of scripts, event handlers and external links before it is added.
 const SVGNS = "http://www.w3.org/2000/svg";
 

@@ -34,7 +34,6 @@ import re
 from bisect import bisect_right, insort
 from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,6 @@ __all__ = [
     "LineagePicture",
     "natural_key",
     "node_id",
-    "readable",
 ]
 
 #: By default more records than this of one table, with the same neighbours, are one node: a
@@ -641,62 +639,6 @@ def _marker_id(color: str) -> str:
     return "lnb-arrow-" + color.lstrip("#")
 
 
-def _pk_value(column: Any, text: str) -> Any:
-    try:
-        return column.type.python_type(text)
-    except (NotImplementedError, TypeError, ValueError):
-        return text
-
-
-def _fetch(statement: Any, session: Any) -> list[Any]:
-    return list(session.execute(statement).all())
-
-
-def readable(graph: nx.DiGraph) -> nx.DiGraph:
-    """A copy of ``graph`` whose record labels read ``Sample 3`` plus the record's name, if any,
-    and whose groups read ``40 Sample records``.
-
-    One query per model class in the graph (``WHERE pk IN (...)``); without a database the
-    labels are left as they are.
-    """
-    from sqlalchemy import inspect, select
-
-    from ..model import Model
-    from ..orm.session_scope import run_sync
-    from .frames import _label_column_of
-
-    graph = graph.copy()
-    classes = {str(getattr(m.local_table, "name", "")): m.class_ for m in Model.registry.mappers}
-    by_table: dict[str, list[Any]] = {}
-    for node, data in graph.nodes(data=True):
-        if not isinstance(node, tuple) or len(node) < 3 or node[1] not in classes:
-            continue
-        if data.get("kind") == "record" and len(node) == 3:
-            by_table.setdefault(node[1], []).append(node)
-        elif data.get("kind") == "group" and "count" in data:
-            data["label"] = f"{data['count']} {classes[node[1]].__name__} records"
-    for table, nodes in by_table.items():
-        cls = classes[table]
-        keys = inspect(cls).primary_key
-        field = _label_column_of(cls)
-        names: dict[str, str] = {}
-        if len(keys) == 1 and field is not None:
-            pks = [_pk_value(keys[0], n[2]) for n in nodes]
-            statement = select(keys[0], getattr(cls, field)).where(keys[0].in_(pks))
-            try:
-                rows = run_sync(partial(_fetch, statement))
-            except Exception:  # a picture must not fail for want of a label
-                rows = []
-            names = {str(pk): str(name) for pk, name in rows if name is not None}
-        for node in nodes:
-            name = names.get(node[2])
-            label = f"{cls.__name__} {node[2]}" + (f"\n{name}" if name else "")
-            if graph.nodes[node].get("stale"):  # keep the warning the graph layer added
-                label += "\n" + str(graph.nodes[node].get("label", "")).split("\n")[-1]
-            graph.nodes[node]["label"] = label
-    return graph
-
-
 class LineagePicture:
     """An SVG picture of a lineage graph; shows itself in Jupyter (``_repr_svg_``).
 
@@ -704,7 +646,9 @@ class LineagePicture:
         graph: a lineage ``DiGraph`` (nodes with ``kind`` and ``label`` attributes).
         title: a caption drawn above the picture.
         max_nodes: at most this many nodes are drawn; the rest are summarised as "N more".
-        relabel: look up record labels (class name and name field) in the database.
+        relabel: turns the drawn graph's record labels into readable ones (``Sample 3`` and
+            the record's name), e.g. :func:`lineage_nb.lineage.labels.readable`, which asks the
+            database; None draws the labels as they are. Only the nodes drawn are relabelled.
         group_above: more records than this of one table with the same neighbours (a run's
             outputs, say) are drawn as one node with their count; None draws every record.
         expand: group nodes (e.g. ``("records", "sample", 7, "wrote")``) to draw one node per
@@ -716,7 +660,7 @@ class LineagePicture:
         >>> g.add_node(("run", 1), kind="run", label="run 1")
         >>> g.add_node(("record", "sample", "1"), kind="record", label="Sample <1>")
         >>> g.add_edge(("run", 1), ("record", "sample", "1"), relation="wrote")
-        >>> picture = LineagePicture(g, title="demo", relabel=False)
+        >>> picture = LineagePicture(g, title="demo")
         >>> "Sample &lt;1&gt;" in picture.svg and picture.svg.startswith("<svg")
         True
         >>> 'data-node="record|sample|1"' in picture.svg
@@ -729,13 +673,13 @@ class LineagePicture:
         title: str = "Lineage",
         *,
         max_nodes: int = MAX_NODES,
-        relabel: bool = True,
+        relabel: Callable[[nx.DiGraph], nx.DiGraph] | None = None,
         group_above: int | None = GROUP_ABOVE,
         expand: Collection[Hashable] = (),
     ) -> None:
         grouped = _grouped(graph, group_above, expand)
         capped = _capped(grouped, max_nodes)
-        self.graph: nx.DiGraph = readable(capped) if relabel else capped
+        self.graph: nx.DiGraph = relabel(capped) if relabel is not None else capped
         self.title = title
         #: how many nodes (after grouping) the "N more" node stands for.
         self.hidden = len(grouped) - (len(self.graph) - (MORE in self.graph))
