@@ -35,8 +35,6 @@ LAYERS: list[tuple[str, ...]] = [
 KNOWN_UPWARD = {
     # frames are built by views; the ORM's Query.df() should call a pure renderer below it
     ("lineage_nb.orm.query", "lineage_nb.views.frames"),
-    # lineage tables' HTML cards: a pure renderer below (as render.picture is), fed plain values
-    ("lineage_nb.lineage.schema", "lineage_nb.views.html"),
 }
 
 

@@ -74,7 +74,7 @@ class User(LineageModel):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def _repr_html_(self) -> str:
-        from ..views.html import user_html
+        from .cards import user_html
 
         return user_html(self)
 
@@ -103,7 +103,7 @@ class Transform(LineageModel):
         return f"{self.key} v{self.version}"
 
     def _repr_html_(self) -> str:
-        from ..views.html import transform_html
+        from .cards import transform_html
 
         return transform_html(self)
 
@@ -193,7 +193,7 @@ class Run(LineageModel):
         )
 
     def _repr_html_(self) -> str:
-        from ..views.html import run_html
+        from .cards import run_html
 
         return run_html(self)
 
