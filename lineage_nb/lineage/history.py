@@ -125,22 +125,26 @@ def _seen_by(read: _Read, event: _Event, snapshots: dict[str, _Snapshot]) -> boo
 _EVENT_FIELDS = ("id", "table", "pk", "action", "changes", "run_id", "user_id", "at")
 
 
-def _event_columns(session: Session) -> list[Any]:
-    columns: list[Any] = [getattr(RecordEvent, name) for name in _EVENT_FIELDS]
-    if session.get_bind().dialect.name == "postgresql":
-        xmin: Any = literal_column(f"{RecordEvent.__tablename__}.xmin")
-        columns.append(sql_cast(sql_cast(xmin, Text), RecordEvent.id.type))
+def _event_columns_for(dialect: str) -> list[Any]:
+    """The columns an :class:`_Event` is read from; on PostgreSQL also the writing transaction's
+    id (``xmin``), which tells whether a read could see the event."""
+    events: Table = RecordEvent.__table__  # type: ignore[assignment]
+    columns: list[Any] = [events.c[name] for name in _EVENT_FIELDS]
+    if dialect == "postgresql":
+        xmin: Any = literal_column(f"{events.name}.xmin")
+        columns.append(sql_cast(sql_cast(xmin, Text), events.c.id.type))
     return columns
+
+
+def _event_columns(session: Session) -> list[Any]:
+    return _event_columns_for(session.get_bind().dialect.name)
 
 
 @functools.cache
 def _events_statement(dialect: str) -> Select[Any]:
     """Every event of the records ``:pks`` of table ``:table``, oldest first (built once)."""
     events: Table = RecordEvent.__table__  # type: ignore[assignment]
-    columns: list[Any] = [events.c[name] for name in _EVENT_FIELDS]
-    if dialect == "postgresql":
-        xmin: Any = literal_column(f"{events.name}.xmin")  # the writing transaction's id
-        columns.append(sql_cast(sql_cast(xmin, Text), events.c.id.type))
+    columns = _event_columns_for(dialect)
     return (
         select(*columns)
         .where(
@@ -204,6 +208,28 @@ def _reads_of(session: Session, run_ids: Iterable[int]) -> list[_Read]:
             keys = [pk] if pk is not None else _keyset.decode(packed) if packed else []
             found.extend(_Read(run_id, table, key, watermark, snapshot, at) for key in keys)
     return found
+
+
+def readers_of(session: Session, table: str, pk: str, *, packed_limit: int) -> set[int]:
+    """The runs that read the record ``(table, pk)``.
+
+    A run's read of one record keeps its key (an indexed lookup); a read of many keeps a packed
+    key set, and only the newest ``packed_limit`` of those are unpacked to look for the key, so
+    the answer can miss old bulk readers of a large log.
+    """
+    single = set(
+        session.execute(
+            select(RunInput.run_id).where(RunInput.table == table, RunInput.pk == pk)
+        ).scalars()
+    )
+    packed = session.execute(
+        select(RunInput.run_id, RunInput.keys)
+        .where(RunInput.table == table, RunInput.keys.is_not(None))
+        .order_by(RunInput.id.desc())
+        .limit(packed_limit)
+    ).all()
+    found = {run_id for run_id, keys in packed if keys is not None and pk in _keyset.decode(keys)}
+    return single | found
 
 
 class QueryMemo:

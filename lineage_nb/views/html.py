@@ -12,6 +12,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from ..lineage.cards import run_html, transform_html, user_html
+from ..lineage.labels import LABEL_FIELDS
 from ..render.html import card, format_value, when
 
 __all__ = [
@@ -153,7 +154,7 @@ def _label(obj: Any) -> str:
     if isinstance(label, property):
         return str(obj.label)
     state = inspect(obj)
-    for name in ("name", "label", "title", "handle", "key"):
+    for name in LABEL_FIELDS:
         if isinstance(state.dict.get(name), str):
             return str(state.dict[name])
     return f"{type(obj).__name__} {state.identity[0] if state.identity else '?'}"

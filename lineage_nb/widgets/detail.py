@@ -441,21 +441,10 @@ class Detail:
         A run's read of one record keeps its key; a read of many keeps a packed key set, and
         only the newest :data:`MAX_READERS` of those are unpacked to look for the key.
         """
-        from ..lineage._keyset import decode
-        from ..lineage.schema import RecordEvent, RunInput
+        from ..lineage.history import readers_of
+        from ..lineage.schema import RecordEvent
 
-        single = set(
-            session.execute(
-                select(RunInput.run_id).where(RunInput.table == table, RunInput.pk == pk)
-            ).scalars()
-        )
-        packed = session.execute(
-            select(RunInput.run_id, RunInput.keys)
-            .where(RunInput.table == table, RunInput.keys.is_not(None))
-            .order_by(RunInput.id.desc())
-            .limit(MAX_READERS)
-        ).all()
-        runs = single | {run_id for run_id, keys in packed if pk in set(decode(keys))}
+        runs = readers_of(session, table, pk, packed_limit=MAX_READERS)
         if not runs:
             return pd.DataFrame(columns=["table", "pk"])
         rows = session.execute(
