@@ -109,7 +109,7 @@ class Ctx:
 
         The Database that is the default now is made the default again before each repeat.
         """
-        database = db_module._default
+        database = db_module.default_database()
         lineage = database is not self.off
 
         def before() -> None:
@@ -135,7 +135,7 @@ class Ctx:
     def use(self, lineage: bool) -> ln.Database:
         """Make the lineage-on (or -off) Database the default one for active-record calls."""
         db = self.on if lineage else self.off
-        db_module._default = db  # two Databases on one URL: switch without reconnecting
+        db_module.set_default(db)  # two Databases on one URL: switch without reconnecting
         return db
 
     def stamps(self, lineage: bool) -> dict[str, Any]:
@@ -143,7 +143,7 @@ class Ctx:
         ``created_by_id``, so the caller must (the lineage-on path leaves it to the stamps)."""
         if lineage:
             return {}
-        from lineage_nb.lineage.runs import user_id_for
+        from lineage_nb.lineage.users import user_id_for
 
         return {"created_by_id": user_id_for(self.on)}
 
@@ -177,7 +177,9 @@ class Ctx:
     def project(self, system: str, name: str) -> int:
         """A new project row of ``system`` ('ours', 'sa' or 'ormar'); returns its id."""
         if system == "ours":
-            return Project(name=name, **self.stamps(db_module._default is self.on)).save().id
+            return (
+                Project(name=name, **self.stamps(db_module.default_database() is self.on)).save().id
+            )
         if system == "sa":
             with self.sa_session() as session, session.begin():
                 project = SAProject(name=name)
@@ -217,7 +219,7 @@ class Ctx:
             if system == "ours":
                 from models import Sample
 
-                from lineage_nb.lineage.runs import user_id_for
+                from lineage_nb.lineage.users import user_id_for
 
                 user_id = user_id_for(self.on)
                 for row in rows:

@@ -189,7 +189,7 @@ def update_set(ctx: Ctx) -> None:
     op = f"UPDATE of {n:,} rows, one statement (session.execute(update(...)))"
     ref = "untracked copy, plain engine"
     target = "≤ 3× untracked"
-    from lineage_nb.lineage.runs import user_id_for
+    from lineage_nb.lineage.users import user_id_for
 
     user_id = user_id_for(ctx.on)
     ctx.use(True)
@@ -321,7 +321,7 @@ def storage(ctx: Ctx) -> None:
     op = f"storage after {n:,} inserts + {n:,} single-field updates"
     ref = "data table bench_sample"
     backend = sqlite_backend() if ctx.backend.name == "sqlite" else pg_backend()
-    previous = db_module._default
+    previous = db_module.default_database()
     db = ln.connect(backend.url)  # a database of its own: only this op's rows in both tables
     mib = 2**20
     results = {
@@ -409,6 +409,6 @@ def storage(ctx: Ctx) -> None:
         finally:
             db.close()
             backend.cleanup()
-            db_module._default = previous
+            db_module.set_default(previous)
             ctx.use(True)
             ln.track(TRANSFORM, db=ctx.on)

@@ -87,7 +87,7 @@ def _own_database(ctx: Ctx, results: list[Result]) -> Iterator[ln.Database]:
     """A fresh database of the backend's kind, the default one with a run open in it; on the way
     out the shared database and a run in it are back. An error marks ``results`` unmeasurable."""
     backend = sqlite_backend() if ctx.backend.name == "sqlite" else pg_backend()
-    previous = db_module._default
+    previous = db_module.default_database()
     db = ln.connect(backend.url)
     try:
         ln.finish("completed")
@@ -104,7 +104,7 @@ def _own_database(ctx: Ctx, results: list[Result]) -> Iterator[ln.Database]:
         finally:
             db.close()
             backend.cleanup()
-            db_module._default = previous
+            db_module.set_default(previous)
             ctx.use(True)
             ln.track(TRANSFORM, db=ctx.on)
 

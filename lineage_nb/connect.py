@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL
 from .db import DEFAULT_URL, URL_ENV, Database, set_default
 from .lineage import prepare
 from .orm.model import Model
+from .orm.session_scope import block_error
 
 __all__ = ["connect"]
 
@@ -47,6 +48,7 @@ def connect(
     """
     db = Database(url or os.environ.get(URL_ENV) or DEFAULT_URL, echo=echo, lineage=lineage)
     db.models = Model.metadata
+    db.error_translators.append(block_error)
     prepare(db)
     if create:
         db.create_all()

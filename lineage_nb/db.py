@@ -39,7 +39,15 @@ from sqlalchemy.orm import Mapper, Session, make_transient
 
 from .errors import ConfigurationError, UsageError
 
-__all__ = ["Database", "LineageSession", "atomic", "get_database", "set_default"]
+__all__ = [
+    "Database",
+    "ErrorTranslator",
+    "LineageSession",
+    "atomic",
+    "default_database",
+    "get_database",
+    "set_default",
+]
 
 DEFAULT_URL = "sqlite:///lineage.db"
 URL_ENV = "LINEAGE_NB_DATABASE_URL"
@@ -49,15 +57,18 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 class LineageSession(Session):
     """The SQLAlchemy ``Session`` every lineage_nb session is made of.
 
-    Lineage tracking listens to this class's flush events, so plain SQLAlchemy code run through
-    ``db.session()`` is tracked exactly like ``Model.save()``.
+    Each :class:`Database` makes its sessions of its own subclass (``db.session_class``), whose
+    events lineage listens to (:meth:`Database.listen_sessions`): plain SQLAlchemy code run
+    through ``db.session()`` is tracked exactly like ``Model.save()``, and sessions of another
+    database never run this one's listeners.
     """
 
 
-#: ``(error, committing, dialect) -> our error or None``, installed by the ORM layer: turns a
-#: database error of an ``atomic()`` block (``committing``: raised by its COMMIT) into ours.
-block_error_translators: list[Callable[[BaseException, bool, str], BaseException | None]] = []
+#: ``(error, committing, dialect) -> our error or None``: turns a database error of an
+#: ``atomic()`` block (``committing``: raised by its COMMIT) into ours.
+ErrorTranslator = Callable[[BaseException, bool, str], "BaseException | None"]
 
+#: The process's default database (``ln.connect()`` sets it; :func:`set_default`).
 _default: Database | None = None
 _ambient: contextvars.ContextVar[Session | AsyncSession | None] = contextvars.ContextVar(
     "lineage_nb_ambient_session", default=None
@@ -144,6 +155,17 @@ class Database:
         self.create_all_hooks: list[Callable[[Connection], None]] = []
         #: The metadata of the models whose tables :meth:`create_all` creates (set by connect()).
         self.models: MetaData | None = None
+        #: What the layers above keep for this database, by owner (e.g. lineage's user cache).
+        self.extensions: dict[str, Any] = {}
+        #: This database's own Session class: listeners installed on it hear only its sessions.
+        self.session_class: type[LineageSession] = type(
+            "LineageSession", (LineageSession,), {"__module__": __name__}
+        )
+        self._session_listeners: list[tuple[str, Callable[..., Any]]] = []
+        self._on_close: list[Callable[[], None]] = []
+        #: Turn database errors of ``atomic()`` blocks into ours (``ln.connect()`` gives the
+        #: ORM's): tried in order, the first answer wins.
+        self.error_translators: list[ErrorTranslator] = []
 
     def listen(self, identifier: str, fn: Callable[..., Any]) -> None:
         """Install an engine/pool event listener on this database's sync and async engines.
@@ -155,6 +177,18 @@ class Database:
         event.listen(self.engine, identifier, fn)
         if self._async_engine is not None:
             event.listen(self._async_engine.sync_engine, identifier, fn)
+
+    def listen_sessions(self, identifier: str, fn: Callable[..., Any]) -> None:
+        """Install a Session event listener for this database's sessions (sync and async).
+
+        Removed by :meth:`close`; sessions of other databases never call it.
+        """
+        self._session_listeners.append((identifier, fn))
+        event.listen(self.session_class, identifier, fn)
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` when this database is closed (layers above undo their wiring)."""
+        self._on_close.append(fn)
 
     def _engine_options(self) -> dict[str, Any]:
         if self.dialect == "postgresql":
@@ -190,6 +224,11 @@ class Database:
                 event.listen(self._async_engine.sync_engine, identifier, fn)
         return self._async_engine
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (the database can no longer be used)."""
+        return self._closed
+
     def _check_open(self) -> None:
         if self._closed:
             raise ConfigurationError(
@@ -200,14 +239,16 @@ class Database:
         """A new tracked SQLAlchemy ``Session`` (``expire_on_commit=False``); close it when done."""
         self._check_open()
         kwargs.setdefault("expire_on_commit", False)
-        session = LineageSession(bind=self.engine, **kwargs)
+        session = self.session_class(bind=self.engine, **kwargs)
         session.info["lineage_nb_db"] = self
         return session
 
     def async_session(self, **kwargs: Any) -> AsyncSession:
         """A new tracked ``AsyncSession`` whose flushes are stamped like sync ones."""
         kwargs.setdefault("expire_on_commit", False)
-        session = AsyncSession(bind=self.async_engine, sync_session_class=LineageSession, **kwargs)
+        session = AsyncSession(
+            bind=self.async_engine, sync_session_class=self.session_class, **kwargs
+        )
         session.sync_session.info["lineage_nb_db"] = self
         return session
 
@@ -260,16 +301,32 @@ class Database:
             for identifier, fn in self._listeners:
                 if event.contains(engine, identifier, fn):
                     event.remove(engine, identifier, fn)
+        for identifier, fn in self._session_listeners:
+            if event.contains(self.session_class, identifier, fn):
+                event.remove(self.session_class, identifier, fn)
+        self._session_listeners.clear()
+        for undo in self._on_close:
+            undo()
+        self._on_close.clear()
         self._closed = True
         if _default is self:
             _default = None
 
 
-def set_default(db: Database) -> None:
-    """Make ``db`` the database of active-record calls (what ``ln.connect()`` does last)."""
+def set_default(db: Database | None) -> None:
+    """Make ``db`` the database of active-record calls (what ``ln.connect()`` does last).
+
+    ``None`` forgets the default (``get_database()`` then raises until the next connect).
+    """
     global _default
-    db._check_open()
+    if db is not None:
+        db._check_open()
     _default = db
+
+
+def default_database() -> Database | None:
+    """The default database, or None when none is connected (:func:`get_database` raises)."""
+    return _default
 
 
 def get_database() -> Database:
@@ -370,7 +427,7 @@ class Atomic:
                 committing = True
         except BaseException as error:
             _reload_after_rollback(session)
-            ours = _translated(error, committing, db.dialect)
+            ours = _translated(db, error, committing)
             if ours is error:
                 raise
             raise ours from error
@@ -402,7 +459,7 @@ class Atomic:
                 committing = True
         except BaseException as error:
             await session.run_sync(_reload_after_rollback)
-            ours = _translated(error, committing, db.dialect)
+            ours = _translated(db, error, committing)
             if ours is error:
                 raise
             raise ours from error
@@ -411,11 +468,11 @@ class Atomic:
             await session.close()
 
 
-def _translated(error: BaseException, committing: bool, dialect: str) -> BaseException:
+def _translated(db: Database, error: BaseException, committing: bool) -> BaseException:
     """Our error for a database error of an ``atomic()`` block; anything else unchanged."""
     if isinstance(error, SQLAlchemyError):
-        for translator in block_error_translators:
-            ours = translator(error, committing, dialect)
+        for translator in db.error_translators:
+            ours = translator(error, committing, db.dialect)
             if ours is not None:
                 return ours
     return error

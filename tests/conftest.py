@@ -36,7 +36,7 @@ def _isolate(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     context.set_run(None)
     context.set_cell(None)
-    db_module._default = None
+    db_module.set_default(None)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -11,7 +11,7 @@ from models import Project, Sample
 
 import lineage_nb as ln
 from lineage_nb.lineage.identity import SourceIdentity
-from lineage_nb.lineage.runs import ensure_user
+from lineage_nb.lineage.users import ensure_user
 
 PAYLOAD = "<script>alert('x')</script><img src=x onerror=alert(1)>&\""
 RAW_MARKERS = ("<script", "<img", "onerror=alert(1)>")

@@ -32,10 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 
 #: Upward imports still to be removed (issue 19), each with where it should go.
-KNOWN_UPWARD = {
-    # frames are built by views; the ORM's Query.df() should call a pure renderer below it
-    ("lineage_nb.orm.query", "lineage_nb.views.frames"),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
 
 def layer_of(module: str) -> int:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 import lineage_nb as ln
 from lineage_nb.errors import ValidationError
-from lineage_nb.lineage.runs import (
+from lineage_nb.lineage.liveness import (
     HEARTBEAT_ENV,
     MISSED_BEATS,
     STALE_MARGIN,

@@ -6,10 +6,11 @@ from sqlalchemy import Connection
 
 from ..db import Database
 from ..orm.model import Model
-from . import capture
+from . import capture, reads, stamping
+from .liveness import mark_dead_runs
 from .migrate import upgrade_schema
-from .runs import ensure_user, mark_dead_runs
 from .stamping import resolver_for
+from .users import ensure_user
 
 
 def _install_triggers(connection: Connection) -> None:
@@ -17,9 +18,12 @@ def _install_triggers(connection: Connection) -> None:
 
 
 def prepare(db: Database) -> None:
-    """Wire lineage into a newly connected database (``ln.connect()`` calls it): schema, user,
-    capture context, triggers; runs left ``started`` by processes that are gone become
-    ``aborted``."""
+    """Wire lineage into a newly connected database (``ln.connect()`` calls it): listeners on its
+    sessions (stamps, reads), capture context, schema, user, triggers; runs left ``started`` by
+    processes that are gone become ``aborted``. Everything installed here is removed again by
+    ``db.close()``."""
+    stamping.install(db)
+    reads.install(db)
     capture.attach(db, resolver_for(db))
     upgrade_schema(db)
     ensure_user(db)

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
-import threading
-import weakref
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,13 +35,14 @@ from sqlalchemy import Connection, Table, event, inspect, text, types
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.orm.attributes import instance_state
 
-from ..db import Database, LineageSession
+from ..db import Database
 from ..orm import signals
 from ..orm.model import Model
 from ..orm.model_cache import per_model
 from . import _keyset, capture, context
+from .context import ActiveRun
 from .driver import DriverInsert
-from .schema import Run, RunInput
+from .schema import RunInput
 from .types import utcnow
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "NOT_A_READ",
     "Read",
     "begin_read",
+    "install",
     "key_text",
     "note_rows",
     "untracked_reads",
@@ -72,9 +73,6 @@ _INSERT = DriverInsert(
 _untracked: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "lineage_nb_untracked_reads", default=False
 )
-_create_lock = threading.Lock()
-#: Runs of this process with reads waiting (weak: a dropped run's reads go with it).
-_waiting: weakref.WeakSet[Run] = weakref.WeakSet()
 
 
 class untracked_reads:
@@ -151,38 +149,6 @@ class Read:
             self.size += 1
 
 
-class _Pending:
-    """One run's reads not written yet."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.reads: list[Read] = []
-
-    def add(self, read: Read) -> None:
-        with self.lock:
-            self.reads.append(read)
-
-    def take(self) -> list[Read]:
-        with self.lock:
-            reads, self.reads = self.reads, []
-        return reads
-
-    def give_back(self, reads: list[Read]) -> None:
-        with self.lock:
-            self.reads[:0] = reads
-
-
-def _pending(run: Run) -> _Pending:
-    found: _Pending | None = getattr(run, "_ln_reads", None)
-    if found is None:
-        with _create_lock:
-            found = getattr(run, "_ln_reads", None)
-            if found is None:
-                found = _Pending()
-                run._ln_reads = found  # type: ignore[attr-defined]
-    return found
-
-
 def key_text(cls: type, dialect: Any) -> Callable[[Sequence[Any]], str]:
     """The key renderer (:func:`capture.key_renderer`) of model ``cls`` on ``dialect``."""
 
@@ -197,19 +163,14 @@ def _table_of(cls: type) -> str:
     return cast(Table, inspect(cls).local_table).name
 
 
-def _reading_run(session: Session) -> Run | None:
+def _reading_run(session: Session) -> ActiveRun | None:
     if _untracked.get():
         return None
     db = session.info.get("lineage_nb_db")
     if not isinstance(db, Database) or not db.lineage:
         return None
-    run = context.get_run()
-    if run is None:
-        return None
-    run_db = getattr(run, "_ln_db", None)
-    if run_db is not None and run_db is not db and run_db.url != db.url:
-        return None
-    return run
+    active = context.get_active()
+    return active if active is not None and active.serves(db) else None
 
 
 def _watermark(connection: Connection) -> tuple[int | None, str | None]:
@@ -232,17 +193,16 @@ def _watermark(connection: Connection) -> tuple[int | None, str | None]:
 def begin_read(session: Session) -> Read | None:
     """A :class:`Read` for a read statement about to run on ``session``, registered on the bound
     run; None when reads are not inputs here (no run, another database, untracked)."""
-    run = _reading_run(session)
-    if run is None:
+    active = _reading_run(session)
+    if active is None:
         return None
-    if pending_size(run) >= MAX_PENDING:  # memory stays bounded: write what waits, here
-        write_in_session(session, run)
+    if active.reads.size() >= MAX_PENDING:  # memory stays bounded: write what waits, here
+        write_in_session(session, active)
     connection = session.connection()
     with _untracked_block():
         watermark, snapshot = _watermark(connection)
     read = Read(watermark, snapshot, utcnow(), connection.dialect)
-    _pending(run).add(read)
-    _waiting.add(run)
+    active.reads.add(read)
     return read
 
 
@@ -264,7 +224,6 @@ def note_rows(
     read.size += len(rows)
 
 
-@event.listens_for(LineageSession, "do_orm_execute")
 def _before_read(state: ORMExecuteState) -> None:
     """Pin an ORM read of a tracked model: its watermark, before the statement runs."""
     if not state.is_select or _untracked.get() or _OPTION in state.execution_options:
@@ -277,8 +236,7 @@ def _before_read(state: ORMExecuteState) -> None:
         state.session.info[_LAST] = read
 
 
-@signals.records_read.connect
-def _records_read(session: Session, *, records: list[Any]) -> None:
+def _records_read(_sender: type, *, session: Session, records: list[Any]) -> None:
     """Records the ORM layer read by column (``refresh_from_db``) or walked (``load_all``)."""
     read = session.info.get(_LAST)
     if read is not None and reads_enabled_for(session):
@@ -286,20 +244,18 @@ def _records_read(session: Session, *, records: list[Any]) -> None:
             read.add(record)
 
 
-@event.listens_for(Model, "load", propagate=True)
 def _loaded(record: Any, query_context: Any) -> None:
     read = query_context.execution_options.get(_OPTION)
     if read is not None:
         read.add(record)
 
 
-@event.listens_for(Model, "refresh", propagate=True)
 def _refreshed(record: Any, query_context: Any, attributes: Any) -> None:
     _loaded(record, query_context)
 
 
 # -- writing -------------------------------------------------------------------------------------
-def _groups(run: Run, reads: list[Read]) -> list[tuple[Any, ...]]:
+def _groups(run_id: int, reads: list[Read]) -> list[tuple[Any, ...]]:
     """Rows of ``lineage_run_input`` for ``reads``: one per table and watermark."""
     by_group: dict[tuple[str, int | None, str | None], tuple[dt.datetime, list[Any]]] = {}
     for read in reads:
@@ -328,44 +284,35 @@ def _groups(run: Run, reads: list[Read]) -> list[tuple[Any, ...]]:
             single = next(iter(unique)) if count == 1 else None
             packed = _keyset.encode(unique) if count > 1 else None
         if count:
-            rows.append((run.id, table, single, packed, count, watermark, snapshot, at))
+            rows.append((run_id, table, single, packed, count, watermark, snapshot, at))
     return rows
 
 
-def write(connection: Connection, run: Run, reads: list[Read]) -> None:
-    """Insert ``reads`` of ``run`` on ``connection`` (one executemany)."""
+def write(connection: Connection, run_id: int, reads: list[Read]) -> None:
+    """Insert ``reads`` of run ``run_id`` on ``connection`` (one executemany)."""
     dialect = connection.dialect
-    rows = [(*row[:7], _INSERT.process(dialect, "at", row[7])) for row in _groups(run, reads)]
+    rows = [(*row[:7], _INSERT.process(dialect, "at", row[7])) for row in _groups(run_id, reads)]
     _INSERT.execute(connection, rows)
 
 
 _TAKEN = "lineage_nb_reads_taken"
 
 
-def write_in_session(session: Session, run: Run) -> None:
-    """Write ``run``'s waiting reads in ``session``'s transaction (given back if it rolls back)."""
-    pending = _pending(run)
-    reads = pending.take()
+def write_in_session(session: Session, active: ActiveRun) -> None:
+    """Write the waiting reads of ``active`` in ``session``'s transaction (given back if it
+    rolls back)."""
+    reads = active.reads.take()
     if not reads:
         return
     innermost = session.get_nested_transaction() or session.get_transaction()
-    session.info.setdefault(_TAKEN, []).append((innermost, run, pending, reads))
-    write(session.connection(), run, reads)
+    session.info.setdefault(_TAKEN, []).append((innermost, active, reads))
+    write(session.connection(), active.run.id, reads)
 
 
-def pending_size(run: Run) -> int:
-    """How many records ``run`` has read and not written yet."""
-    pending = _pending(run)
-    with pending.lock:
-        return sum(read.size for read in pending.reads)
-
-
-@event.listens_for(LineageSession, "after_commit")
 def _committed(session: Session) -> None:
     session.info.pop(_TAKEN, None)
 
 
-@event.listens_for(LineageSession, "after_soft_rollback")
 def _rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
     """Give back the reads written inside the rolled-back transaction or savepoint."""
     kept = []
@@ -376,9 +323,8 @@ def _rolled_back(session: Session, previous_transaction: SessionTransaction) -> 
         if transaction is None:  # written outside what was rolled back: still in the database
             kept.append(taken)
             continue
-        _innermost, run, pending, reads = taken
-        pending.give_back(reads)
-        _waiting.add(run)
+        _innermost, active, reads = taken
+        active.reads.give_back(reads)
     if kept:
         session.info[_TAKEN] = kept
 
@@ -386,18 +332,30 @@ def _rolled_back(session: Session, previous_transaction: SessionTransaction) -> 
 def write_pending(session: Session) -> None:
     """Write the waiting reads of this process's runs on ``session``'s database, in its transaction."""
     db = session.info.get("lineage_nb_db")
-    url = db.url if isinstance(db, Database) else None
-    for run in list(_waiting):
-        run_db = getattr(run, "_ln_db", None)
-        if run_db is not None and url is not None and run_db.url != url:
-            continue
-        _waiting.discard(run)
-        write_in_session(session, run)
+    for active in context.open_runs():
+        if not isinstance(db, Database) or active.serves(db):
+            write_in_session(session, active)
 
 
 def write_now(db: Database) -> None:
     """Write the waiting reads of this process's runs on ``db`` in a transaction of their own."""
-    if not _waiting:
+    if not any(active.reads.reads for active in context.open_runs()):
         return
     with db.session() as session, session.begin():
         write_pending(session)
+
+
+def install(db: Database) -> None:
+    """Note the reads of ``db``'s sessions (listeners removed when ``db`` is closed).
+
+    The ORM load events are per model class, not per database: installed once, they only act
+    on statements a listener of this module pinned.
+    """
+    db.listen_sessions("do_orm_execute", _before_read)
+    db.listen_sessions("after_commit", _committed)
+    db.listen_sessions("after_soft_rollback", _rolled_back)
+    signals.records_read.connect(_records_read, sender=db.session_class, weak=False)
+    db.on_close(functools.partial(signals.records_read.disconnect, _records_read, db.session_class))
+    for identifier, fn in (("load", _loaded), ("refresh", _refreshed)):
+        if not event.contains(Model, identifier, fn):
+            event.listen(Model, identifier, fn, propagate=True)

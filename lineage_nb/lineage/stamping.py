@@ -16,26 +16,27 @@ import base64
 import datetime as dt
 import decimal
 import enum
+import functools
 import math
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, event, inspect
+from sqlalchemy import Connection, Table, inspect
 from sqlalchemy.orm import Session, UOWTransaction
 from sqlalchemy.orm.attributes import flag_modified, instance_state
 
-from ..db import Database, LineageSession
+from ..db import Database
 from ..errors import ValidationError
 from ..orm import signals
 from ..orm.model import Model
 from ..orm.model_cache import per_model
 from . import capture, context, reads
 from .capture import Resolver, context_of
-from .runs import user_id_for
-from .schema import Run
+from .context import ActiveRun
 from .types import utcnow
+from .users import user_id_for
 
-__all__ = ["json_safe", "record_key", "resolver_for"]
+__all__ = ["install", "json_safe", "record_key", "resolver_for"]
 
 _AUTO_COLUMNS = frozenset({"run_id", "created_by_id", "created_at", "updated_at", "updated_by_id"})
 
@@ -53,10 +54,10 @@ def resolver_for(db: Database) -> Resolver:
     """
 
     def resolve(connection: Connection | None) -> tuple[int | None, int, int | None]:
-        run = _stamp_run(db)
+        active = _stamp_run(db)
         cell = context.get_cell()
-        if run is not None:
-            return run.id, run.created_by_id, cell
+        if active is not None:
+            return active.run.id, active.run.created_by_id, cell
         return None, user_id_for(db, connection), cell
 
     return resolve
@@ -166,7 +167,6 @@ def _modified(session: Session, obj: Any) -> bool:
     return _tracked(obj) and session.is_modified(obj, include_collections=False)
 
 
-@event.listens_for(LineageSession, "before_flush")
 def _before_flush(session: Session, flush_context: UOWTransaction, instances: Any) -> None:
     db = _database(session)
     if db is None:
@@ -183,17 +183,17 @@ def _before_flush(session: Session, flush_context: UOWTransaction, instances: An
         _stamp_update(obj, stamp)
 
 
-@event.listens_for(LineageSession, "after_flush")
 def _after_flush(session: Session, flush_context: UOWTransaction) -> None:
     """The run's waiting inputs land with its write, in the same transaction."""
     db = _database(session)
-    run = _stamp_run(db) if db is not None else None
-    if run is not None and (session.new or session.dirty or session.deleted):
-        reads.write_in_session(session, run)
+    active = _stamp_run(db) if db is not None else None
+    if active is not None and (session.new or session.dirty or session.deleted):
+        reads.write_in_session(session, active)
 
 
-@signals.bulk_insert.connect
-def _stamp_bulk(session: Session, *, model: type, rows: list[dict[str, Any]]) -> None:
+def _stamp_bulk(
+    _sender: type, *, session: Session, model: type, rows: list[dict[str, Any]]
+) -> None:
     db = _database(session)
     if db is None or not issubclass(model, Model):
         return
@@ -211,21 +211,28 @@ def _stamp_bulk(session: Session, *, model: type, rows: list[dict[str, Any]]) ->
             row["updated_by_id"] = stamp.user_id
 
 
-@signals.bulk_inserted.connect
-def _bulk_written(session: Session, *, model: type, rows: list[dict[str, Any]]) -> None:
+def _bulk_written(
+    _sender: type, *, session: Session, model: type, rows: list[dict[str, Any]]
+) -> None:
     db = _database(session)
-    run = _stamp_run(db) if db is not None else None
-    if run is not None and issubclass(model, Model):
-        reads.write_in_session(session, run)
+    active = _stamp_run(db) if db is not None else None
+    if active is not None and issubclass(model, Model):
+        reads.write_in_session(session, active)
 
 
-def _stamp_run(db: Database | None) -> Run | None:
-    run = context.get_run()
-    run_db = getattr(run, "_ln_db", None)
-    if (
-        run is None
-        or db is None
-        or (run_db is not None and run_db is not db and run_db.url != db.url)
+def _stamp_run(db: Database | None) -> ActiveRun | None:
+    """The open run whose writes go to ``db`` now, if any."""
+    active = context.get_active()
+    return active if active is not None and db is not None and active.serves(db) else None
+
+
+def install(db: Database) -> None:
+    """Stamp the writes of ``db``'s sessions (listeners removed when ``db`` is closed)."""
+    db.listen_sessions("before_flush", _before_flush)
+    db.listen_sessions("after_flush", _after_flush)
+    for signal, receiver in (
+        (signals.bulk_insert, _stamp_bulk),
+        (signals.bulk_inserted, _bulk_written),
     ):
-        return None
-    return run
+        signal.connect(receiver, sender=db.session_class, weak=False)
+        db.on_close(functools.partial(signal.disconnect, receiver, sender=db.session_class))

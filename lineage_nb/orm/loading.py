@@ -112,7 +112,7 @@ def get(session: Session, model: type[T], pk: Any) -> T:
             value=pk,
             hint="Check the key, or use filter() to search.",
         )
-    signals.records_read.send(session, records=[record])
+    signals.records_read.send(type(session), session=session, records=[record])
     return record
 
 
@@ -253,7 +253,7 @@ def load_all(
     ordering = sorted(_paths(order_by), key=lambda s: s.count("__"))
     _sort(record, ordering)
     loaded = [record] + [related for _, _, related in _walk(record, follow, skip)]
-    signals.records_read.send(session, records=loaded)
+    signals.records_read.send(type(session), session=session, records=loaded)
     return record
 
 
@@ -352,7 +352,7 @@ def _insert_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> N
     mapper: Mapper[Any] = inspect(model)
     dialect = session_database(session).dialect
     pk_keys = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
-    signals.bulk_insert.send(session, model=model, rows=rows)
+    signals.bulk_insert.send(type(session), session=session, model=model, rows=rows)
     pk_columns = [getattr(model, k) for k in pk_keys]
     by_shape: dict[tuple[str, ...], list[int]] = {}
     for index, row in enumerate(rows):
@@ -376,7 +376,7 @@ def _insert_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> N
             for i, pk in zip(chunk, new_keys, strict=True):
                 for key, value in zip(pk_keys, pk, strict=True):
                     rows[i][key] = value
-    signals.bulk_inserted.send(session, model=model, rows=rows)
+    signals.bulk_inserted.send(type(session), session=session, model=model, rows=rows)
 
 
 def bulk_create_frame(session: Session, model: type, frame: Any) -> list[Any]:
@@ -563,7 +563,7 @@ def delete_rows(session: Session, record: Any, pk: Any, keep_parents: bool) -> N
         columns = list(table.primary_key.columns)
         condition = and_(*(col == val for col, val in zip(columns, pk, strict=True)))
         session.execute(delete(table).where(condition))
-    signals.records_deleted.send(session, records=[record])
+    signals.records_deleted.send(type(session), session=session, records=[record])
 
 
 def detached(model: type, row: Mapping[str, Any]) -> Any:

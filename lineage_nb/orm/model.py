@@ -588,7 +588,7 @@ class ActiveRecord:
         for key, value in zip(keys, row, strict=True):
             set_committed_value(self, key, value)
         loading.follow_reloaded_keys(session, self, keys)
-        signals.records_read.send(session, records=[self])
+        signals.records_read.send(type(session), session=session, records=[self])
         return self
 
     def load_all(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import Select, func, inspect, select, types
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.sql.util import ClauseAdapter
 
 from ..errors import MultipleFound, NotFound, ValidationError, short_repr
@@ -16,7 +16,7 @@ from .session_scope import run_async, run_sync
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Query"]
+__all__ = ["Query", "plain_frame"]
 
 T = TypeVar("T")
 
@@ -155,13 +155,17 @@ class Query(Generic[T]):
     def df(self) -> pd.DataFrame:
         """A pandas DataFrame of the matching rows' columns, from one query.
 
-        Dtypes follow the columns (nullable ``Int64``/``boolean``, UTC timestamps); each
-        many-to-one foreign key ``x_id`` is followed by an ``x`` column with the related
-        record's label (see :mod:`lineage_nb.views.frames`).
+        Dtypes follow the columns (nullable ``Int64``/``boolean``, UTC timestamps). The model
+        builds the frame (``_frame_of``): ``ln.Model`` adds, after each many-to-one foreign key
+        ``x_id``, an ``x`` column with the related record's label and notes the rows as the
+        run's inputs (see :mod:`lineage_nb.views.frames`).
         """
-        from ..views.frames import model_frame
-
-        return model_frame(self.model, self.statement, adapt=self._adapt if self.source else None)
+        adapt = self._adapt if self.source else None
+        build = getattr(self.model, "_frame_of", None)
+        if build is None:
+            return plain_frame(self.model, self.statement, adapt=adapt)
+        frame: pd.DataFrame = build(self.statement, adapt=adapt)
+        return frame
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.all())
@@ -232,3 +236,25 @@ def _check_text(model: type, name: str, value: Any) -> None:
             model=model.__name__,
             value=item,
         )
+
+
+def plain_frame(
+    model: type, statement: Select[Any], *, adapt: Callable[[Any], Any] | None = None
+) -> pd.DataFrame:
+    """The rows of a ``select(model)`` statement as a typed DataFrame, one column per mapped
+    column: what ``df()`` gives for a model that does not build its own frames."""
+    from ..render.frames import fast_column, typed_frame
+
+    mapper: Mapper[Any] = inspect(model)
+    attrs = list(mapper.column_attrs)
+    base = [a.columns[0] for a in attrs]
+    adapt = adapt or (lambda c: c)
+    selected = statement.with_only_columns(
+        *(adapt(fast_column(c)).label(a.key) for a, c in zip(attrs, base, strict=True))
+    )
+
+    def build(session: Session) -> pd.DataFrame:
+        result = session.connection().execute(selected)
+        return typed_frame(list(result.keys()), result.all(), base)
+
+    return run_sync(build)

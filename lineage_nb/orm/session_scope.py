@@ -23,13 +23,12 @@ from ..db import (
     Database,
     ambient_scope,
     ambient_session,
-    block_error_translators,
     get_database,
 )
 from ..errors import OperationalError, UsageError
 from .translate import is_disconnect, is_retryable, translate
 
-__all__ = ["run_async", "run_sync", "session_database"]
+__all__ = ["block_error", "run_async", "run_sync", "session_database"]
 
 T = TypeVar("T")
 
@@ -152,15 +151,12 @@ def _outcome_unknown(error: BaseException, dialect: str) -> bool:
     return bool(error.connection_invalidated) or is_disconnect(error)
 
 
-def _block_error(error: BaseException, committing: bool, dialect: str) -> BaseException:
-    """Our error for a database error of an ``atomic()`` block (installed in ``db``)."""
+def block_error(error: BaseException, committing: bool, dialect: str) -> BaseException:
+    """Our error for a database error of an ``atomic()`` block (``ln.connect()`` gives it to
+    the database as its :attr:`~lineage_nb.db.Database.error_translators`)."""
     if committing and _outcome_unknown(error, dialect):
         return _unknown_outcome(error)
     return translate(error)
-
-
-if _block_error not in block_error_translators:
-    block_error_translators.append(_block_error)
 
 
 def _commit_or_say_unknown(commit: Callable[[], None], dialect: str) -> None:

@@ -77,11 +77,13 @@ pre_delete = ModelSignal("pre_delete", doc="Before delete() removes the record."
 post_delete = ModelSignal("post_delete", doc="After delete() removed the record, before commit.")
 
 _internal = Namespace()
-#: Internal: ``sender=session``, ``records=[...]`` after get/load/load_all read records.
+# The internal seam: the sender is the session's class (``type(session)``), so a layer above
+# connects to one database's sessions (``sender=db.session_class``) and can disconnect again.
+#: Internal: ``session``, ``records=[...]`` after get/load/load_all read records.
 records_read = _internal.signal("records_read")
-#: Internal: ``sender=session``, ``model``, ``rows`` (dicts) before bulk_create inserts them.
+#: Internal: ``session``, ``model``, ``rows`` (dicts) before bulk_create inserts them.
 bulk_insert = _internal.signal("bulk_insert")
-#: Internal: ``sender=session``, ``model``, ``rows`` (with primary keys) after bulk_create inserted.
+#: Internal: ``session``, ``model``, ``rows`` (with primary keys) after bulk_create inserted.
 bulk_inserted = _internal.signal("bulk_inserted")
-#: Internal: ``sender=session``, ``records=[...]`` after delete() removed their rows.
+#: Internal: ``session``, ``records=[...]`` after delete() removed their rows.
 records_deleted = _internal.signal("records_deleted")
