@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import SQLITE_PRAGMAS, Backend, Case, Counter, Result, run_cases
+from harness import (
+    SQLITE_PRAGMAS,
+    Backend,
+    Case,
+    Counter,
+    Result,
+    pg_backend,
+    run_cases,
+    sqlite_backend,
+)
 from models import Base, Project, SAProject, ormar_models
 from sqlalchemy import Engine, delete, event, insert, text
 from sqlalchemy.engine import make_url
@@ -307,3 +317,35 @@ def close_context(ctx: Ctx) -> None:
     ctx.sa.dispose()
     ctx.off.close()
     ctx.on.close()
+
+
+@contextmanager
+def own_database(
+    ctx: Ctx, results: Iterable[Result], *, keep_times: bool = False
+) -> Iterator[ln.Database]:
+    """A fresh database of the backend's kind, the default one with a run open in it; on the way
+    out the shared database and a run in it are back. An error marks ``results`` (read when it
+    happens, so results added meanwhile count) unmeasurable, their times dropped unless
+    ``keep_times``."""
+    backend = sqlite_backend() if ctx.backend.name == "sqlite" else pg_backend()
+    previous = db_module.default_database()
+    db = ln.connect(backend.url)
+    try:
+        ln.finish("completed")
+        ln.track(TRANSFORM, db=db)
+        yield db
+    except Exception as error:
+        for result in results:
+            result.error = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+            if not keep_times:
+                result.times.clear()
+        raise
+    finally:
+        try:
+            ln.finish("completed")
+        finally:
+            db.close()
+            backend.cleanup()
+            db_module.set_default(previous)
+            ctx.use(True)
+            ln.track(TRANSFORM, db=ctx.on)

@@ -14,14 +14,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from context import OURS, OURS_OFF, TRANSFORM, Ctx
-from harness import Result, pg_backend, sqlite_backend
+from context import OURS, OURS_OFF, TRANSFORM, Ctx, own_database
+from harness import Result
 from models import Project, Sample, SASample
 from sqlalchemy import MetaData, Table, insert, text, update
 from sqlalchemy.orm import Session
 
 import lineage_nb as ln
-from lineage_nb import db as db_module
 
 # -- save(): inside one transaction, and a commit each -------------------------------------------
 
@@ -320,9 +319,7 @@ def storage(ctx: Ctx) -> None:
     n = ctx.sizes["storage"]
     op = f"storage after {n:,} inserts + {n:,} single-field updates"
     ref = "data table bench_sample"
-    backend = sqlite_backend() if ctx.backend.name == "sqlite" else pg_backend()
-    previous = db_module.default_database()
-    db = ln.connect(backend.url)  # a database of its own: only this op's rows in both tables
+    postgresql = ctx.backend.name != "sqlite"
     mib = 2**20
     results = {
         "data": ctx.add(
@@ -333,11 +330,7 @@ def storage(ctx: Ctx) -> None:
                 reference=ref,
                 unit="MiB",
                 note="table + indexes"
-                + (
-                    " + TOAST, after VACUUM ANALYZE"
-                    if db.dialect == "postgresql"
-                    else " (dbstat pages)"
-                ),
+                + (" + TOAST, after VACUUM ANALYZE" if postgresql else " (dbstat pages)"),
             )
         ),
         "events": ctx.add(
@@ -352,9 +345,8 @@ def storage(ctx: Ctx) -> None:
             )
         ),
     }
-    try:
-        ln.finish("completed")
-        ln.track(TRANSFORM, db=db)
+    # a database of its own: only this op's rows in both tables
+    with own_database(ctx, results.values(), keep_times=True) as db:
         pid = Project(name="storage").save().id
 
         def work() -> None:
@@ -383,7 +375,7 @@ def storage(ctx: Ctx) -> None:
             f"{sizes['lineage_record_event'] / events:.0f} B/event; "
             f"the writes took {took:.1f} s"
         )
-        if db.dialect == "postgresql":  # the data table also holds n dead row versions
+        if postgresql:  # the data table also holds n dead row versions
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql("VACUUM FULL bench_sample")
             compact = _sizes(db, ["bench_sample"])["bench_sample"]
@@ -399,16 +391,3 @@ def storage(ctx: Ctx) -> None:
             )
             results["compact"].times = [compact / mib]
             results["events"].also = [("data table, VACUUM FULL", 1.5)]
-    except Exception as error:
-        for result in results.values():
-            result.error = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
-        raise
-    finally:
-        try:
-            ln.finish("completed")
-        finally:
-            db.close()
-            backend.cleanup()
-            db_module.set_default(previous)
-            ctx.use(True)
-            ln.track(TRANSFORM, db=ctx.on)

@@ -19,18 +19,16 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import pandas as pd
-from context import OURS, OURS_OFF, TRANSFORM, Ctx
-from harness import Case, Counter, Result, pg_backend, run_cases, sqlite_backend
+from context import OURS, OURS_OFF, TRANSFORM, Ctx, own_database
+from harness import Case, Counter, Result, run_cases
 from models import Project, Reading
 from ops_read import _statement_of
 from sqlalchemy import func, select, text
 
 import lineage_nb as ln
-from lineage_nb import db as db_module
 from lineage_nb.lineage import reads
 
 # -- fixtures ---------------------------------------------------------------------------------
@@ -80,33 +78,6 @@ def _readings(ctx: Ctx, n: int) -> None:
 def _events(db: ln.Database) -> int:
     with db.engine.connect() as conn:
         return int(conn.exec_driver_sql("SELECT count(*) FROM lineage_record_event").scalar_one())
-
-
-@contextmanager
-def _own_database(ctx: Ctx, results: list[Result]) -> Iterator[ln.Database]:
-    """A fresh database of the backend's kind, the default one with a run open in it; on the way
-    out the shared database and a run in it are back. An error marks ``results`` unmeasurable."""
-    backend = sqlite_backend() if ctx.backend.name == "sqlite" else pg_backend()
-    previous = db_module.default_database()
-    db = ln.connect(backend.url)
-    try:
-        ln.finish("completed")
-        ln.track(TRANSFORM, db=db)
-        yield db
-    except Exception as error:
-        for result in results:
-            result.error = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
-            result.times.clear()
-        raise
-    finally:
-        try:
-            ln.finish("completed")
-        finally:
-            db.close()
-            backend.cleanup()
-            db_module.set_default(previous)
-            ctx.use(True)
-            ln.track(TRANSFORM, db=ctx.on)
 
 
 def _new_run(db: ln.Database) -> ln.Run:
@@ -388,7 +359,7 @@ def as_of(ctx: Ctx) -> None:
     ]
     for result in results:
         ctx.add(result)
-    with _own_database(ctx, results) as db:
+    with own_database(ctx, results) as db:
         counter = Counter()
         counter.watch(db.engine)
         pid = Project(name="as_of").save().id
@@ -446,7 +417,7 @@ def lineage_scale(ctx: Ctx) -> None:
     runs_op = "ln.runs_df()"
     results: dict[str, Result] = {}
     measured: list[Result] = []
-    with _own_database(ctx, measured) as db:
+    with own_database(ctx, measured) as db:
         counter = Counter()
         counter.watch(db.engine)
         source = Project(name="source").save()  # run 1 writes a source record
@@ -520,7 +491,7 @@ def lineage_events(ctx: Ctx) -> None:
     op = f"record.lineage(depth=3) of a typical record, {n:,}+ events in the database"
     result = Result(op, f"{OURS} record.lineage(depth=3)", n)
     ctx.add(result)
-    with _own_database(ctx, [result]) as db:
+    with own_database(ctx, [result]) as db:
         counter = Counter()
         counter.watch(db.engine)
         sources = [Project(name=f"source {i}").save() for i in range(3)]  # run 1 writes them

@@ -19,7 +19,7 @@ import functools
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import (
     Connection,
@@ -44,6 +44,7 @@ __all__ = [
     "ErrorTranslator",
     "LineageSession",
     "atomic",
+    "database_of",
     "default_database",
     "get_database",
     "set_default",
@@ -240,7 +241,7 @@ class Database:
         self._check_open()
         kwargs.setdefault("expire_on_commit", False)
         session = self.session_class(bind=self.engine, **kwargs)
-        session.info["lineage_nb_db"] = self
+        session.info[_SESSION_DB] = self
         return session
 
     def async_session(self, **kwargs: Any) -> AsyncSession:
@@ -249,7 +250,7 @@ class Database:
         session = AsyncSession(
             bind=self.async_engine, sync_session_class=self.session_class, **kwargs
         )
-        session.sync_session.info["lineage_nb_db"] = self
+        session.sync_session.info[_SESSION_DB] = self
         return session
 
     def create_all(self) -> None:
@@ -311,6 +312,16 @@ class Database:
         self._closed = True
         if _default is self:
             _default = None
+
+
+#: ``session.info`` key: the Database that made the session.
+_SESSION_DB = "lineage_nb_db"
+
+
+def database_of(session: Session) -> Database | None:
+    """The :class:`Database` whose ``session()`` made ``session`` (None for other sessions)."""
+    db = session.info.get(_SESSION_DB)
+    return db if isinstance(db, Database) else None
 
 
 def set_default(db: Database | None) -> None:
@@ -405,13 +416,8 @@ class Atomic:
 
     @contextmanager
     def _sync_scope(self) -> Iterator[Session]:
-        outer = _ambient.get()
-        if isinstance(outer, AsyncSession):
-            raise UsageError(
-                "A sync atomic() block cannot nest inside `async with ln.atomic()`.",
-                hint="Use `async with ln.atomic()` and the a-prefixed methods.",
-            )
-        if outer is not None:
+        outer = _outer_block(nested_in_wrong=AsyncSession)
+        if isinstance(outer, Session):
             with outer.begin_nested():
                 yield outer
             return
@@ -427,28 +433,20 @@ class Atomic:
                 committing = True
         except BaseException as error:
             _reload_after_rollback(session)
-            ours = _translated(db, error, committing)
-            if ours is error:
-                raise
-            raise ours from error
+            _raise_ours(db, error, committing)
         finally:
             _ambient.reset(token)
             session.close()
 
     @asynccontextmanager
     async def _async_scope(self) -> AsyncIterator[AsyncSession]:
-        outer = _ambient.get()
-        if isinstance(outer, Session):
-            raise UsageError(
-                "An async atomic() block cannot nest inside a sync `with ln.atomic()`.",
-                hint="Use one kind of block for the whole transaction.",
-            )
-        if outer is not None:
+        """The async twin of :meth:`_sync_scope`."""
+        outer = _outer_block(nested_in_wrong=Session)
+        if isinstance(outer, AsyncSession):
             async with outer.begin_nested():
                 yield outer
             return
-        db = self._db or get_database()
-        session = db.async_session()
+        session = (self._db or get_database()).async_session()
         event.listen(session.sync_session, "pending_to_persistent", _note_inserted)
         token = _ambient.set(session)
         committing = False
@@ -459,13 +457,40 @@ class Atomic:
                 committing = True
         except BaseException as error:
             await session.run_sync(_reload_after_rollback)
-            ours = _translated(db, error, committing)
-            if ours is error:
-                raise
-            raise ours from error
+            _raise_ours(self._db or get_database(), error, committing)
         finally:
             _ambient.reset(token)
             await session.close()
+
+
+#: ``(message, hint)`` of an ``atomic()`` block nested in a block of the other kind.
+_WRONG_NESTING: dict[type, tuple[str, str]] = {
+    AsyncSession: (
+        "A sync atomic() block cannot nest inside `async with ln.atomic()`.",
+        "Use `async with ln.atomic()` and the a-prefixed methods.",
+    ),
+    Session: (
+        "An async atomic() block cannot nest inside a sync `with ln.atomic()`.",
+        "Use one kind of block for the whole transaction.",
+    ),
+}
+
+
+def _outer_block(*, nested_in_wrong: type) -> Session | AsyncSession | None:
+    """The session of the enclosing ``atomic()`` block, refusing one of the other kind."""
+    outer = _ambient.get()
+    if isinstance(outer, nested_in_wrong):
+        message, hint = _WRONG_NESTING[nested_in_wrong]
+        raise UsageError(message, hint=hint)
+    return outer
+
+
+def _raise_ours(db: Database, error: BaseException, committing: bool) -> NoReturn:
+    """Raise our error for ``error`` of an ``atomic()`` block (``error`` itself if none)."""
+    ours = _translated(db, error, committing)
+    if ours is error:
+        raise error
+    raise ours from error
 
 
 def _translated(db: Database, error: BaseException, committing: bool) -> BaseException:

@@ -25,6 +25,10 @@ The tree (built-in bases in parentheses)::
     └── OperationalError (RuntimeError)   the database could not carry it out: connection
                                           lost, locked, disk full, read-only
 
+Besides errors there is one warning, :class:`LineageWarning` (a ``UserWarning``): lineage_nb
+did something on the user's behalf they should know of (finished or aborted a run, ignored an
+argument the database decides); ``warnings.filterwarnings`` picks it by class.
+
 Examples:
     >>> err = ValidationError({"name": ["412 characters, at most 100 allowed"]}, model="Sample")
     >>> err.field, isinstance(err, ValueError)
@@ -44,6 +48,7 @@ __all__ = [
     "ConfigurationError",
     "IntegrityError",
     "LineageError",
+    "LineageWarning",
     "ModelPersistenceError",
     "MultipleFound",
     "NoRunError",
@@ -197,15 +202,11 @@ class OperationalError(LineageError, RuntimeError):
     unit of work was tried (retries happen only where the backend asks for them).
     """
 
-    def __init__(
-        self,
-        message: str = "",
-        *,
-        model: str | None = None,
-        field: str | None = None,
-        value: Any = None,
-        hint: str | None = None,
-        attempts: int = 1,
-    ) -> None:
+    def __init__(self, message: str = "", *, attempts: int = 1, **about: Any) -> None:
+        """``about``: ``model``, ``field``, ``value`` and ``hint``, as for :class:`LineageError`."""
         self.attempts = attempts
-        super().__init__(message, model=model, field=field, value=value, hint=hint)
+        super().__init__(message, **about)
+
+
+class LineageWarning(UserWarning):
+    """Something lineage_nb did on the user's behalf that they should know about."""

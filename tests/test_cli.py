@@ -21,6 +21,7 @@ from test_export_openlineage import schema_errors
 import lineage_nb as ln
 from lineage_nb import cli
 from lineage_nb.cli import main
+from lineage_nb.commands import verbs
 
 SUBCOMMANDS = list(cli.COMMANDS)
 
@@ -712,7 +713,7 @@ def test_errors_escape_control_characters(
 
 def test_printable_escapes_every_control_character() -> None:
     """C0 (tab, CR, LF too), DEL and C1 become visible escapes; other text is unchanged."""
-    from lineage_nb._cli_records import printable
+    from lineage_nb.commands.records import printable
 
     controls = "".join(map(chr, [*range(32), *range(0x7F, 0xA0)]))
     shown = printable(controls)
@@ -734,10 +735,10 @@ def prov_available(fmt: str) -> bool:
 
 def test_prov_format_choices_are_every_format_write_prov_writes() -> None:
     """--prov-format offers exactly the formats write_prov knows (json, provn, xml, rdf, ...)."""
-    assert set(cli.PROV_FORMATS) == set(ln.export.prov.PROV_FORMATS)
-    assert {"json", "provn", "xml", "rdf"} <= set(cli.PROV_FORMATS)
+    assert set(verbs.PROV_FORMATS) == set(ln.export.prov.PROV_FORMATS)
+    assert {"json", "provn", "xml", "rdf"} <= set(verbs.PROV_FORMATS)
     for suffix in ln.export.prov.PROV_SUFFIXES:
-        assert suffix in cli.PROV_SUFFIXES
+        assert suffix in verbs.PROV_SUFFIXES
 
 
 @pytest.mark.parametrize("suffix", [".json", ".jsonld", ".provn", ".xml", ".trig", ".ttl"])
@@ -952,9 +953,13 @@ def test_library_usage_error_exits_2(
     """A bad argument the library refuses (ln.errors.UsageError) ends like the CLI's own bad
     arguments: exit code 2 and one 'lineage-nb: error:' line with the message and hint."""
 
-    def refuse(_args: object) -> int:
+    from dataclasses import replace
+
+    from lineage_nb.cli.commands import TABLE
+
+    def refuse(_context: object, _args: object) -> Any:
         raise ln.errors.UsageError("runs: no such option.", hint="Leave it out.")
 
-    monkeypatch.setattr(cli, "_cmd_runs", refuse)
+    monkeypatch.setitem(TABLE, "runs", replace(TABLE["runs"], run=refuse))
     code, out, err = run_cli(capsys, "runs", "--database", "sqlite://")
     assert (code, out, err) == (2, "", "lineage-nb: error: runs: no such option. Leave it out.\n")

@@ -23,8 +23,8 @@ from sqlalchemy.engine import make_url
 
 import lineage_nb as ln
 from lineage_nb.db import LineageSession
-from lineage_nb.errors import ConfigurationError, OperationalError
-from lineage_nb.lineage.liveness import LineageWarning, mark_dead_runs
+from lineage_nb.errors import ConfigurationError, LineageWarning, OperationalError
+from lineage_nb.lineage.liveness import mark_dead_runs
 from lineage_nb.lineage.verify import verify
 
 WORKERS = Path(__file__).with_name("lineage_workers.py")

@@ -16,14 +16,8 @@ from models import Project
 from sqlalchemy import func, select
 
 import lineage_nb as ln
-from lineage_nb.errors import ValidationError
-from lineage_nb.lineage.liveness import (
-    HEARTBEAT_ENV,
-    MISSED_BEATS,
-    STALE_MARGIN,
-    LineageWarning,
-    process_start,
-)
+from lineage_nb.errors import LineageWarning, ValidationError
+from lineage_nb.lineage.liveness import HEARTBEAT_ENV, MISSED_BEATS, STALE_MARGIN, process_start
 
 TESTS = Path(__file__).parent
 

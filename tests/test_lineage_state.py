@@ -27,8 +27,6 @@ PROCESS_OWNERS = {
     ("lineage_nb.lineage.context", "_process"),
     # the extension loaded into the kernel's one IPython shell
     ("lineage_nb.ipython.extension", "_state"),
-    # a cache: the newest schema revision shipped in the package
-    ("lineage_nb.lineage.migrate", "_HEAD"),
 }
 #: Modules whose module-level objects are public, stateless by design (blinker signals).
 STATELESS_OBJECT_MODULES = {"lineage_nb.orm.signals"}

@@ -62,10 +62,9 @@ def test_lineage_magic_subcommands(db_url: str, tmp_path: Path) -> None:
         assert "Sample(id=1" in shown and "insert" in shown and "update" in shown
         assert "<table" in "\n".join(cell_data(show, "text/html"))
 
-        assert _one_error_line(kernel.run("%lineage show Nope 1")).startswith(
-            "%lineage show: No model named 'Nope'. Known models: "
-        )
-        assert "Sample" in _one_error_line(kernel.run("%lineage show Nope 1"))
+        unknown_model = _one_error_line(kernel.run("%lineage show Nope 1"))
+        assert unknown_model.startswith("%lineage show: no model or table named 'Nope' (tables: ")
+        assert "sample" in unknown_model
         missing = _one_error_line(kernel.run("%lineage show Sample 999"))
         assert missing.startswith("%lineage show:") and "999" in missing
         assert _one_error_line(kernel.run("%lineage frobnicate")).startswith(

@@ -16,8 +16,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 import lineage_nb as ln
-from lineage_nb.errors import PermissionDenied
-from lineage_nb.lineage.liveness import LineageWarning
+from lineage_nb.errors import LineageWarning, PermissionDenied
 from lineage_nb.lineage.verify import verify
 from lineage_nb.security import add_user, setup_postgres
 from lineage_nb.security.postgres import owner_role

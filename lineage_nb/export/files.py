@@ -169,10 +169,7 @@ def _timestamps(text: pd.Series, dtype: Any) -> pd.Series:
 def to_parquet(obj: Any, path: str | Path, *, progress: bool | None = None) -> Path:
     """Write the DataFrame view of ``obj`` to a Parquet file with pyarrow (dtypes preserved).
 
-    Args:
-        obj: anything :func:`frame_of` accepts.
-        path: the Parquet file to write (overwritten).
-        progress: show a progress bar; default only when stderr is a terminal.
+    The arguments are those of :func:`to_csv`, ``path`` being the Parquet file to write.
 
     Returns:
         ``path`` as a ``Path``.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import attr
 from openlineage.client.event_v2 import (
@@ -153,6 +153,37 @@ def _dataset_name(url: URL, table: str) -> str:
     return table
 
 
+#: The row count facet of each kind of dataset: its name and class (``rowCount``: records).
+_ROW_COUNT_FACETS: dict[type[Any], tuple[str, type[Any]]] = {
+    InputDataset: (
+        "inputStatistics",
+        input_statistics_input_dataset.InputStatisticsInputDatasetFacet,
+    ),
+    OutputDataset: (
+        "outputStatistics",
+        output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet,
+    ),
+}
+
+_Dataset = TypeVar("_Dataset", InputDataset, OutputDataset)
+
+
+def _datasets(
+    kind: type[_Dataset], counts: dict[str, int], url: URL, producer: str
+) -> list[_Dataset]:
+    """The tables of ``counts`` as datasets of ``kind`` (the run's inputs or outputs), with how
+    many of their records the run read or wrote as the row count facet."""
+    namespace = dataset_namespace(url)
+    facet_name, facet = _ROW_COUNT_FACETS[kind]
+    return [
+        # the third field is inputFacets / outputFacets
+        kind(
+            namespace, _dataset_name(url, table), {facet_name: facet(rowCount=n, producer=producer)}
+        )
+        for table, n in counts.items()
+    ]
+
+
 def _counts(session: Session, run_id: int) -> tuple[dict[str, int], dict[str, int]]:
     write_pending(session)  # inputs this process noted and has not written yet
     written = session.execute(
@@ -236,31 +267,8 @@ def openlineage_events(
     fresh = run_sync(lambda s: s.get(Run, run.id, populate_existing=True))
     run = fresh if fresh is not None else run
     read, written = run_sync(lambda s: _counts(s, run.id))
-    data_namespace = dataset_namespace(url)
-    inputs = [
-        InputDataset(
-            namespace=data_namespace,
-            name=_dataset_name(url, table),
-            inputFacets={
-                "inputStatistics": input_statistics_input_dataset.InputStatisticsInputDatasetFacet(
-                    rowCount=count, producer=producer
-                )
-            },
-        )
-        for table, count in read.items()
-    ]
-    outputs = [
-        OutputDataset(
-            namespace=data_namespace,
-            name=_dataset_name(url, table),
-            outputFacets={
-                "outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-                    rowCount=count, producer=producer
-                )
-            },
-        )
-        for table, count in written.items()
-    ]
+    inputs = _datasets(InputDataset, read, url, producer)
+    outputs = _datasets(OutputDataset, written, url, producer)
     job = _job(run, namespace, producer)
     events = [
         RunEvent(

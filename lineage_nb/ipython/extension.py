@@ -352,7 +352,7 @@ def load_ipython_extension(shell: Any) -> None:
         return
     _state.shell = shell
     _state.load_dir = Path.cwd()
-    register(shell)
+    register(shell, state=state, track_notebook=track_notebook)
     shell.events.register("pre_run_cell", _pre_run_cell)
     shell.events.register("post_run_cell", _post_run_cell)
     atexit.register(_finish_at_exit)

@@ -83,6 +83,12 @@ def _write(path: Path, text: str) -> None:
         raise
 
 
+def _current(profile: str, ipython_dir: str | os.PathLike[str] | None) -> tuple[Path, str]:
+    """The kernel config file of ``profile`` and its text (empty when there is no file yet)."""
+    path = config_path(profile, ipython_dir=ipython_dir)
+    return path, path.read_text(encoding="utf-8") if path.exists() else ""
+
+
 def install(
     profile: str = "default", *, ipython_dir: str | os.PathLike[str] | None = None
 ) -> ConfigChange:
@@ -95,8 +101,7 @@ def install(
     Returns:
         What was done and to which file.
     """
-    path = config_path(profile, ipython_dir=ipython_dir)
-    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    path, current = _current(profile, ipython_dir)
     match = _BLOCK_RE.search(current)
     if match is not None:
         if match.group(0).strip("\n") == BLOCK.strip("\n"):
@@ -117,15 +122,9 @@ def uninstall(
 ) -> ConfigChange:
     """Remove the auto-load block :func:`install` wrote; the rest of the file stays as it was.
 
-    Args:
-        profile: the IPython profile (default ``default``).
-        ipython_dir: the IPython directory (default ``$IPYTHONDIR`` or ``~/.ipython``).
-
-    Returns:
-        What was done and to which file.
+    The arguments and what it returns are those of :func:`install`.
     """
-    path = config_path(profile, ipython_dir=ipython_dir)
-    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    path, current = _current(profile, ipython_dir)
     if _BLOCK_RE.search(current) is None:
         return ConfigChange("not-installed", path)
     remaining = _BLOCK_RE.sub("\n", current, count=1)

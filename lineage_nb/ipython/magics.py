@@ -1,113 +1,104 @@
-"""The ``%lineage`` line magic: status, runs, show, track, finish, export.
+"""The ``%lineage`` line magic: the command table's verbs, in a notebook.
 
-Every error prints one line (``%lineage show: ...``) instead of a traceback.
+``runs``, ``show``, ``export``, ``verify`` and ``anchor`` are the verbs ``lineage-nb`` has too
+(:data:`lineage_nb.commands.SHARED`, the same code and options); ``status``, ``track``,
+``finish`` and ``help`` are the notebook's own. A verb's frame or record is displayed (the cell's
+value), its text printed. ``%lineage export FORMAT PATH [--model MODEL] [--run ID]`` is a short
+form of ``export`` for this run. Every error prints one line (``%lineage show: ...``) instead of
+a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
-from pathlib import Path
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, cast
 
-from ..errors import LineageError, NoRunError, NotFound
+from ..commands import SHARED, Command, Context, Output, arg
+from ..db import Database, get_database
+from ..errors import ConfigurationError, LineageError, NoRunError
 from ..lineage import context, runs
 from ..lineage.reads import untracked_reads
-from ..lineage.schema import LineageModel, Run
+from ..lineage.schema import Run
 
-__all__ = ["HELP", "lineage_magic", "register"]
+__all__ = ["HELP", "TABLE", "lineage_magic", "register"]
 
-HELP = """\
-%lineage — record-level lineage of this notebook (lineage_nb)
-
-  %lineage status                      database, notebook and version, run, user, cell
-  %lineage runs [--limit N] [--notebook TEXT] [--user HANDLE] [--status STATUS]
-                                       recent runs, newest first (a DataFrame)
-  %lineage show MODEL PK               one record and its history (who, when, which cell)
-  %lineage track [--notebook PATH] [--user HANDLE]
-                                       finish the current run and open a new one
-  %lineage finish [STATUS]             finish the current run (completed|errored|aborted)
-  %lineage export csv|parquet PATH [--model MODEL | --run ID]
-                                       a model's table or a run's events (default: this run)
-  %lineage export openlineage|prov PATH [--run ID]
-                                       a run as OpenLineage events (JSON lines) or a PROV
-                                       document in the format PATH's suffix names: .json
-                                       PROV-JSON, .jsonld, .provn PROV-N, .xml PROV-XML,
-                                       .trig or .ttl PROV-O (xml, rdf: prov's extras)
-  %lineage help                        this text
-"""
+PROG = "%lineage"
+#: The formats of the short form ``export FORMAT PATH``: the shared verb's options of that name.
+SHORT_EXPORT = ("csv", "parquet", "openlineage", "prov")
 
 
 class _UsageError(Exception):
     pass
 
 
+class _HelpShown(Exception):
+    """Not an error: argparse printed a verb's ``--help``."""
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise _UsageError(f"{message} (see %lineage help)")
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if status == 0 and not message:
+            raise _HelpShown
         raise _UsageError(message or "")
 
 
-def _parser() -> _Parser:
-    parser = _Parser(prog="%lineage", add_help=False)
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    sub.add_parser("status", add_help=False)
-    sub.add_parser("help", add_help=False)
-    listing = sub.add_parser("runs", add_help=False)
-    listing.add_argument("--limit", type=int, default=20)
-    listing.add_argument("--notebook", default=None)
-    listing.add_argument("--user", default=None)
-    listing.add_argument("--status", default=None)
-    show = sub.add_parser("show", add_help=False)
-    show.add_argument("model")
-    show.add_argument("pk")
-    tracking = sub.add_parser("track", add_help=False)
-    tracking.add_argument("--notebook", default=None)
-    tracking.add_argument("--user", default=None)
-    finishing = sub.add_parser("finish", add_help=False)
-    finishing.add_argument("status", nargs="?", default="completed")
-    export = sub.add_parser("export", add_help=False)
-    export.add_argument("format", choices=["csv", "parquet", "openlineage", "prov"])
-    export.add_argument("path")
-    export.add_argument("--model", default=None)
-    export.add_argument("--run", type=int, default=None)
-    return parser
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """A fixed width, so that :data:`HELP` reads the same in every kernel."""
+    return argparse.HelpFormatter(prog, width=96)
 
 
-def _model_class(name: str) -> type[Any]:
-    from ..orm.model import Model
+class Notebook:
+    """The kernel as a :class:`~lineage_nb.commands.Context`: objects shown, its database, and
+    what the extension that registered ``%lineage`` gives it (given by :func:`register`, not
+    imported: the extension imports this module)."""
 
-    classes: dict[str, type[Any]] = {}
-    for base in (Model, LineageModel):
-        for mapper in base.registry.mappers:
-            cls = mapper.class_
-            classes.setdefault(cls.__name__, cls)
-            classes.setdefault(str(getattr(mapper.local_table, "name", cls.__name__)), cls)
-    found = classes.get(name) or {k.lower(): v for k, v in classes.items()}.get(name.lower())
-    if found is None:
-        known = ", ".join(sorted(k for k in classes if k[:1].isupper())) or "none defined yet"
-        raise NotFound(f"No model named {name!r}.", value=name, hint=f"Known models: {known}.")
-    return found
+    prog = PROG
+    rich = True
+
+    def __init__(
+        self,
+        state: Callable[[], Any] | None = None,
+        track_notebook: Callable[..., Any] | None = None,
+    ) -> None:
+        self._state = state
+        self._track_notebook = track_notebook
+
+    def extension(self) -> tuple[Callable[[], Any], Callable[..., Any]]:
+        """``(state, track_notebook)`` of the loaded extension.
+
+        Raises:
+            ConfigurationError: ``%lineage`` was not registered by ``%load_ext lineage_nb``.
+        """
+        if self._state is None or self._track_notebook is None:
+            raise ConfigurationError(
+                "The lineage_nb extension is not loaded in this kernel.",
+                hint="Run %load_ext lineage_nb first.",
+            )
+        return self._state, self._track_notebook
+
+    def database(self) -> Database:
+        """The kernel's database (``ln.connect()``, or the one ``%load_ext`` connected)."""
+        return get_database()
 
 
-def _pk(cls: type[Any], text: str) -> Any:
-    from sqlalchemy import inspect
-
-    columns = inspect(cls).primary_key
-    if len(columns) == 1:
-        try:
-            python_type = columns[0].type.python_type
-        except NotImplementedError:
-            return text
-        if python_type is int:
-            return int(text)
-    return text
-
-
+# -- the notebook's own verbs -----------------------------------------------------------------
 def _run(run_id: int | None) -> Run:
+    """Run ``run_id``, else the open run.
+
+    Raises:
+        NoRunError: no ``run_id`` and no run is open.
+    """
     if run_id is not None:
         return Run.get(run_id)
     run = context.get_run()
@@ -116,9 +107,9 @@ def _run(run_id: int | None) -> Run:
     return run
 
 
-def _status() -> None:
-    from .extension import state
-
+def status(notebook: Context, _args: argparse.Namespace) -> Output:
+    """Database, notebook, the open run (user, records written, errored cells), the cell."""
+    state, _track = cast(Notebook, notebook).extension()
     current = state()
     run = context.get_run()
     db = current.db
@@ -137,89 +128,202 @@ def _status() -> None:
             f"errored  : cells {run.errored_cells}" if run.errored_cells else "errored  : none",
         ]
     lines.append(f"cell     : {context.get_cell()}")
-    print("\n".join(lines))
+    return Output("\n".join(lines))
 
 
-def _show(model: str, pk: str) -> Any:
+def track(notebook: Context, args: argparse.Namespace) -> Output:
+    """Finish the open run and open a new one for this notebook (or ``--notebook``)."""
+    state, track_notebook = cast(Notebook, notebook).extension()
+    track_notebook(state().shell, notebook=args.notebook, user=args.user)
+    return Output()
+
+
+def finish(_context: Context, args: argparse.Namespace) -> Output:
+    """Finish the open run with ``status`` (default ``completed``)."""
+    run = runs.finish(args.status)
+    return Output(f"run {run.id} {run.status}" if run else "no run is open")
+
+
+def help_text(_context: Context, args: argparse.Namespace) -> Output:
+    """:data:`HELP`, or every option of one verb."""
+    verbs = _parsers()[1]
+    if args.verb is None:
+        return Output(HELP)
+    if args.verb not in verbs:
+        raise _UsageError(f"no verb {args.verb!r}: {', '.join(verbs)}")
+    return Output(verbs[args.verb].format_help())
+
+
+_SHARED = {command.name: command for command in SHARED}
+
+#: Every verb of ``%lineage``, by name, in the order :data:`HELP` lists them.
+TABLE: dict[str, Command] = {
+    command.name: command
+    for command in (
+        Command("status", "database, notebook and version, run, user, cell", status),
+        _SHARED["runs"],
+        _SHARED["show"],
+        Command(
+            "track",
+            "finish the current run and open a new one",
+            track,
+            (
+                arg(
+                    "--notebook", metavar="PATH", help="the notebook or script run (default: this)"
+                ),
+                arg("--user", metavar="HANDLE", help="who runs it (default: as configured)"),
+            ),
+        ),
+        Command(
+            "finish",
+            "finish the current run (completed|errored|aborted)",
+            finish,
+            (
+                arg(
+                    "status",
+                    metavar="STATUS",
+                    nargs="?",
+                    default="completed",
+                    help="how it ended (default: completed)",
+                ),
+            ),
+        ),
+        _SHARED["export"],
+        _SHARED["verify"],
+        _SHARED["anchor"],
+        Command(
+            "help",
+            "this text, or every option of VERB",
+            help_text,
+            (arg("verb", metavar="VERB", nargs="?", help="a verb of this list"),),
+        ),
+    )
+}
+
+
+def _parsers() -> tuple[_Parser, dict[str, argparse.ArgumentParser]]:
+    """The parser of ``%lineage``, and each verb's subparser, built from :data:`TABLE`."""
+    parser = _Parser(prog=PROG, add_help=False)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    verbs = {}
+    for command in TABLE.values():
+        verbs[command.name] = command.add_arguments(
+            sub.add_parser(command.name, help=command.help, description=command.help)
+        )
+    return parser, verbs
+
+
+def _wrapped(usage: str, indent: int) -> str:
+    """``usage`` in lines of at most 96 characters, never breaking an ``[--option VALUE]``."""
+    lines = [""]
+    for part in re.findall(r"\[[^\]]*\]|\S+", usage):
+        if lines[-1] and len(lines[-1]) + 1 + len(part) > 96:
+            lines.append(" " * (2 + indent) + part)
+        else:
+            lines[-1] = f"{lines[-1]} {part}" if lines[-1] else f"  {part}"
+    return "\n".join(lines)
+
+
+def _help() -> str:
+    """The verbs' usage lines and help, from the table (so the text never disagrees)."""
+    lines = ["%lineage — record-level lineage of this notebook (lineage_nb)", ""]
+    for name, parser in _parsers()[1].items():
+        usage = " ".join(parser.format_usage().removeprefix("usage: ").split())
+        lines.append(_wrapped(usage.replace(" [-h]", "", 1), len(f"{PROG} {name} ")))
+        lines.append(f"      {TABLE[name].help}")
+        if name == "export":
+            lines += [
+                f"  {PROG} export {'|'.join(SHORT_EXPORT)} PATH [--model MODEL] [--run ID]",
+                "      the short form: this run (or run ID) as a file of that format, or",
+                "      MODEL's table as CSV/Parquet",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+HELP = _help()
+
+
+# -- the magic --------------------------------------------------------------------------------
+def _long_export(tokens: list[str]) -> list[str]:
+    """``FORMAT PATH [--model MODEL] [--run ID]`` (the short form) as the shared verb's options.
+
+    Raises:
+        NoRunError: neither ``--run`` nor ``--model`` and no run is open.
+        _UsageError: bad arguments, or ``--model`` with a format that exports a run.
+    """
+    short = _Parser(prog=f"{PROG} export", add_help=False)
+    short.add_argument("format", choices=SHORT_EXPORT)
+    short.add_argument("path")
+    short.add_argument("--model", default=None)
+    short.add_argument("--run", type=int, default=None)
+    args = short.parse_args(tokens)
+    long = ["export", f"--{args.format}", args.path]
+    if args.model:
+        if args.format not in ("csv", "parquet"):
+            raise _UsageError(f"--model does not apply to {args.format} (it exports a run)")
+        return [*long, "--view", args.model]
+    return [*long, "--run", str(_run(args.run).id)]
+
+
+def _shown(output: Output) -> Any:
+    """Show ``output`` in the notebook: its objects displayed (the cell's value), else its text."""
+    if output.error:
+        raise _UsageError(output.error)
+    if output.value is None and not output.shown:
+        if output.text:
+            print(output.text)
+        return None
     from IPython.display import display
 
-    cls = _model_class(model)
-    record = cls.get(_pk(cls, pk))
-    display(record)  # type: ignore[no-untyped-call]
-    history_df = getattr(record, "history_df", None)
-    return history_df() if callable(history_df) else None
+    for obj in output.shown:
+        display(obj)  # type: ignore[no-untyped-call]
+    return output.value
 
 
-def _export(args: argparse.Namespace) -> None:
-    from .. import export
-
-    path = Path(args.path)
-    if args.format in ("csv", "parquet"):
-        target: Any = _model_class(args.model) if args.model else _run(args.run)
-        write = export.to_csv if args.format == "csv" else export.to_parquet
-        written = write(target, path)
-        print(f"wrote {written}")
-        return
-    if args.model:
-        raise _UsageError(f"--model does not apply to {args.format} (it exports a run)")
-    run = _run(args.run)
-    if args.format == "openlineage":
-        count = export.write_events([run], path)
-        print(f"wrote {count} OpenLineage event(s) of run {run.id} to {path}")
-    else:
-        chosen = export.prov_format(path)  # refuses an unknown suffix before any work
-        written = export.write_prov(export.to_prov(run), path, format=chosen)
-        print(f"wrote the PROV document ({chosen}) of run {run.id} to {written}")
+def _message(error: Exception, verb: str) -> str:
+    """The first line of ``error``, without the verb a shared message starts with."""
+    text = str(error).strip().splitlines()
+    message = text[0] if text else type(error).__name__
+    for prefix in (f"{verb}: ", f"{verb} "):
+        if verb and message.startswith(prefix):
+            message = message[len(prefix) :]
+            break
+    if not isinstance(error, _UsageError | LineageError):
+        message = f"{type(error).__name__}: {message}"
+    return message
 
 
-def lineage_magic(line: str) -> Any:
-    """``%lineage SUBCOMMAND ...``: see :data:`HELP`. Errors print one line, never a traceback."""
-    command = "lineage"
+def lineage_magic(line: str, notebook: Notebook | None = None) -> Any:
+    """``%lineage VERB ...``: see :data:`HELP`. Errors print one line, never a traceback."""
+    verb = ""
     if line.strip() in ("", "-h", "--help", "help"):
         print(HELP)
         return None
     try:
-        args = _parser().parse_args(shlex.split(line))
-        command = f"lineage {args.command}" if args.command else command
+        tokens = shlex.split(line)
+        if tokens[:1] == ["export"] and len(tokens) > 1 and not tokens[1].startswith("-"):
+            verb = "export"
+            tokens = _long_export(tokens[1:])
+        args = _parsers()[0].parse_args(tokens)
+        if args.command is None:
+            raise _UsageError(f"choose a verb: {', '.join(TABLE)}")
+        verb = args.command
         with untracked_reads():  # showing records is not using them
-            return _dispatch(args)
+            return _shown(TABLE[args.command].run(notebook or Notebook(), args))
+    except _HelpShown:
+        return None
     except Exception as error:
-        text = str(error).strip().splitlines()
-        message = text[0] if text else type(error).__name__
-        if not isinstance(error, _UsageError | LineageError):
-            message = f"{type(error).__name__}: {message}"
-        print(f"%{command}: {message}", file=sys.stderr)
+        where = f"%lineage {verb}" if verb else "%lineage"
+        print(f"{where}: {_message(error, verb)}", file=sys.stderr)
         return None
 
 
-def _dispatch(args: argparse.Namespace) -> Any:
-    from .extension import state, track_notebook
+def register(shell: Any, *, state: Callable[[], Any], track_notebook: Callable[..., Any]) -> None:
+    """Register ``%lineage`` on ``shell``, with the extension's ``state`` and ``track_notebook``."""
+    notebook = Notebook(state, track_notebook)
 
-    if args.command in (None, "help"):
-        print(HELP)
-    elif args.command == "status":
-        _status()
-    elif args.command == "runs":
-        return runs_frame(args)
-    elif args.command == "show":
-        return _show(args.model, args.pk)
-    elif args.command == "track":
-        track_notebook(state().shell, notebook=args.notebook, user=args.user)
-    elif args.command == "finish":
-        run = runs.finish(args.status)
-        print(f"run {run.id} {run.status}" if run else "no run is open")
-    elif args.command == "export":
-        _export(args)
-    return None
+    def lineage(line: str) -> Any:
+        return lineage_magic(line, notebook)
 
-
-def runs_frame(args: argparse.Namespace) -> Any:
-    """``%lineage runs``: :func:`ln.runs_df` with the magic's filters."""
-    from ..lineage.graph import runs_df
-
-    return runs_df(transform=args.notebook, user=args.user, status=args.status, limit=args.limit)
-
-
-def register(shell: Any) -> None:
-    """Register ``%lineage`` on ``shell``."""
-    shell.register_magic_function(lineage_magic, magic_kind="line", magic_name="lineage")
+    lineage.__doc__ = lineage_magic.__doc__
+    shell.register_magic_function(lineage, magic_kind="line", magic_name="lineage")

@@ -8,24 +8,19 @@ import pandas as pd
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from ..orm.model import Model
+from ..orm.registry import mapped_classes
 from ..orm.session_scope import run_sync
 from ..render.frames import fast_column, typed_frame, with_lineage_labels
 
 __all__ = ["add_lineage_labels", "statement_frame"]
 
 
-def _class_names() -> dict[str, str]:
-    """Table name → model class name, of every model defined so far."""
-    return {
-        str(getattr(m.local_table, "name", "")): m.class_.__name__ for m in Model.registry.mappers
-    }
-
-
 def add_lineage_labels(frame: pd.DataFrame) -> pd.DataFrame:
     """Add a ``record`` label (``Sample 3``) after ``pk`` and a ``run`` label after ``run_id``
     where the frame has those columns; returns a new frame."""
-    return with_lineage_labels(frame, _class_names())
+    return with_lineage_labels(
+        frame, {table: cls.__name__ for table, cls in mapped_classes().items()}
+    )
 
 
 def statement_frame(statement: Select[Any]) -> pd.DataFrame:

@@ -40,6 +40,7 @@ from ..db import get_database
 from ..errors import ValidationError
 from ..orm.loading import detached
 from ..orm.model import Model
+from ..orm.registry import mapped_classes
 from ..orm.session_scope import run_sync
 from . import _keyset, capture, reads
 from .schema import RecordEvent, Run, RunInput
@@ -349,6 +350,19 @@ def input_versions(
     return sorted(versions.values(), key=lambda v: (v.run_id, v.at, v.table, v.pk))
 
 
+def _frame(rows: Sequence[Sequence[Any]], dtypes: dict[str, Any]) -> pd.DataFrame:
+    """A frame of ``rows`` (tuples of values in the order of ``dtypes``): one column per name of
+    ``dtypes``, of that dtype (``"Int64"``: nullable integers; ``object``: the values as given)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            name: pd.Series([row[index] for row in rows], dtype=dtype)
+            for index, (name, dtype) in enumerate(dtypes.items())
+        }
+    )
+
+
 def inputs_frame(run: Run) -> pd.DataFrame:
     """``run``'s inputs: table, pk, at, read_version, current_version, changed_since."""
     import pandas as pd
@@ -359,16 +373,22 @@ def inputs_frame(run: Run) -> pd.DataFrame:
 
     with reads.untracked_reads():
         versions = run_sync(build)
-    return pd.DataFrame(
+    frame = _frame(
+        [
+            (v.table, v.pk, _utc(v.at), v.read_version, v.current_version, v.changed_since)
+            for v in versions
+        ],
         {
-            "table": pd.Series([v.table for v in versions], dtype="string"),
-            "pk": pd.Series([v.pk for v in versions], dtype="string"),
-            "at": pd.to_datetime(pd.Series([_utc(v.at) for v in versions], dtype=object), utc=True),
-            "read_version": pd.array([v.read_version for v in versions], dtype="Int64"),
-            "current_version": pd.array([v.current_version for v in versions], dtype="Int64"),
-            "changed_since": pd.array([v.changed_since for v in versions], dtype="bool"),
-        }
+            "table": "string",
+            "pk": "string",
+            "at": object,
+            "read_version": "Int64",
+            "current_version": "Int64",
+            "changed_since": "bool",
+        },
     )
+    frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    return frame
 
 
 # -- staleness ---------------------------------------------------------------------------------
@@ -495,25 +515,24 @@ def is_stale(record: Any) -> bool:
 def stale_inputs(record: Any) -> pd.DataFrame:
     """The changed inputs of the run that last wrote ``record``: table, pk, read_version,
     current_version, change."""
-    import pandas as pd
 
     with reads.untracked_reads():
         found = run_sync(lambda s: _stale_inputs(s, record))
-    return pd.DataFrame(
+    return _frame(
+        [(v.table, v.pk, v.read_version, v.current_version, v.what_changed()) for v in found],
         {
-            "table": pd.Series([v.table for v in found], dtype="string"),
-            "pk": pd.Series([v.pk for v in found], dtype="string"),
-            "read_version": pd.array([v.read_version for v in found], dtype="Int64"),
-            "current_version": pd.array([v.current_version for v in found], dtype="Int64"),
-            "change": pd.Series([v.what_changed() for v in found], dtype="string"),
-        }
+            "table": "string",
+            "pk": "string",
+            "read_version": "Int64",
+            "current_version": "Int64",
+            "change": "string",
+        },
     )
 
 
 def stale(model: type | None = None) -> pd.DataFrame:
     """Every stale record (its last writer read an input changed since): table, pk, run_id,
     changed_inputs. ``model`` limits it to one model's records."""
-    import pandas as pd
 
     table = _table_name(model) if model is not None else None
 
@@ -546,13 +565,8 @@ def stale(model: type | None = None) -> pd.DataFrame:
 
     with reads.untracked_reads():
         rows = run_sync(build)
-    return pd.DataFrame(
-        {
-            "table": pd.Series([r[0] for r in rows], dtype="string"),
-            "pk": pd.Series([r[1] for r in rows], dtype="string"),
-            "run_id": pd.array([r[2] for r in rows], dtype="Int64"),
-            "changed_inputs": pd.array([r[3] for r in rows], dtype="Int64"),
-        }
+    return _frame(
+        rows, {"table": "string", "pk": "string", "run_id": "Int64", "changed_inputs": "Int64"}
     )
 
 
@@ -776,9 +790,7 @@ def _tables(session: Session, models: list[type] | None) -> list[Table]:
     if models is not None:
         return [_table_of(m) for m in models]
     known = {
-        cast(Table, m.local_table).name: cast(Table, m.local_table)
-        for m in Model.registry.mappers
-        if issubclass(m.class_, Model)
+        name: _table_of(cls) for name, cls in mapped_classes().items() if issubclass(cls, Model)
     }
     existing = set(inspect(session.get_bind()).get_table_names())
     names = session.execute(select(RecordEvent.table).distinct()).scalars()
@@ -795,7 +807,6 @@ def diff(a: Any, b: Any, *, models: Iterable[type] | None = None) -> pd.DataFram
     ``new``/``old``); columns ``table, pk, action, field, old, new``. ``models`` limits it to
     their tables (default: every table with recorded events). Values are shown as the event log
     stores them (JSON: timestamps as text). Lineage stamp columns are not compared."""
-    import pandas as pd
 
     chosen = None if models is None else list(models)
     for model in chosen or ():
@@ -826,13 +837,14 @@ def diff(a: Any, b: Any, *, models: Iterable[type] | None = None) -> pd.DataFram
 
     with reads.untracked_reads():
         rows = run_sync(build)
-    return pd.DataFrame(
+    return _frame(
+        rows,
         {
-            "table": pd.Series([r[0] for r in rows], dtype="string"),
-            "pk": pd.Series([r[1] for r in rows], dtype="string"),
-            "action": pd.Series([r[2] for r in rows], dtype="string"),
-            "field": pd.Series([r[3] for r in rows], dtype="string"),
-            "old": pd.Series([r[4] for r in rows], dtype=object),
-            "new": pd.Series([r[5] for r in rows], dtype=object),
-        }
+            "table": "string",
+            "pk": "string",
+            "action": "string",
+            "field": "string",
+            "old": object,
+            "new": object,
+        },
     )

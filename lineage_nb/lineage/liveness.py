@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 
 from ..db import Database
+from ..errors import LineageWarning
 from .schema import RecordEvent, Run
 from .state import state_of
 from .types import utcnow
@@ -37,7 +38,6 @@ __all__ = [
     "MISSED_BEATS",
     "STALE_MARGIN",
     "Heartbeat",
-    "LineageWarning",
     "beat",
     "can_beat",
     "event_count",
@@ -48,10 +48,6 @@ __all__ = [
     "process_start",
     "run_gone",
 ]
-
-
-class LineageWarning(UserWarning):
-    """Something lineage_nb did on the user's behalf that they should know about."""
 
 
 def event_count(run_id: int) -> Any:

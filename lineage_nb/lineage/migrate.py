@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib.resources import files
 
 from alembic import command
@@ -27,8 +28,9 @@ def _config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest revision shipped with this version of lineage_nb."""
+    """The newest revision shipped with this version of lineage_nb (read once)."""
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
@@ -40,20 +42,15 @@ def current_revision(connection: Connection) -> str | None:
     return context.get_current_revision()
 
 
-_HEAD: str | None = None
-
-
 def upgrade_schema(db: Database, revision: str = "head") -> None:
     """Create or upgrade the lineage tables in ``db``; data is kept.
 
     Raises:
         ConfigurationError: the database cannot be reached or refuses the schema change.
     """
-    global _HEAD
-    _HEAD = _HEAD or head_revision()
     try:
         with db.engine.connect() as connection:
-            if revision == "head" and current_revision(connection) == _HEAD:
+            if revision == "head" and current_revision(connection) == head_revision():
                 return
         with db.engine.begin() as connection:
             db.lock_schema(connection)  # another process may be upgrading at this moment

@@ -35,7 +35,7 @@ from sqlalchemy import Connection, Table, event, inspect, text, types
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.orm.attributes import instance_state
 
-from ..db import Database
+from ..db import Database, database_of
 from ..orm import signals
 from ..orm.model import Model
 from ..orm.model_cache import per_model
@@ -166,8 +166,8 @@ def _table_of(cls: type) -> str:
 def _reading_run(session: Session) -> ActiveRun | None:
     if _untracked.get():
         return None
-    db = session.info.get("lineage_nb_db")
-    if not isinstance(db, Database) or not db.lineage:
+    db = database_of(session)
+    if db is None or not db.lineage:
         return None
     active = context.get_active()
     return active if active is not None and active.serves(db) else None
@@ -331,9 +331,9 @@ def _rolled_back(session: Session, previous_transaction: SessionTransaction) -> 
 
 def write_pending(session: Session) -> None:
     """Write the waiting reads of this process's runs on ``session``'s database, in its transaction."""
-    db = session.info.get("lineage_nb_db")
+    db = database_of(session)
     for active in context.open_runs():
-        if not isinstance(db, Database) or active.serves(db):
+        if db is None or active.serves(db):
             write_in_session(session, active)
 
 

@@ -25,13 +25,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..db import Database, get_database
-from ..errors import ValidationError
+from ..errors import LineageWarning, ValidationError
 from ..orm.translate import translate
 from . import context, reads
 from .context import ActiveRun
 from .identity import SourceIdentity, environment, notebook_code, script_identity, user_handle
 from .liveness import (
-    LineageWarning,
     can_beat,
     event_count,
     heartbeat_interval,
@@ -206,46 +205,47 @@ def _open_run(
     same transform at the same moment; returns the run and whether its transform is new."""
     for attempt in range(3):
         try:
-            return _insert_run(db, transform, identity, user_id, env)
+            with db.session() as session, session.begin():
+                chosen = transform if isinstance(transform, Transform) else None
+                created = False
+                if identity is not None:
+                    chosen, created = _transform_for(session, identity, user_id)
+                assert chosen is not None
+                run = _new_run(db, chosen.id, user_id, env, identity)
+                session.add(run)
+                session.flush()
+                session.refresh(run)  # load transform and created_by for use after the session
+            return run, created
         except SAIntegrityError:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-def _insert_run(
+def _new_run(
     db: Database,
-    transform: Transform | SourceIdentity | str | os.PathLike[str] | None,
-    identity: SourceIdentity | None,
+    transform_id: int,
     user_id: int,
     env: dict[str, Any],
-) -> tuple[Run, bool]:
-    with db.session() as session, session.begin():
-        chosen = transform if isinstance(transform, Transform) else None
-        created = False
-        if identity is not None:
-            chosen, created = _transform_for(session, identity, user_id)
-        assert chosen is not None
-        run = Run(
-            uid=str(uuid.uuid4()),
-            transform_id=chosen.id,
-            status="started",
-            started_at=utcnow(),
-            created_by_id=user_id,
-            python_version=sys.version.split()[0],
-            environment=env,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            errored_cells=[],
-            process_start=own_process_start(),
-            heartbeat_seconds=heartbeat_interval() if can_beat(db) else None,
-            last_seen_at=utcnow(),
-            source_path=identity.path if identity is not None else None,
-        )
-        session.add(run)
-        session.flush()
-        session.refresh(run)  # load transform and created_by for use after the session
-    return run, created
+    identity: SourceIdentity | None,
+) -> Run:
+    """A ``started`` run of this process (not added to a session yet)."""
+    return Run(
+        uid=str(uuid.uuid4()),
+        transform_id=transform_id,
+        status="started",
+        started_at=utcnow(),
+        created_by_id=user_id,
+        python_version=sys.version.split()[0],
+        environment=env,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        errored_cells=[],
+        process_start=own_process_start(),
+        heartbeat_seconds=heartbeat_interval() if can_beat(db) else None,
+        last_seen_at=utcnow(),
+        source_path=identity.path if identity is not None else None,
+    )
 
 
 @contextmanager

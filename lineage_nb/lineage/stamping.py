@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Table, inspect
 from sqlalchemy.orm import Session, UOWTransaction
 from sqlalchemy.orm.attributes import flag_modified, instance_state
 
-from ..db import Database
+from ..db import Database, database_of
 from ..errors import ValidationError
 from ..orm import signals
 from ..orm.model import Model
@@ -42,8 +42,8 @@ _AUTO_COLUMNS = frozenset({"run_id", "created_by_id", "created_at", "updated_at"
 
 
 def _database(session: Session) -> Database | None:
-    db = session.info.get("lineage_nb_db")
-    return db if isinstance(db, Database) and db.lineage else None
+    db = database_of(session)
+    return db if db is not None and db.lineage else None
 
 
 def resolver_for(db: Database) -> Resolver:

@@ -47,34 +47,27 @@ def _field_keys(model: type, frame: pd.DataFrame, refused: frozenset[str]) -> li
     known = [attr.key for attr in mapper.column_attrs]
     names = [str(c) for c in frame.columns]
     for position, name in enumerate(names):
+        problem = None
         if name in names[:position]:
-            raise ValidationError(
-                {name: ["appears twice in the DataFrame's columns."]},
-                model=model.__name__,
-                field=name,
-                value=name,
-                hint="Drop or rename one of the two columns.",
+            problem = (
+                "appears twice in the DataFrame's columns.",
+                "Drop or rename one of the two columns.",
             )
-        if name in refused:
-            raise ValidationError(
-                {
-                    name: [
-                        "is filled in by lineage_nb when the row is written; it cannot come "
-                        "from the DataFrame."
-                    ]
-                },
-                model=model.__name__,
-                field=name,
-                value=name,
-                hint=f"Drop it first: frame.drop(columns=[{name!r}]).",
+        elif name in refused:
+            problem = (
+                "is filled in by lineage_nb when the row is written; it cannot come from the "
+                "DataFrame.",
+                f"Drop it first: frame.drop(columns=[{name!r}]).",
             )
-        if name not in known:
+        elif name not in known:
+            problem = (
+                f"is not a field of {model.__name__}. Known fields: {', '.join(known)}.",
+                "Rename the column to a field name, or drop it.",
+            )
+        if problem is not None:
+            message, hint = problem
             raise ValidationError(
-                {name: [f"is not a field of {model.__name__}. Known fields: {', '.join(known)}."]},
-                model=model.__name__,
-                field=name,
-                value=name,
-                hint="Rename the column to a field name, or drop it.",
+                {name: [message]}, model=model.__name__, field=name, value=name, hint=hint
             )
     return names
 

@@ -7,11 +7,10 @@ the walk, never the number of rows.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Integer, Select, Table, Uuid, and_, delete, func, insert, inspect, select
+from sqlalchemy import Integer, Select, Table, and_, delete, func, insert, inspect, select
 from sqlalchemy.orm import (
     Mapper,
     RelationshipProperty,
@@ -26,6 +25,7 @@ from sqlalchemy.orm.strategy_options import _AbstractLoad
 
 from ..errors import NotFound, ValidationError
 from . import frame_rows, signals, validation
+from .keys import pk_values
 from .session_scope import session_database
 
 __all__ = [
@@ -44,64 +44,18 @@ __all__ = [
 T = TypeVar("T")
 
 
-def _pk_values(model: type, pk: Any) -> tuple[Any, ...]:
-    """The key values of ``pk``, each as its column takes it (a UUID given as text is parsed).
-
-    ``pk`` is one value, a tuple/list with one value per key column in order, or a dict keyed by
-    the key attributes' names.
-
-    Raises:
-        ValidationError: ``pk`` does not fit the model's primary key.
-    """
-    mapper: Mapper[Any] = inspect(model)
-    names = [mapper.get_property_by_column(column).key for column in mapper.primary_key]
-    if isinstance(pk, dict):
-        values = tuple(pk[name] for name in names) if set(pk) == set(names) else None
-    else:
-        values = tuple(pk) if isinstance(pk, (tuple, list)) else (pk,)
-    if values is None or len(values) != len(names):
-        raise ValidationError(
-            {"pk": [f"{pk!r} does not fit the primary key {tuple(names)} of {model.__name__}."]},
-            model=model.__name__,
-            field="pk",
-            value=pk,
-            hint=f"Pass {'one value' if len(names) == 1 else 'a tuple with one value per key column'}"
-            f" ({', '.join(names)}), or a dict keyed by those names.",
-        )
-    return tuple(
-        _key_value(model, column, value)
-        for column, value in zip(mapper.primary_key, values, strict=True)
-    )
-
-
-def _key_value(model: type, column: Any, value: Any) -> Any:
-    column_type = getattr(column.type, "impl_instance", column.type)
-    if isinstance(column_type, Uuid) and column_type.as_uuid and isinstance(value, str):
-        try:
-            return uuid.UUID(value)
-        except ValueError:
-            raise ValidationError(
-                {column.key: [f"{value!r} is not a UUID."]},
-                model=model.__name__,
-                field=column.key,
-                value=value,
-                hint="Pass a uuid.UUID or its text, e.g. '12345678-1234-5678-1234-567812345678'.",
-            ) from None
-    return value
-
-
 def select_by_pk(model: type, pk: Any, keys: Sequence[str]) -> Select[Any]:
     """``SELECT <keys> FROM model WHERE pk = :pk`` with bound values."""
     mapper: Mapper[Any] = inspect(model)
     condition = and_(
-        *(col == val for col, val in zip(mapper.primary_key, _pk_values(model, pk), strict=True))
+        *(col == val for col, val in zip(mapper.primary_key, pk_values(model, pk), strict=True))
     )
     return select(*(getattr(model, k) for k in keys)).where(condition)
 
 
 def get(session: Session, model: type[T], pk: Any) -> T:
     """The record with primary key ``pk``; raises :class:`NotFound`."""
-    values = _pk_values(model, pk)
+    values = pk_values(model, pk)
     record = None
     if None not in values:  # no stored row has a NULL key
         record = session.get(model, values[0] if len(values) == 1 else values)

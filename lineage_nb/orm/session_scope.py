@@ -23,6 +23,7 @@ from ..db import (
     Database,
     ambient_scope,
     ambient_session,
+    database_of,
     get_database,
 )
 from ..errors import OperationalError, UsageError
@@ -35,8 +36,7 @@ T = TypeVar("T")
 
 def session_database(session: Session) -> Database:
     """The :class:`Database` a lineage_nb session belongs to (the default one for foreign sessions)."""
-    db = session.info.get("lineage_nb_db")
-    return db if isinstance(db, Database) else get_database()
+    return database_of(session) or get_database()
 
 
 _Snapshot = list[tuple[Any, dict[str, tuple[Any, Any]]]]
@@ -204,6 +204,42 @@ def _joined(fn: Callable[[Session], T]) -> Callable[[Session], T]:
     return run
 
 
+_S = TypeVar("_S", Session, AsyncSession)
+
+#: What a call of the other kind inside an ``atomic()`` block is told: (message, hint), by the
+#: kind of session the call needs.
+_WRONG_BLOCK = {
+    Session: (
+        "A sync method was called inside `async with ln.atomic()`.",
+        "Use the a-prefixed twin (e.g. `await record.asave()`).",
+    ),
+    AsyncSession: (
+        "An async method was called inside a sync `with ln.atomic()` block.",
+        "Call the sync method, or use `async with ln.atomic()`.",
+    ),
+}
+
+
+def _ambient_of(kind: type[_S]) -> _S | None:
+    """The ambient session, None outside ``atomic()``; a block of the other kind is refused."""
+    outer = ambient_session()
+    if outer is None or isinstance(outer, kind):
+        return outer
+    message, hint = _WRONG_BLOCK[kind]
+    raise UsageError(message, hint=hint)
+
+
+def _retry_delay(error: OperationalError, attempt: int, started: float) -> float:
+    """Seconds to wait before running a unit of work again after ``error`` ended try ``attempt``;
+    ``error`` itself when the backend did not ask for a retry, giving up after the last try."""
+    cause = error.__cause__
+    if cause is None or not is_retryable(cause):
+        raise error
+    if attempt + 1 == RETRY_ATTEMPTS:
+        raise _gave_up(cause, RETRY_ATTEMPTS, started) from cause
+    return _delay(attempt)
+
+
 def run_sync(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -> T:
     """Run ``fn`` in the ambient sync session, or in a new committed transaction.
 
@@ -211,12 +247,7 @@ def run_sync(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -> T:
     serialization failure, deadlock) is rolled back and run again, at most
     ``RETRY_ATTEMPTS`` times with backoff; then :class:`OperationalError` says so.
     """
-    outer = ambient_session()
-    if isinstance(outer, AsyncSession):
-        raise UsageError(
-            "A sync method was called inside `async with ln.atomic()`.",
-            hint="Use the a-prefixed twin (e.g. `await record.asave()`).",
-        )
+    outer = _ambient_of(Session)
     if outer is not None:
         with _guarded(instances, restore=False):
             return fn(outer)
@@ -231,23 +262,13 @@ def run_sync(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -> T:
                     _commit_or_say_unknown(transaction.commit, db.dialect)
                 return result
         except OperationalError as error:
-            cause = error.__cause__
-            if cause is None or not is_retryable(cause):
-                raise
-            if attempt + 1 == RETRY_ATTEMPTS:
-                raise _gave_up(cause, RETRY_ATTEMPTS, started) from cause
-            time.sleep(_delay(attempt))
+            time.sleep(_retry_delay(error, attempt, started))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def run_async(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -> T:
     """Run ``fn`` through ``AsyncSession.run_sync`` on the async driver; same semantics."""
-    outer = ambient_session()
-    if isinstance(outer, Session):
-        raise UsageError(
-            "An async method was called inside a sync `with ln.atomic()` block.",
-            hint="Call the sync method, or use `async with ln.atomic()`.",
-        )
+    outer = _ambient_of(AsyncSession)
     if outer is not None:
         with _guarded(instances, restore=False):
             return await outer.run_sync(_joined(fn))
@@ -263,10 +284,5 @@ async def run_async(fn: Callable[[Session], T], instances: Sequence[Any] = ()) -
                         await _acommit_or_say_unknown(transaction.commit, db.dialect)
                     return result
         except OperationalError as error:
-            cause = error.__cause__
-            if cause is None or not is_retryable(cause):
-                raise
-            if attempt + 1 == RETRY_ATTEMPTS:
-                raise _gave_up(cause, RETRY_ATTEMPTS, started) from cause
-            await asyncio.sleep(_delay(attempt))
+            await asyncio.sleep(_retry_delay(error, attempt, started))
     raise AssertionError("unreachable")  # pragma: no cover

@@ -159,64 +159,50 @@ def _operational(error: BaseException, message: str) -> OperationalError | None:
     return None
 
 
+#: What each refused write says; ``{value}`` is the value's short repr, ``{first}`` the database's
+#: first line.
+_REFUSED = {
+    "unique": "{model}.{field}: {value} is already taken (unique). Choose another value or update "
+    "the existing record.",
+    "foreign key": "{model}.{field}: no related row for {value} (foreign key). Save the related "
+    "record first or use an existing id.",
+    "not null": "{model}.{field}: cannot be null. Give it a value.",
+    "referenced": "{model} {value} is still referenced by other rows ({first}). Delete or re-point "
+    "those first.",
+}
+
+
+def _refused(
+    kind: str, found: tuple[str | None, str | None, Any], first: str = ""
+) -> IntegrityError:
+    """The error for a write refused as ``kind`` (a key of :data:`_REFUSED`) about ``found``:
+    (model, field, value); a NULL field's error carries no value."""
+    model, field, value = found
+    message = _REFUSED[kind].format(model=model, field=field, value=short_repr(value), first=first)
+    if kind == "not null":
+        return IntegrityError(message, model=model, field=field)
+    return IntegrityError(message, model=model, field=field, value=value)
+
+
 def _integrity(message: str, instances: Sequence[Any]) -> IntegrityError:
     first = message.splitlines()[0]
     if match := _SQLITE_UNIQUE.search(message):
         column = match.group(1).split(",")[0].strip().split(".")[-1]
-        model, field, value = _field_of(instances, column)
-        return IntegrityError(
-            f"{model}.{field}: {short_repr(value)} is already taken (unique). "
-            "Choose another value or update the existing record.",
-            model=model,
-            field=field,
-            value=value,
-        )
+        return _refused("unique", _field_of(instances, column))
     if match := _SQLITE_NOT_NULL.search(message):
-        column = match.group(1).split(".")[-1]
-        model, field, value = _field_of(instances, column)
-        return IntegrityError(
-            f"{model}.{field}: cannot be null. Give it a value.", model=model, field=field
-        )
+        return _refused("not null", _field_of(instances, match.group(1).split(".")[-1]))
     if "FOREIGN KEY constraint failed" in message:
-        model, field, value = _foreign_key_culprit(instances)
-        return IntegrityError(
-            f"{model}.{field}: no related row for {short_repr(value)} (foreign key). "
-            "Save the related record first or use an existing id.",
-            model=model,
-            field=field,
-            value=value,
-        )
+        return _refused("foreign key", _foreign_key_culprit(instances))
     if match := _PG_KEY.search(message):
         column = match.group(1).split(",")[0].strip()
         model, field, value = _field_of(instances, column)
-        shown = value if value is not None else match.group(2)
+        shown = (model, field, value if value is not None else match.group(2))
         if "is not present in table" in message:
-            return IntegrityError(
-                f"{model}.{field}: no related row for {short_repr(shown)} (foreign key). "
-                "Save the related record first or use an existing id.",
-                model=model,
-                field=field,
-                value=shown,
-            )
+            return _refused("foreign key", shown)
         if "is still referenced" in message:
-            return IntegrityError(
-                f"{model} {short_repr(shown)} is still referenced by other rows ({first}). "
-                "Delete or re-point those first.",
-                model=model,
-                field=field,
-                value=shown,
-            )
-        return IntegrityError(
-            f"{model}.{field}: {short_repr(shown)} is already taken (unique). "
-            "Choose another value or update the existing record.",
-            model=model,
-            field=field,
-            value=shown,
-        )
+            return _refused("referenced", shown, first)
+        return _refused("unique", shown)
     if match := _PG_NOT_NULL.search(message):
-        model, field, _ = _field_of(instances, match.group(1))
-        return IntegrityError(
-            f"{model}.{field}: cannot be null. Give it a value.", model=model, field=field
-        )
+        return _refused("not null", _field_of(instances, match.group(1)))
     model = type(instances[0]).__name__ if instances else None
     return IntegrityError(f"{model or 'The database'} refused the write: {first}", model=model)

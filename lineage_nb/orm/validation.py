@@ -73,9 +73,14 @@ def _type_name(value: Any) -> str:
     return f"{type(value).__name__} {_shown(value)}"
 
 
-def _nanoseconds_problem(value: Any, attribute: str) -> str | None:
-    """Why a pandas ``Timestamp``/``Timedelta`` cannot be stored: nanoseconds (dropped else)."""
-    nanoseconds = getattr(value, attribute, 0)
+def _time_problem(value: Any, kind: type, nanosecond_attribute: str) -> str | None:
+    """Why ``value`` is no ``kind`` (``datetime``, ``timedelta``) the database can store: another
+    type, or a pandas ``Timestamp``/``Timedelta`` with nanoseconds (dropped else)."""
+    if not isinstance(value, kind):
+        return f"expected {kind.__name__}, got {_type_name(value)}."
+    if type(value) is kind:  # only a pandas subclass may carry nanoseconds
+        return None
+    nanoseconds = getattr(value, nanosecond_attribute, 0)
     if not nanoseconds:
         return None
     return (
@@ -371,12 +376,9 @@ def _check_instance(kinds: tuple[type, ...], label: str, exclude: tuple[type, ..
 
 def _check_datetime(timezone: bool) -> Check:
     def check(value: Any) -> str | None:
-        if not isinstance(value, dt.datetime):
-            return f"expected datetime, got {_type_name(value)}."
-        if type(value) is not dt.datetime:  # a pandas Timestamp may carry nanoseconds
-            problem = _nanoseconds_problem(value, "nanosecond")
-            if problem is not None:
-                return problem
+        problem = _time_problem(value, dt.datetime, "nanosecond")
+        if problem is not None:
+            return problem
         aware = value.tzinfo is not None and value.utcoffset() is not None
         if timezone and not aware:
             return (
@@ -412,12 +414,9 @@ def _check_interval(dialect: str) -> Check:
     sqlite = dialect == "sqlite"
 
     def check(value: Any) -> str | None:
-        if not isinstance(value, dt.timedelta):
-            return f"expected timedelta, got {_type_name(value)}."
-        if type(value) is not dt.timedelta:  # a pandas Timedelta may carry nanoseconds
-            problem = _nanoseconds_problem(value, "nanoseconds")
-            if problem is not None:
-                return problem
+        problem = _time_problem(value, dt.timedelta, "nanoseconds")
+        if problem is not None:
+            return problem
         if sqlite and not _SQLITE_INTERVAL_MIN <= value <= _SQLITE_INTERVAL_MAX:
             return (
                 f"{short_repr(value)} ({value}) is too long for an Interval on SQLite, which "

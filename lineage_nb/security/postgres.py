@@ -267,13 +267,15 @@ WHERE t.tgrelid = target AND NOT t.tgisinternal
 LIMIT 1 $$;
 """
 
-_EVENT_TRIGGERS = r"""
+#: SQL: whether the current role is a superuser (lineage_nb's event triggers let superusers be).
+_BY_SUPERUSER = "(SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user)"
+
+_ON_CREATE_TABLE = rf"""
 CREATE OR REPLACE FUNCTION public.lineage_nb_on_create_table() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     created record;
-    by_superuser boolean := (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r
-                             WHERE r.rolname = current_user);
+    by_superuser boolean := {_BY_SUPERUSER};
 BEGIN
     FOR created IN
         SELECT DISTINCT c.oid, c.relname FROM pg_catalog.pg_event_trigger_ddl_commands() AS d
@@ -286,14 +288,37 @@ BEGIN
                                                 public.lineage_nb_team());
     END LOOP;
 END $$;
+"""  # noqa: S608 (constant DDL: only the constant _BY_SUPERUSER is spliced in)
 
-CREATE OR REPLACE FUNCTION public.lineage_nb_guard_triggers() RETURNS event_trigger
+
+def _guard(function: str, find_problem: str, refused: str, cannot_be: str) -> str:
+    """An event trigger function that refuses members' DDL touching lineage_nb's triggers.
+
+    ``find_problem`` selects ``INTO problem`` what is wrong (nothing found: allowed); the refusal
+    (42501) reads "<refused> refused: ... cannot be <cannot_be> by members", ``%s`` in
+    ``refused`` standing for the problem. Superusers are not checked.
+    """
+    return rf"""
+CREATE OR REPLACE FUNCTION public.{function}() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE problem text;
 BEGIN
-    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user) THEN
+    IF {_BY_SUPERUSER} THEN
         RETURN;
     END IF;
+    {find_problem.strip()}
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '42501',
+            MESSAGE = pg_catalog.format('{refused} refused: lineage_nb''s triggers record every '
+                                        'write and cannot be {cannot_be} by members', problem);
+    END IF;
+END $$;
+"""
+
+
+_GUARD_TRIGGERS = _guard(
+    "lineage_nb_guard_triggers",
+    """
     SELECT public.lineage_nb_trigger_problem(x.rel) INTO problem FROM (
         SELECT d.objid AS rel FROM pg_catalog.pg_event_trigger_ddl_commands() AS d
         WHERE d.object_type = 'table'
@@ -301,45 +326,52 @@ BEGIN
         SELECT t.tgrelid FROM pg_catalog.pg_event_trigger_ddl_commands() AS d
         JOIN pg_catalog.pg_trigger AS t ON t.oid = d.objid WHERE d.object_type = 'trigger'
     ) AS x WHERE public.lineage_nb_trigger_problem(x.rel) IS NOT NULL LIMIT 1;
-    IF problem IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = '42501',
-            MESSAGE = pg_catalog.format('%s refused: lineage_nb''s triggers record every write and '
-                                        'cannot be disabled, renamed or redefined by members',
-                                        problem);
-    END IF;
-END $$;
+    """,
+    "%s",
+    "disabled, renamed or redefined",
+)
 
-CREATE OR REPLACE FUNCTION public.lineage_nb_guard_drops() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE dropped text;
-BEGIN
-    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user) THEN
-        RETURN;
-    END IF;
-    SELECT d.object_identity INTO dropped FROM pg_catalog.pg_event_trigger_dropped_objects() AS d
+_GUARD_DROPS = _guard(
+    "lineage_nb_guard_drops",
+    r"""
+    SELECT d.object_identity INTO problem FROM pg_catalog.pg_event_trigger_dropped_objects() AS d
     WHERE d.object_type = 'trigger' AND d.original AND d.object_identity LIKE 'lineage\_nb\_%'
     LIMIT 1;
-    IF dropped IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = '42501',
-            MESSAGE = pg_catalog.format('DROP TRIGGER %s refused: lineage_nb''s triggers record '
-                                        'every write and cannot be dropped by members', dropped);
-    END IF;
-END $$;
+    """,
+    "DROP TRIGGER %s",
+    "dropped",
+)
 
-DROP EVENT TRIGGER IF EXISTS lineage_nb_new_tables;
-CREATE EVENT TRIGGER lineage_nb_new_tables ON ddl_command_end
-WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
-EXECUTE FUNCTION public.lineage_nb_on_create_table();
+#: lineage_nb's event triggers: (name, event, the command tags it fires on (None: every one),
+#: the function it runs).
+_EVENT_TRIGGER_LIST = (
+    (
+        "lineage_nb_new_tables",
+        "ddl_command_end",
+        "'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO'",
+        "lineage_nb_on_create_table",
+    ),
+    (
+        "lineage_nb_guard_triggers",
+        "ddl_command_end",
+        "'ALTER TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER'",
+        "lineage_nb_guard_triggers",
+    ),
+    ("lineage_nb_guard_drops", "sql_drop", None, "lineage_nb_guard_drops"),
+)
 
-DROP EVENT TRIGGER IF EXISTS lineage_nb_guard_triggers;
-CREATE EVENT TRIGGER lineage_nb_guard_triggers ON ddl_command_end
-WHEN TAG IN ('ALTER TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
-EXECUTE FUNCTION public.lineage_nb_guard_triggers();
-
-DROP EVENT TRIGGER IF EXISTS lineage_nb_guard_drops;
-CREATE EVENT TRIGGER lineage_nb_guard_drops ON sql_drop
-EXECUTE FUNCTION public.lineage_nb_guard_drops();
-"""
+_EVENT_TRIGGERS = (
+    _ON_CREATE_TABLE
+    + _GUARD_TRIGGERS
+    + _GUARD_DROPS
+    + "".join(
+        "\n"
+        + f"DROP EVENT TRIGGER IF EXISTS {name};\nCREATE EVENT TRIGGER {name} ON {event}\n"
+        + ("" if tags is None else f"WHEN TAG IN ({tags})\n")
+        + f"EXECUTE FUNCTION public.{function}();\n"
+        for name, event, tags, function in _EVENT_TRIGGER_LIST
+    )
+)
 
 #: BEFORE INSERT OR UPDATE stamp triggers on lineage_nb's own tables: (table, stamped columns).
 _LINEAGE_TRIGGERS = {
@@ -347,30 +379,34 @@ _LINEAGE_TRIGGERS = {
     "lineage_run": ("created_by_id",),
 }
 
-_RUN_POLICIES = r"""
-ALTER TABLE public.lineage_run ENABLE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS lineage_nb_read ON public.lineage_run;
-DROP POLICY IF EXISTS lineage_nb_insert_own ON public.lineage_run;
-DROP POLICY IF EXISTS lineage_nb_update_own ON public.lineage_run;
-CREATE POLICY lineage_nb_read ON public.lineage_run FOR SELECT USING (true);
-CREATE POLICY lineage_nb_insert_own ON public.lineage_run FOR INSERT
-    WITH CHECK (created_by_id OPERATOR(pg_catalog.=) public.lineage_nb_user_id());
-CREATE POLICY lineage_nb_update_own ON public.lineage_run FOR UPDATE
-    USING (created_by_id OPERATOR(pg_catalog.=) public.lineage_nb_me()
-           AND status OPERATOR(pg_catalog.=) 'started')
-    WITH CHECK (created_by_id OPERATOR(pg_catalog.=) public.lineage_nb_me());
 
-ALTER TABLE public.lineage_user ENABLE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS lineage_nb_read ON public.lineage_user;
-DROP POLICY IF EXISTS lineage_nb_insert_self ON public.lineage_user;
-DROP POLICY IF EXISTS lineage_nb_update_self ON public.lineage_user;
-CREATE POLICY lineage_nb_read ON public.lineage_user FOR SELECT USING (true);
-CREATE POLICY lineage_nb_insert_self ON public.lineage_user FOR INSERT
-    WITH CHECK (handle OPERATOR(pg_catalog.=) session_user::text);
-CREATE POLICY lineage_nb_update_self ON public.lineage_user FOR UPDATE
-    USING (handle OPERATOR(pg_catalog.=) session_user::text)
-    WITH CHECK (handle OPERATOR(pg_catalog.=) session_user::text);
+def _row_security(table: str, own: str, insert_check: str, update: str, update_check: str) -> str:
+    """Row-level security on ``public.<table>``: members read every row, insert rows passing
+    ``insert_check`` and update the rows ``update`` selects into rows passing ``update_check``
+    (policies ``lineage_nb_read``, ``lineage_nb_insert_<own>`` and ``lineage_nb_update_<own>``)."""
+    return f"""
+ALTER TABLE public.{table} ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS lineage_nb_read ON public.{table};
+DROP POLICY IF EXISTS lineage_nb_insert_{own} ON public.{table};
+DROP POLICY IF EXISTS lineage_nb_update_{own} ON public.{table};
+CREATE POLICY lineage_nb_read ON public.{table} FOR SELECT USING (true);
+CREATE POLICY lineage_nb_insert_{own} ON public.{table} FOR INSERT
+    WITH CHECK ({insert_check});
+CREATE POLICY lineage_nb_update_{own} ON public.{table} FOR UPDATE
+    USING ({update})
+    WITH CHECK ({update_check});
 """
+
+
+_BY_ME = "created_by_id OPERATOR(pg_catalog.=) public.lineage_nb_me()"
+_IS_LOGIN = "handle OPERATOR(pg_catalog.=) session_user::text"
+_RUN_POLICIES = _row_security(
+    "lineage_run",
+    "own",
+    "created_by_id OPERATOR(pg_catalog.=) public.lineage_nb_user_id()",
+    f"{_BY_ME} AND status OPERATOR(pg_catalog.=) 'started'",
+    _BY_ME,
+) + _row_security("lineage_user", "self", _IS_LOGIN, _IS_LOGIN, _IS_LOGIN)
 
 
 @dataclass

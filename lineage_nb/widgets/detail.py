@@ -22,6 +22,8 @@ from sqlalchemy import inspect, select
 
 from ..lineage.labels import readable
 from ..lineage.reads import untracked_reads
+from ..orm.keys import value_from_text
+from ..orm.registry import LABEL_FIELDS, mapped_classes
 from ..orm.session_scope import run_sync
 from ..render.picture import LineagePicture, node_id
 from ..views.html import format_value, lineage_line
@@ -49,24 +51,10 @@ def title_of(obj: Any) -> str:
         return f"{obj.label} · {transform.label}"
     if isinstance(getattr(type(obj), "label", None), property):
         return f"{type(obj).__name__} {obj.label}"
-    for name in ("name", "label", "title", "handle", "key"):
+    for name in LABEL_FIELDS:
         if isinstance(state.dict.get(name), str):
             return f"{type(obj).__name__} {state.identity[0]}: {state.dict[name]}"
     return f"{type(obj).__name__} {', '.join(str(v) for v in state.identity or ())}"
-
-
-def _classes() -> dict[str, type]:
-    from ..model import Model
-
-    return {str(getattr(m.local_table, "name", "")): m.class_ for m in Model.registry.mappers}
-
-
-def _key_value(cls: type, text: str) -> Any:
-    column: Any = inspect(cls).primary_key[0]
-    try:
-        return column.type.python_type(text)
-    except (NotImplementedError, TypeError, ValueError):
-        return text
 
 
 def _when(value: Any) -> str:
@@ -159,11 +147,11 @@ class Detail:
         cls = classes.get(table)
         if cls is None or len(inspect(cls).primary_key) != 1 or not hasattr(cls, "get"):
             return None
-        return self._target(cls, _key_value(cls, pk))
+        return self._target(cls, value_from_text(inspect(cls).primary_key[0], pk, strict=False))
 
     def _build(self, record: Any) -> dict[str, Any]:
         self.targets = []
-        classes = _classes()
+        classes = mapped_classes()
         kind = self._kind(record)
         detail: dict[str, Any] = {
             "title": title_of(record),

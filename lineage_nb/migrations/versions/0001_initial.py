@@ -1,7 +1,5 @@
 """Users, transforms, runs, record events and run inputs.
 
-Revision ID: 0001
-Revises:
 Create Date: 2026-11-23
 """
 
@@ -14,8 +12,6 @@ from lineage_nb.lineage.types import BigIntegerPK, UTCDateTime
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

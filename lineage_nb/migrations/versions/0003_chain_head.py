@@ -3,8 +3,6 @@
 Writers take the head from the run's row (one statement chains an event on PostgreSQL), and
 ``verify`` can tell when a run's last events were deleted.
 
-Revision ID: 0003
-Revises: 0002
 Create Date: 2026-11-24
 """
 
@@ -13,15 +11,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from lineage_nb.migrations._ops import add_columns, drop_columns
+
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("lineage_run") as batch:
-        batch.add_column(sa.Column("chain_head", sa.String(64)))
+    add_columns("lineage_run", sa.Column("chain_head", sa.String(64)))
     op.execute(
         "UPDATE lineage_run SET chain_head = (SELECT e.hash FROM lineage_record_event e "
         "WHERE e.run_id = lineage_run.id ORDER BY e.id DESC LIMIT 1)"
@@ -29,5 +26,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("lineage_run") as batch:
-        batch.drop_column("chain_head")
+    drop_columns("lineage_run", "chain_head")

@@ -5,8 +5,6 @@ Record events are written by triggers on the tracked tables (installed by ``conn
 hash chain of Python-written events is succeeded by seals over all events
 (:mod:`lineage_nb.lineage.verify`). Old events and their hashes stay as they are and verify.
 
-Revision ID: 0004
-Revises: 0003
 Create Date: 2026-11-27
 """
 
@@ -17,11 +15,10 @@ from alembic import op
 
 from lineage_nb.lineage.capture import create_functions
 from lineage_nb.lineage.types import UTCDateTime
+from lineage_nb.migrations._ops import BigInteger
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
@@ -33,9 +30,7 @@ def upgrade() -> None:
         "lineage_seal",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("prev_id", sa.Integer, nullable=False),
-        sa.Column(
-            "last_event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("last_event_id", BigInteger, nullable=False),
         sa.Column("count", sa.Integer, nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
         sa.Column("at", UTCDateTime, nullable=False),

@@ -7,8 +7,6 @@ run must be the login's (see :mod:`lineage_nb.security.postgres`). Installed tri
 unchanged. On a team database this migration must be run by the administrator
 (``lineage-nb setup-postgres`` does); it keeps the team versions.
 
-Revision ID: 0005
-Revises: 0004
 Create Date: 2026-11-27
 """
 
@@ -20,8 +18,6 @@ from lineage_nb.lineage.capture import create_functions
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -9,8 +9,6 @@ watermark: their version is the record's newest event at or before their read ti
 one-row-per-record unique constraint goes. Runs get ``event_count``, set when they finish, so
 listing runs does not count their events.
 
-Revision ID: 0006
-Revises: 0005
 Create Date: 2026-11-27
 """
 
@@ -19,12 +17,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from lineage_nb.migrations._ops import BigInteger, add_columns, drop_columns
+
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
-
-BigInteger = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
@@ -36,14 +32,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("watermark", BigInteger, nullable=True))
         batch.add_column(sa.Column("snapshot", sa.Text(), nullable=True))
     op.create_index("ix_lineage_run_input_run_id", "lineage_run_input", ["run_id", "id"])
-    with op.batch_alter_table("lineage_run") as batch:
-        batch.add_column(sa.Column("event_count", BigInteger, nullable=True))
+    add_columns("lineage_run", sa.Column("event_count", BigInteger, nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("lineage_run") as batch:
-        batch.drop_column("event_count")
+    drop_columns("lineage_run", "event_count")
     op.drop_index("ix_lineage_run_input_run_id", "lineage_run_input")
-    with op.batch_alter_table("lineage_run_input") as batch:
-        for name in ("snapshot", "watermark", "count", "keys"):
-            batch.drop_column(name)
+    drop_columns("lineage_run_input", "snapshot", "watermark", "count", "keys")

@@ -1,7 +1,5 @@
 """The code that ran: each executed notebook cell of a run, its source stored once per text.
 
-Revision ID: 0007
-Revises: 0006
 Create Date: 2026-11-27
 """
 
@@ -11,13 +9,10 @@ import sqlalchemy as sa
 from alembic import op
 
 from lineage_nb.lineage.types import UTCDateTime
+from lineage_nb.migrations._ops import BigInteger
 
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
-
-BigInteger = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:

@@ -7,8 +7,6 @@ older version, which never beats, is not judged by its heartbeat); ``source_path
 notebook was when the run ran (it may have been renamed since); ``notebook_id`` is the id kept in
 the notebook's metadata, so a renamed notebook keeps its transform.
 
-Revision ID: 0008
-Revises: 0007
 Create Date: 2026-11-27
 """
 
@@ -17,27 +15,24 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from lineage_nb.migrations._ops import add_columns, drop_columns
+
 revision = "0008"
 down_revision = "0007"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("lineage_run") as batch:
-        batch.add_column(sa.Column("process_start", sa.String(64)))
-        batch.add_column(sa.Column("heartbeat_seconds", sa.Integer()))
-        batch.add_column(sa.Column("source_path", sa.String(1000)))
-    with op.batch_alter_table("lineage_transform") as batch:
-        batch.add_column(sa.Column("notebook_id", sa.String(64)))
+    add_columns(
+        "lineage_run",
+        sa.Column("process_start", sa.String(64)),
+        sa.Column("heartbeat_seconds", sa.Integer()),
+        sa.Column("source_path", sa.String(1000)),
+    )
+    add_columns("lineage_transform", sa.Column("notebook_id", sa.String(64)))
     op.create_index("ix_lineage_transform_notebook_id", "lineage_transform", ["notebook_id"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_lineage_transform_notebook_id", "lineage_transform")
-    with op.batch_alter_table("lineage_transform") as batch:
-        batch.drop_column("notebook_id")
-    with op.batch_alter_table("lineage_run") as batch:
-        batch.drop_column("source_path")
-        batch.drop_column("heartbeat_seconds")
-        batch.drop_column("process_start")
+    drop_columns("lineage_transform", "notebook_id")
+    drop_columns("lineage_run", "source_path", "heartbeat_seconds", "process_start")

@@ -9,8 +9,6 @@ seals the events an older lineage_nb wrote before schema revision 0002 with no h
 (see :func:`lineage_nb.lineage.verify.seal_at_upgrade`). On PostgreSQL it waits for transactions
 writing events to end. The downgrade drops the columns; Merkle seals then no longer verify.
 
-Revision ID: 0009
-Revises: 0008
 Create Date: 2026-11-27
 """
 
@@ -20,23 +18,21 @@ import sqlalchemy as sa
 from alembic import op
 
 from lineage_nb.lineage.verify import seal_at_upgrade
+from lineage_nb.migrations._ops import add_columns, drop_columns
 
 revision = "0009"
 down_revision = "0008"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("lineage_seal") as batch:
-        batch.add_column(sa.Column("format", sa.Integer(), nullable=False, server_default="1"))
-        batch.add_column(sa.Column("root", sa.String(64)))
-        batch.add_column(sa.Column("unchained", sa.Integer(), nullable=False, server_default="0"))
+    add_columns(
+        "lineage_seal",
+        sa.Column("format", sa.Integer(), nullable=False, server_default="1"),
+        sa.Column("root", sa.String(64)),
+        sa.Column("unchained", sa.Integer(), nullable=False, server_default="0"),
+    )
     seal_at_upgrade(op.get_bind())
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("lineage_seal") as batch:
-        batch.drop_column("unchained")
-        batch.drop_column("root")
-        batch.drop_column("format")
+    drop_columns("lineage_seal", "unchained", "root", "format")

@@ -1,7 +1,8 @@
-"""Records and tables for the ``lineage-nb`` command: find, read, show and export them.
+"""Records and tables for the commands: find, read and show them as text a terminal can print.
 
-Works from a shell on any database: MODEL resolves to an ``ln.Model`` subclass when the user's
-models are imported (``--models``), else to a table found by reflection.
+Works on any database: MODEL resolves to an ``ln.Model`` subclass when the user's models are
+imported (``--models``, or a notebook's own), else to a table found by reflection. Text from the
+database is escaped (:func:`printable`): a stored value cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import errors
-from .db import Database
+from ..db import Database
+from ..errors import UsageError
+from ..orm.keys import pk_from_text
+from ..orm.registry import class_by_name, class_by_table
 
 __all__ = [
-    "UsageError",
     "changes_text",
+    "first_line",
     "history_frame",
     "import_models",
     "printable",
@@ -30,14 +33,6 @@ __all__ = [
 #: Terminal control characters: C0 (tab, newline and carriage return included), DEL and C1.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-class UsageError(errors.UsageError):
-    """Bad arguments or an unreachable database: exit code 2, one line on stderr.
-
-    The command line's own (it also covers a database it cannot reach); like every
-    :class:`lineage_nb.errors.UsageError` that reaches ``main()``, it ends with exit code 2.
-    """
 
 
 def first_line(exc: BaseException) -> str:
@@ -57,7 +52,7 @@ def printable(value: Any, *, newlines: bool = False) -> str:
     ESC, BEL, carriage return, tab, the other C0 controls, DEL and the C1 controls become
     ``\\x1b``, ``\\x07``, ``\\r``, ``\\t``, ... so text from the database cannot move the
     cursor, recolour or retitle the terminal, or forge a line. ``newlines=True`` keeps ``\\n``
-    (for text the CLI itself laid out in lines).
+    (for text the command itself laid out in lines).
 
     Examples:
         >>> printable("red\\x1b[31m\\rX\\n")
@@ -87,8 +82,19 @@ def table_text(frame: Any) -> str:
     return str(shown.to_string(index=False, na_rep=""))
 
 
+def changes_text(changes: Any) -> str:
+    """An event's ``changes`` as ``field: old → new`` parts joined by ``; `` (else empty)."""
+    if not isinstance(changes, dict):
+        return ""
+    return "; ".join(f"{field}: {old!r} → {new!r}" for field, (old, new) in changes.items())
+
+
 def import_models(spec: str | None) -> None:
-    """Import the user's models from a module name or a ``.py`` file, if given."""
+    """Import the user's models from a module name or a ``.py`` file, if given.
+
+    Raises:
+        UsageError: the module cannot be imported (the first line of why).
+    """
     if not spec:
         return
     import importlib
@@ -116,17 +122,17 @@ def import_models(spec: str | None) -> None:
 
 
 def resolve_table(db: Database, name: str) -> str:
-    """The table of ``name``: an ``ln.Model`` class name or table name, else a table in ``db``."""
+    """The table of ``name``: an ``ln.Model`` class name or table name, else a table in ``db``.
+
+    Raises:
+        UsageError: no imported model and no table of ``db`` has that name (ignoring case).
+    """
     from sqlalchemy import inspect
 
-    from .orm.model import Model
-
+    cls = class_by_name(name)
+    if cls is not None:
+        return str(inspect(cls).local_table.name)
     wanted = name.lower()
-    for mapper in Model.registry.mappers:
-        cls = mapper.class_
-        table = getattr(cls, "__tablename__", None)
-        if table and wanted in (cls.__name__.lower(), str(table).lower()):
-            return str(table)
     tables = inspect(db.engine).get_table_names()
     for table in tables:
         if table.lower() == wanted:
@@ -135,30 +141,10 @@ def resolve_table(db: Database, name: str) -> str:
     raise UsageError(f"no model or table named {name!r} (tables: {user_tables or 'none'})")
 
 
-def _pk_values(table: Any, pk: str) -> list[tuple[Any, Any]]:
-    columns = list(table.primary_key.columns)
-    parts = pk.split(",") if len(columns) > 1 else [pk]
-    if not columns or len(parts) != len(columns):
-        raise UsageError(
-            f"table {table.name!r} has {len(columns)} primary key column(s); got {pk!r}"
-        )
-    values = []
-    for column, text in zip(columns, parts, strict=True):
-        try:
-            python_type = column.type.python_type
-            value: Any = python_type(text) if python_type in (int, float) else text
-        except (NotImplementedError, ValueError) as exc:
-            if isinstance(exc, ValueError):
-                raise UsageError(f"{table.name}.{column.name}: {text!r} is not valid") from exc
-            value = text
-        values.append((column, value))
-    return values
-
-
 def _mapped_table(name: str) -> Any:
     """The table ``name`` as lineage_nb's schema or an imported ``ln.Model`` declares it."""
-    from .lineage.schema import LineageModel
-    from .orm.model import Model
+    from ..lineage.schema import LineageModel
+    from ..orm.model import Model
 
     for metadata in (LineageModel.metadata, Model.metadata):
         if name in metadata.tables:
@@ -176,7 +162,7 @@ def view_table(db: Database, name: str) -> Any:
     """
     from sqlalchemy import DateTime, MetaData, Table
 
-    from .orm.column_types import UTCDateTime
+    from ..orm.column_types import UTCDateTime
 
     table = Table(name, MetaData(), autoload_with=db.engine)
     mapped = _mapped_table(name)
@@ -194,12 +180,16 @@ def view_table(db: Database, name: str) -> Any:
 
 
 def read_row(db: Database, table_name: str, pk: str) -> dict[str, Any] | None:
-    """The row of ``table_name`` with primary key ``pk`` (text; composite keys joined by ``,``)."""
+    """The row of ``table_name`` with primary key ``pk`` (text; composite keys joined by ``,``).
+
+    Raises:
+        UsageError: ``pk`` does not fit the table's primary key.
+    """
     from sqlalchemy import select
 
     table = view_table(db, table_name)
     statement = select(table)
-    for column, value in _pk_values(table, pk):
+    for column, value in zip(table.primary_key.columns, pk_from_text(table, pk), strict=True):
         statement = statement.where(column == value)
     with db.engine.connect() as connection:
         row = connection.execute(statement).mappings().first()
@@ -210,8 +200,8 @@ def history_frame(table_name: str, pk: str) -> Any:
     """Every event of record (``table_name``, ``pk``), oldest first, with transform and user."""
     from sqlalchemy import select
 
-    from .lineage.frames import statement_frame
-    from .lineage.schema import RecordEvent, Run, Transform, User
+    from ..lineage.frames import statement_frame
+    from ..lineage.schema import RecordEvent, Run, Transform, User
 
     statement = (
         select(
@@ -231,34 +221,32 @@ def history_frame(table_name: str, pk: str) -> Any:
         .where(RecordEvent.table == table_name, RecordEvent.pk == pk)
         .order_by(RecordEvent.id)
     )
-
     return statement_frame(statement)
 
 
-def changes_text(changes: Any) -> str:
-    if not isinstance(changes, dict):
-        return ""
-    return "; ".join(f"{field}: {old!r} → {new!r}" for field, (old, new) in changes.items())
+def _one_key(values: tuple[Any, ...]) -> Any:
+    return values[0] if len(values) == 1 else values
 
 
 def record_object(db: Database, name: str, pk: str) -> Any:
-    """A mapped object for (``name``, ``pk``): the user's model if imported, else automap."""
+    """A mapped object for (``name``, ``pk``): the user's model if imported, else automap.
+
+    Raises:
+        UsageError: no such table, or ``pk`` does not fit its key, or (automap) no such record.
+        lineage_nb.errors.NotFound: the imported model has no record with that key.
+    """
     from sqlalchemy.ext.automap import automap_base
     from sqlalchemy.orm import Session
 
-    from .orm.model import Model
-
     table = resolve_table(db, name)
-    for mapper in Model.registry.mappers:
-        if getattr(mapper.class_, "__tablename__", None) == table:
-            values = [value for _c, value in _pk_values(mapper.local_table, pk)]
-            return mapper.class_.get(values[0] if len(values) == 1 else tuple(values))
+    model: Any = class_by_table(table)
+    if model is not None:
+        return model.get(_one_key(pk_from_text(model, pk)))
     base = automap_base()
     base.prepare(autoload_with=db.engine, reflection_options={"only": [table]})
     cls = getattr(base.classes, table)
-    values = [value for _c, value in _pk_values(cls.__table__, pk)]
     with Session(db.engine) as session:
-        found = session.get(cls, values[0] if len(values) == 1 else tuple(values))
+        found = session.get(cls, _one_key(pk_from_text(cls.__table__, pk)))
     if found is None:
         raise UsageError(f"no {table} record with primary key {pk}")
     return found
