@@ -293,7 +293,7 @@ class Database:
 
     def close(self) -> None:
         """Dispose of the connection pools; later use raises ``ConfigurationError``."""
-        global _default
+        global _default  # noqa: PLW0603 (the process default: see tests/lineage/test_lineage_state.py)
         engines = [self.engine]
         if self._async_engine is not None:
             engines.append(self._async_engine.sync_engine)
@@ -329,7 +329,7 @@ def set_default(db: Database | None) -> None:
 
     ``None`` forgets the default (``get_database()`` then raises until the next connect).
     """
-    global _default
+    global _default  # noqa: PLW0603 (the process default: see tests/lineage/test_lineage_state.py)
     if db is not None:
         db._check_open()
     _default = db

@@ -102,7 +102,7 @@ class Level(enum.Enum):
 
 
 class EveryType(ln.Model):
-    """One nullable column of each SQLAlchemy column type (tests/test_column_roundtrip.py)."""
+    """One nullable column of each SQLAlchemy column type (tests/integration/test_column_roundtrip.py)."""
 
     __tablename__ = "every_type"
 

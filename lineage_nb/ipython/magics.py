@@ -121,8 +121,10 @@ def status(notebook: Context, _args: argparse.Namespace) -> Output:
     else:
         count = len(run.records_df())
         lines += [
-            f"run      : {run.id} of {run.transform.label} ({run.status}), "
-            f"started {run.started_at:%Y-%m-%d %H:%M:%S} UTC",
+            (
+                f"run      : {run.id} of {run.transform.label} ({run.status}), "
+                f"started {run.started_at:%Y-%m-%d %H:%M:%S} UTC"
+            ),
             f"user     : {run.created_by.handle}",
             f"records  : {count} event(s) written by this run",
             f"errored  : cells {run.errored_cells}" if run.errored_cells else "errored  : none",

@@ -621,8 +621,10 @@ def _point(session: Session, when: Any, argument: str = "when") -> _Point:
             raise ValidationError(
                 {
                     argument: [
-                        f"run {when.id} is not a run of this database; pass a run of the "
-                        "connected database or a datetime."
+                        (
+                            f"run {when.id} is not a run of this database; pass a run of the "
+                            "connected database or a datetime."
+                        )
                     ]
                 },
                 field=argument,

@@ -55,8 +55,10 @@ def _field_keys(model: type, frame: pd.DataFrame, refused: frozenset[str]) -> li
             )
         elif name in refused:
             problem = (
-                "is filled in by lineage_nb when the row is written; it cannot come from the "
-                "DataFrame.",
+                (
+                    "is filled in by lineage_nb when the row is written; it cannot come from the "
+                    "DataFrame."
+                ),
                 f"Drop it first: frame.drop(columns=[{name!r}]).",
             )
         elif name not in known:

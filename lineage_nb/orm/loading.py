@@ -283,8 +283,10 @@ def bulk_create(session: Session, model: type, records: list[Any]) -> list[Any]:
             raise ValidationError(
                 {
                     "records": [
-                        f"record #{index} is a {type(item).__name__}, expected "
-                        f"{model.__name__} or dict."
+                        (
+                            f"record #{index} is a {type(item).__name__}, expected "
+                            f"{model.__name__} or dict."
+                        )
                     ]
                 },
                 model=model.__name__,

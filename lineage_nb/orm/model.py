@@ -20,6 +20,7 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from inspect import get_annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import event, exists, inspect, select
@@ -116,8 +117,10 @@ class ActiveRecord:
             raise ValidationError(
                 {
                     "pk": [
-                        f"{type(self).__name__} has a composite key ({', '.join(keys)}): give a "
-                        f"tuple of {len(keys)} values."
+                        (
+                            f"{type(self).__name__} has a composite key ({', '.join(keys)}): give a "
+                            f"tuple of {len(keys)} values."
+                        )
                     ]
                 },
                 model=type(self).__name__,
@@ -396,8 +399,10 @@ class ActiveRecord:
                 raise ValidationError(
                     {
                         name: [
-                            "is not a column of this table (a relation to many records or a "
-                            "view-only one): it cannot be in update_fields."
+                            (
+                                "is not a column of this table (a relation to many records or a "
+                                "view-only one): it cannot be in update_fields."
+                            )
                         ]
                     },
                     model=type(self).__name__,
@@ -729,7 +734,7 @@ def _refuse_owned_names(cls: type) -> None:
     Mapping would otherwise let the model's own column silently replace the mixin's (a user's
     ``run_id`` is not a lineage stamp, and the run it would show is not the writing run).
     """
-    own = set(cls.__dict__) | set(cls.__dict__.get("__annotations__", {}))
+    own = set(cls.__dict__) | set(get_annotations(cls))
     for base in cls.__mro__[1:]:
         clash = sorted(own & set(base.__dict__.get(OWNED_NAMES, ())))
         if clash:

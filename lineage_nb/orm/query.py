@@ -202,8 +202,10 @@ def _check_integer(model: type, name: str, attribute: Any, value: Any) -> None:
             raise ValidationError(
                 {
                     name: [
-                        f"filter value {item} is outside the 64-bit integer range; no stored "
-                        "integer can equal it."
+                        (
+                            f"filter value {item} is outside the 64-bit integer range; no stored "
+                            "integer can equal it."
+                        )
                     ]
                 },
                 model=model.__name__,
@@ -229,8 +231,10 @@ def _check_text(model: type, name: str, value: Any) -> None:
         raise ValidationError(
             {
                 name: [
-                    f"filter value {short_repr(item)} contains {problem}; no stored text can "
-                    "equal it. Fix the text's encoding."
+                    (
+                        f"filter value {short_repr(item)} contains {problem}; no stored text can "
+                        "equal it. Fix the text's encoding."
+                    )
                 ]
             },
             model=model.__name__,

@@ -404,10 +404,11 @@ def _check_datetime(timezone: bool) -> Check:
     return check
 
 
-#: Where SQLAlchemy's Interval counts from on SQLite (it stores 1970-01-01 + the interval).
-_INTERVAL_EPOCH = dt.datetime(1970, 1, 1)
-_SQLITE_INTERVAL_MIN = dt.datetime.min - _INTERVAL_EPOCH
-_SQLITE_INTERVAL_MAX = dt.datetime.max - _INTERVAL_EPOCH
+#: Where SQLAlchemy's Interval counts from on SQLite (it stores 1970-01-01 + the interval, as a
+#: naive datetime: the bounds below are naive on purpose).
+_INTERVAL_EPOCH = dt.datetime(1970, 1, 1)  # noqa: DTZ001
+_SQLITE_INTERVAL_MIN = dt.datetime.min - _INTERVAL_EPOCH  # noqa: DTZ901
+_SQLITE_INTERVAL_MAX = dt.datetime.max - _INTERVAL_EPOCH  # noqa: DTZ901
 
 
 def _check_interval(dialect: str) -> Check:
@@ -790,8 +791,10 @@ def validate_unique(instance: Any, session: Session, exclude: Iterable[str] | No
             shown = ", ".join(f"{k}={short_repr(v)}" for k, v in zip(keys, values, strict=True))
             # one column: that field's error; several: the record's (Django's "__all__")
             errors[keys[0] if len(keys) == 1 else NON_FIELD_ERRORS] = [
-                f"{model.__name__} with {shown} already exists. Choose another value or "
-                "update the existing record."
+                (
+                    f"{model.__name__} with {shown} already exists. Choose another value or "
+                    "update the existing record."
+                )
             ]
     if errors:
         raise ValidationError(errors, model=model.__name__)
@@ -855,6 +858,8 @@ def _check_foreign_key(
     if not session.execute(select(exists().where(condition))).scalar():
         table_name = targets[0].table.name
         errors[keys[0]] = [
-            f"no {table_name} row with {targets[0].name}={short_repr(values[0])}. "
-            f"Save the {table_name} first or use an existing one."
+            (
+                f"no {table_name} row with {targets[0].name}={short_repr(values[0])}. "
+                f"Save the {table_name} first or use an existing one."
+            )
         ]

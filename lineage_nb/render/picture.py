@@ -30,6 +30,7 @@ screen tall; graphs larger than ``max_nodes`` keep the nodes nearest the focus a
 from __future__ import annotations
 
 import html
+import itertools
 import re
 from bisect import bisect_right, insort
 from collections.abc import Callable, Collection, Hashable
@@ -345,7 +346,7 @@ def _crossings(upper: list[Any], lower: list[Any], down: dict[Any, list[Any]]) -
 
 
 def _total_crossings(columns: list[list[Any]], down: dict[Any, list[Any]]) -> int:
-    return sum(_crossings(a, b, down) for a, b in zip(columns, columns[1:], strict=False))
+    return sum(_crossings(a, b, down) for a, b in itertools.pairwise(columns))
 
 
 def _sorted_by_barycenter(
@@ -495,7 +496,7 @@ def _layout(
                 else:
                     targets.append(center[node])
                     weights.append(0.01)
-            gaps = [gap(a, b) for a, b in zip(column, column[1:], strict=False)]
+            gaps = [gap(a, b) for a, b in itertools.pairwise(column)]
             for node, y in zip(column, _placed(targets, weights, gaps), strict=True):
                 center[node] = y
     low = min((center[n] - height(n) / 2 for n in center), default=0.0)
@@ -758,12 +759,16 @@ class LineagePicture:
             for c in colors
         )
         parts = [
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{svg_w:.0f}" height="{svg_h:.0f}" '
-            f'viewBox="0 0 {svg_w:.0f} {svg_h:.0f}" style="max-width:100%;height:auto" '
-            'font-family="system-ui, sans-serif" font-size="12">',
+            (
+                f'<svg xmlns="http://www.w3.org/2000/svg" width="{svg_w:.0f}" height="{svg_h:.0f}" '
+                f'viewBox="0 0 {svg_w:.0f} {svg_h:.0f}" style="max-width:100%;height:auto" '
+                'font-family="system-ui, sans-serif" font-size="12">'
+            ),
             f"<defs>{markers}</defs>",
-            f'<rect width="100%" height="100%" fill="white"/><text x="{PAD}" y="{PAD + 6}" '
-            f'font-size="14" font-weight="bold">{_esc(self.title)}</text>',
+            (
+                f'<rect width="100%" height="100%" fill="white"/><text x="{PAD}" y="{PAD + 6}" '
+                f'font-size="14" font-weight="bold">{_esc(self.title)}</text>'
+            ),
             '<g class="lnb-edges">',
         ]
         for route, points in layout.edges:

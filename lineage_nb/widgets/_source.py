@@ -184,7 +184,9 @@ def _period(column: Column, text: str, whole: str = "") -> tuple[dt.datetime, dt
     parts = [int(p) if p is not None else None for p in match.groups()]
     year, month, day, hour, minute, second = parts
     try:
-        start = dt.datetime(year or 1, month or 1, day or 1, hour or 0, minute or 0, second or 0)
+        start = dt.datetime(  # noqa: DTZ001 (made UTC below where the column is aware)
+            year or 1, month or 1, day or 1, hour or 0, minute or 0, second or 0
+        )
     except ValueError:
         raise _bad(column, whole or text, "a valid date") from None
     if month is None:
@@ -257,7 +259,7 @@ class PagedSource:
             impl = getattr(column_type, "impl_instance", column_type)
             label = labels.get(key)
             if label is not None:
-                extras = [c for c in label.extra]
+                extras = list(label.extra)
                 shown.append(Column(label.name, "label", key, expression, label, extras=extras))
                 continue
             if isinstance(impl, types.Boolean):

@@ -1,6 +1,6 @@
 """Ctrl-C (SIGINT) at random moments of bulk_create, then another writer: never blocked.
 
-Run by tests/test_faults.py in a subprocess (a stray SIGINT must not reach pytest). Prints one
+Run by tests/integration/test_faults.py in a subprocess (a stray SIGINT must not reach pytest). Prints one
 line: ``interrupted N blocked M other K`` (K: exceptions other than KeyboardInterrupt).
 """
 

@@ -45,11 +45,11 @@ __all__ = [
     "TransactionContext",
     "attach",
     "context_of",
+    "current_rows_sql",
     "functions_sql",
     "install",
     "key_renderer",
     "register_sqlite_functions",
-    "current_rows_sql",
     "rows_sql",
     "stamp_columns",
 ]

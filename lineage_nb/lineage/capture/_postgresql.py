@@ -461,19 +461,25 @@ def trigger_sql(spec: TableSpec, schema: str) -> dict[str, tuple[str, list[str]]
     capture = f"{schema}.lineage_nb_capture({', '.join(_literal(a) for a in args)})"
     statements = {
         "lineage_nb_insert": (
-            f"CREATE OR REPLACE TRIGGER lineage_nb_insert AFTER INSERT ON {table} "
-            f"REFERENCING NEW TABLE AS lineage_nb_new FOR EACH STATEMENT EXECUTE FUNCTION {capture}",
+            (
+                f"CREATE OR REPLACE TRIGGER lineage_nb_insert AFTER INSERT ON {table} "
+                f"REFERENCING NEW TABLE AS lineage_nb_new FOR EACH STATEMENT EXECUTE FUNCTION {capture}"
+            ),
             args,
         ),
         "lineage_nb_update": (
-            f"CREATE OR REPLACE TRIGGER lineage_nb_update AFTER UPDATE ON {table} "
-            "REFERENCING OLD TABLE AS lineage_nb_old NEW TABLE AS lineage_nb_new "
-            f"FOR EACH STATEMENT EXECUTE FUNCTION {capture}",
+            (
+                f"CREATE OR REPLACE TRIGGER lineage_nb_update AFTER UPDATE ON {table} "
+                "REFERENCING OLD TABLE AS lineage_nb_old NEW TABLE AS lineage_nb_new "
+                f"FOR EACH STATEMENT EXECUTE FUNCTION {capture}"
+            ),
             args,
         ),
         "lineage_nb_delete": (
-            f"CREATE OR REPLACE TRIGGER lineage_nb_delete AFTER DELETE ON {table} "
-            f"REFERENCING OLD TABLE AS lineage_nb_old FOR EACH STATEMENT EXECUTE FUNCTION {capture}",
+            (
+                f"CREATE OR REPLACE TRIGGER lineage_nb_delete AFTER DELETE ON {table} "
+                f"REFERENCING OLD TABLE AS lineage_nb_old FOR EACH STATEMENT EXECUTE FUNCTION {capture}"
+            ),
             args,
         ),
     }
@@ -484,9 +490,11 @@ def trigger_sql(spec: TableSpec, schema: str) -> dict[str, tuple[str, list[str]]
         else:
             unstamped = f"NEW.run_id IS DISTINCT FROM {schema}.lineage_nb_run()"
         statements["lineage_nb_restamp"] = (
-            f"CREATE OR REPLACE TRIGGER lineage_nb_restamp BEFORE UPDATE ON {table} FOR EACH ROW "
-            f"WHEN ({unstamped}) EXECUTE FUNCTION {schema}.lineage_nb_restamp("
-            f"{_literal(_array(restamped))})",
+            (
+                f"CREATE OR REPLACE TRIGGER lineage_nb_restamp BEFORE UPDATE ON {table} FOR EACH ROW "
+                f"WHEN ({unstamped}) EXECUTE FUNCTION {schema}.lineage_nb_restamp("
+                f"{_literal(_array(restamped))})"
+            ),
             [_array(restamped)],
         )
     return statements

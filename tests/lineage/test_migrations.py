@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paths import ROOT
 from sqlalchemy import inspect, text
 
 import lineage_nb as ln
@@ -20,8 +21,6 @@ from lineage_nb.lineage.migrate import (
     upgrade_schema,
 )
 from lineage_nb.lineage.schema import Seal
-
-ROOT = Path(__file__).parent.parent
 
 
 def test_upgrade_from_first_revision_keeps_data(db_url: str) -> None:

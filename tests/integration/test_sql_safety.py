@@ -19,8 +19,9 @@ import re
 from pathlib import Path
 
 import pytest
+from paths import ROOT
 
-PACKAGE = Path(__file__).resolve().parents[1] / "lineage_nb"
+PACKAGE = ROOT / "lineage_nb"
 
 SQL_START = re.compile(
     r"^\s*(SELECT|INSERT\s+INTO|UPDATE\s+\S+\s+SET|DELETE\s+FROM|PRAGMA|CREATE\s|ALTER\s|DROP\s|"

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from models import Project, Sample
+from paths import TESTS
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,7 @@ from lineage_nb.lineage.verify import verify
 from lineage_nb.orm import session_scope
 from lineage_nb.orm.session_scope import run_sync
 
-WORKERS = Path(__file__).with_name("lineage_workers.py")
+WORKERS = TESTS / "lineage_workers.py"
 PROCESSES, PROCESS_SAVES = 4, 500
 THREADS, THREAD_SAVES = 16, 500
 

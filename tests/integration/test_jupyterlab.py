@@ -30,6 +30,7 @@ from typing import Any
 import nbformat
 import pytest
 import test_browser
+from paths import TESTS
 from test_browser import XSS, Page, _free_port
 
 pytestmark = pytest.mark.browser
@@ -39,7 +40,6 @@ chromium = test_browser.chromium
 page = test_browser.page
 shots = test_browser.shots
 
-TESTS = Path(__file__).resolve().parent
 SAMPLES = 45
 MIN_CONTRAST = 4.5
 START_TIMEOUT = 180.0

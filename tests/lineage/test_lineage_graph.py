@@ -11,10 +11,9 @@ from pathlib import Path
 import networkx as nx
 import pandas as pd
 from models import Project, Sample
+from paths import TESTS
 
 import lineage_nb as ln
-
-TESTS = Path(__file__).parent
 
 PRODUCER = """
 import sys
@@ -87,7 +86,7 @@ def test_inputs_are_recorded_once_per_run(db: ln.Database, run: ln.Run) -> None:
     ln.finish()
     project = Project(name="p").save()
     Sample(name="s", project=project).save()
-    reader = ln.track(TESTS / "test_lineage_graph.py")
+    reader = ln.track(Path(__file__))
     fetched = Project.get(project.id)
     fetched.load()
     fetched.load_all()
@@ -123,7 +122,7 @@ def test_runs_filters(db: ln.Database, tmp_path: Path) -> None:
     script.write_text("pass\n")
     ln.track(script, user="carol")
     ln.finish("errored")
-    ln.track(TESTS / "test_lineage_graph.py")
+    ln.track(Path(__file__))
     assert [r.status for r in ln.runs(user="carol")] == ["errored"]
     assert len(ln.runs(transform="filtered")) == 1
     assert [r.created_by.handle for r in ln.runs(status="started")] == ["tester"]
@@ -143,7 +142,7 @@ def test_run_lineage_graph(db: ln.Database, run: ln.Run) -> None:
 def test_runs_df_reads_the_stored_event_count_of_finished_runs(db: ln.Database) -> None:
     """A finished run's event count is stored at finish; runs_df reads it instead of counting
     the run's events (flat in the size of the event log); a running run is counted live."""
-    run = ln.track(TESTS / "test_lineage_graph.py")
+    run = ln.track(Path(__file__))
     project = Project(name="counted").save()
     project.update(name="counted2")
     assert ln.runs_df().loc[0, "events"] == 2  # running: counted

@@ -25,6 +25,7 @@ from typing import Any
 import comm
 import pytest
 from models import Project, Sample
+from paths import TESTS
 
 import lineage_nb as ln
 
@@ -36,7 +37,6 @@ HTML_MANAGER = "@jupyter-widgets/html-manager@1.0.15"
 REQUIREJS = "requirejs@2.3.7"
 XSS = "<img src=x onerror=alert(1)>"
 LOCAL = ("file://", "data:", "about:", "blob:", "http://127.0.0.1:", "ws://127.0.0.1:")
-TESTS = Path(__file__).resolve().parent
 
 
 def npm_cache() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -274,7 +275,7 @@ def _assert_no_edge_crosses_a_box(svg: str) -> None:
         for box in boxes:
             if box in ends:
                 continue
-            for a, b in zip(line, line[1:], strict=False):
+            for a, b in itertools.pairwise(line):
                 assert not _segment_hits_box(a, b, box), f"edge {line[0]}→{line[-1]} crosses {box}"
 
 
@@ -416,8 +417,8 @@ def test_layout_has_no_avoidable_crossings() -> None:
             for second in lines[i + 1 :]:
                 if {first[0], first[-1]} & {second[0], second[-1]}:
                     continue  # edges of one node may meet at its side
-                for a, b in zip(first, first[1:], strict=False):
-                    for c, d in zip(second, second[1:], strict=False):
+                for a, b in itertools.pairwise(first):
+                    for c, d in itertools.pairwise(second):
                         assert not _segments_cross(a, b, c, d)
 
 

@@ -173,7 +173,7 @@ def test_correction_makes_derived_records_stale(scenario: dict[str, Any]) -> Non
     assert summary.is_stale()
     inputs = summary.stale_inputs()
     assert list(inputs.columns) == ["table", "pk", "read_version", "current_version", "change"]
-    rows = {pk: change for pk, change in zip(inputs["pk"], inputs["change"], strict=True)}
+    rows = dict(zip(inputs["pk"], inputs["change"], strict=True))
     assert rows == {str(samples[1].id): "changed: value", str(samples[2].id): "deleted"}
     versions = {e.pk: e.id for e in ln.RecordEvent.filter(run_id=fix.id).all()}
     assert (
@@ -258,7 +258,7 @@ def test_as_of_bad_input_and_edges(scenario: dict[str, Any], db: ln.Database) ->
         with pytest.raises(ValidationError) as raised:
             Sample.as_of(bad)
         assert "when" in str(raised.value)
-    with pytest.raises(ValidationError, match="^a: expected a datetime or a Run"):
+    with pytest.raises(ValidationError, match=r"^a: expected a datetime or a Run"):
         ln.diff("x", scenario["analysis"])
     other = ln.Run(id=scenario["analysis"].id, uid="not-this-database")
     with pytest.raises(ValidationError, match="not a run of this database"):

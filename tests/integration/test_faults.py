@@ -18,6 +18,7 @@ import pg_server
 import psycopg
 import pytest
 from models import Project, Sample, Specimen
+from paths import FILES, TESTS
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 
@@ -27,7 +28,7 @@ from lineage_nb.errors import ConfigurationError, LineageWarning, OperationalErr
 from lineage_nb.lineage.liveness import mark_dead_runs
 from lineage_nb.lineage.verify import verify
 
-WORKERS = Path(__file__).with_name("lineage_workers.py")
+WORKERS = TESTS / "lineage_workers.py"
 BULK_ROWS = 50_000
 
 
@@ -405,7 +406,7 @@ def test_ctrl_c_during_bulk_create_stays_ctrl_c_and_blocks_no_writer(db_url: str
     trigger's context function as "user-defined function raised exception"), and right after it
     another writer writes (SQLite: no write lock left behind by a half-closed connection;
     PostgreSQL: no pooled connection left mid-command)."""
-    script = Path(__file__).parent / "files" / "interrupt_bulk_create.py"
+    script = FILES / "interrupt_bulk_create.py"
     done = subprocess.run(
         [sys.executable, str(script), db_url, "12", "7"],
         capture_output=True,

@@ -219,10 +219,8 @@ def test_capture_mixed_paths_match_rows(db: ln.Database, project: Project, ops: 
     for op, index, value in ops:
         ids = sorted(s.id for s in Sample.filter().all())
         target = ids[index % len(ids)] if ids else None
-        if (
-            op == "save"
-            or target is None
-            and op in ("update", "core_update", "raw_update", "delete")
+        if op == "save" or (
+            target is None and op in ("update", "core_update", "raw_update", "delete")
         ):
             Sample(name="s", value=value, project_id=project.id).save()
         elif op == "update":

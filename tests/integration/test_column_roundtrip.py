@@ -318,7 +318,7 @@ binaries = st.one_of(
         [b"", b"\x00", b"\x00" * 1000, bytes(range(256)), b"x" * 2_000_000, np.bytes_(b"np")]
     ),
     st.binary(max_size=16).map(bytearray),
-    st.binary(max_size=16).map(lambda b: memoryview(b)),
+    st.binary(max_size=16).map(memoryview),
     st.binary(max_size=16).map(lambda b: memoryview(b)[::2]),  # not contiguous
     st.lists(st.integers(-(2**31), 2**31 - 1), max_size=4).map(
         lambda ints: memoryview(array.array("i", ints))
@@ -740,8 +740,10 @@ FIXED: dict[tuple[str, str], tuple[str, list[tuple[str, Any]]]] = {
         [("double", D("1E+400")), ("double", D("-1E+400")), ("double", D("1E-400"))],
     ),
     ("postgresql", "float_decimal_out_of_range"): (
-        "Float sent a Decimal beyond the float range: raw '... is out of range for type double "
-        "precision'",
+        (
+            "Float sent a Decimal beyond the float range: raw '... is out of range for type double "
+            "precision'"
+        ),
         [("double", D("1E+400")), ("double", D("-1E+400")), ("double", D("1E-400"))],
     ),
     ("sqlite", "float_infinity"): (
@@ -758,8 +760,10 @@ FIXED: dict[tuple[str, str], tuple[str, list[tuple[str, Any]]]] = {
         [("double", D("-NaN")), ("double", D("-sNaN")), ("double", D("sNaN"))],
     ),
     ("postgresql", "numeric_tiny_exponent"): (
-        "Numeric(12, 4): a zero with an exponent below -16383: raw 'value overflows numeric "
-        "format'",
+        (
+            "Numeric(12, 4): a zero with an exponent below -16383: raw 'value overflows numeric "
+            "format'"
+        ),
         [("amount", D("0E-20000")), ("amount", D("-0E-16384"))],
     ),
     ("sqlite", "memoryview_not_contiguous"): (
@@ -801,14 +805,18 @@ FIXED: dict[tuple[str, str], tuple[str, list[tuple[str, Any]]]] = {
         ],
     ),
     ("sqlite", "timetz"): (
-        "Time(timezone=True) on SQLite: aware times were refused, but the message said to "
-        "declare Time(timezone=True) (test_time_zone_refusals_say_what_to_do)",
+        (
+            "Time(timezone=True) on SQLite: aware times were refused, but the message said to "
+            "declare Time(timezone=True) (test_time_zone_refusals_say_what_to_do)"
+        ),
         [("aware_time", dt.time(1, tzinfo=UTC)), ("aware_time", dt.time(1, tzinfo=NEW_YORK))],
     ),
     ("postgresql", "timetz"): (
-        "Time(timezone=True) on PostgreSQL: a naive time read back aware; a ZoneInfo time: raw "
-        "'cannot calculate the offset'; an offset beyond 15:59:59: raw 'time zone displacement "
-        "out of range'; a sub-second offset was cut to whole seconds",
+        (
+            "Time(timezone=True) on PostgreSQL: a naive time read back aware; a ZoneInfo time: raw "
+            "'cannot calculate the offset'; an offset beyond 15:59:59: raw 'time zone displacement "
+            "out of range'; a sub-second offset was cut to whole seconds"
+        ),
         [
             ("aware_time", dt.time(1)),
             ("aware_time", dt.time(1, tzinfo=NEW_YORK)),
@@ -818,8 +826,10 @@ FIXED: dict[tuple[str, str], tuple[str, list[tuple[str, Any]]]] = {
         ],
     ),
     ("sqlite", "interval_range"): (
-        "Interval on SQLite (stored as 1970-01-01 + value): beyond datetime's range a raw "
-        "'date value out of range'",
+        (
+            "Interval on SQLite (stored as 1970-01-01 + value): beyond datetime's range a raw "
+            "'date value out of range'"
+        ),
         [
             ("duration", dt.timedelta(days=2_932_897)),
             ("duration", dt.timedelta(days=-719_163)),
@@ -828,8 +838,10 @@ FIXED: dict[tuple[str, str], tuple[str, list[tuple[str, Any]]]] = {
         ],
     ),
     ("sqlite", "json_top_level_number"): (
-        "JSON on SQLite: a bare number went through the column's NUMERIC affinity: integral "
-        "floats read back as int, ints beyond 64 bits as (rounded) floats",
+        (
+            "JSON on SQLite: a bare number went through the column's NUMERIC affinity: integral "
+            "floats read back as int, ints beyond 64 bits as (rounded) floats"
+        ),
         [
             ("doc", 1.0),
             ("doc", -0.0),
@@ -840,8 +852,10 @@ FIXED: dict[tuple[str, str], tuple[str, list[tuple[str, Any]]]] = {
         ],
     ),
     ("postgresql", "json_nul"): (
-        "JSON holding \\u0000 was stored, then the row could never be updated or deleted (see "
-        "FIXED_LATER)",
+        (
+            "JSON holding \\u0000 was stored, then the row could never be updated or deleted (see "
+            "FIXED_LATER)"
+        ),
         [("doc", "\x00"), ("doc", {"k": ["a\x00b"]}), ("doc", {"\x00": 1})],
     ),
 }
@@ -871,8 +885,10 @@ def test_json_numbers_sqlite_keeps_are_stored(db: ln.Database, value: Any) -> No
 #: (backend, what went wrong) -> (how it went wrong before the fix, [(stored, then updated)]).
 FIXED_LATER: dict[tuple[str, str], tuple[str, list[tuple[dict[str, Any], dict[str, Any]]]]] = {
     ("sqlite", "infinite_float_blocks_writes"): (
-        "save() accepted ±inf, the update/delete triggers rendered it as 'Inf' in json_array() "
-        "and json() refused that, which translate() called 'The database file is corrupt'",
+        (
+            "save() accepted ±inf, the update/delete triggers rendered it as 'Inf' in json_array() "
+            "and json() refused that, which translate() called 'The database file is corrupt'"
+        ),
         [
             ({"double": math.inf}, {"int32": 1}),
             ({"double": -math.inf}, {"double": 1.0}),
@@ -880,9 +896,11 @@ FIXED_LATER: dict[tuple[str, str], tuple[str, list[tuple[dict[str, Any], dict[st
         ],
     ),
     ("postgresql", "json_nul_blocks_writes"): (
-        "save() accepted JSON holding \\u0000 (a json column keeps it), but the capture "
-        "trigger's to_jsonb(row) refused it: raw 'unsupported Unicode escape sequence' on every "
-        "later update or delete of the row",
+        (
+            "save() accepted JSON holding \\u0000 (a json column keeps it), but the capture "
+            "trigger's to_jsonb(row) refused it: raw 'unsupported Unicode escape sequence' on every "
+            "later update or delete of the row"
+        ),
         [
             ({"doc": {"k": "\x00"}}, {"int32": 1}),
             ({"doc": "\x00"}, {"doc": "ok"}),
@@ -890,8 +908,10 @@ FIXED_LATER: dict[tuple[str, str], tuple[str, list[tuple[dict[str, Any], dict[st
         ],
     ),
     ("postgresql", "float_snan_update"): (
-        "Float accepted Decimal('sNaN'); changing a stored value to it raised a raw "
-        "decimal.InvalidOperation from SQLAlchemy's change detection (old == sNaN)",
+        (
+            "Float accepted Decimal('sNaN'); changing a stored value to it raised a raw "
+            "decimal.InvalidOperation from SQLAlchemy's change detection (old == sNaN)"
+        ),
         [({"double": 0.0}, {"double": D("sNaN")})],
     ),
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 import pytest
 from models import Project, Sample
@@ -43,12 +44,15 @@ class Animal(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(10))
     nickname: Mapped[str] = mapped_column(String(10))
-    __mapper_args__ = {"polymorphic_on": "kind", "polymorphic_identity": "animal"}
+    __mapper_args__: ClassVar[dict[str, str]] = {
+        "polymorphic_on": "kind",
+        "polymorphic_identity": "animal",
+    }
 
 
 class Dog(Animal):  # single-table inheritance: the same table as Animal
     __label_field__ = "nickname"
-    __mapper_args__ = {"polymorphic_identity": "dog"}
+    __mapper_args__: ClassVar[dict[str, str]] = {"polymorphic_identity": "dog"}
 
 
 class Leg(Base):

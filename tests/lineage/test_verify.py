@@ -72,7 +72,7 @@ def test_verify_catches_edited_event(db: ln.Database, run: ln.Run) -> None:
     """Changing a sealed event's content with raw SQL breaks its seal."""
     sample = _write_some(run)
     seal(db)
-    target = [e for e in _events(db, run.id) if e.pk == str(sample.id) and e.action == "update"][0]
+    target = next(e for e in _events(db, run.id) if e.pk == str(sample.id) and e.action == "update")
     _sql(
         db,
         "UPDATE lineage_record_event SET action = :action WHERE id = :id",

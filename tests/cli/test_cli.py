@@ -14,9 +14,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from export_data import Lineage, build_lineage
+from openlineage_schema import schema_errors
+from paths import TESTS
 from prov.model import ProvDocument, ProvGeneration
 from sqlalchemy import text
-from test_export_openlineage import schema_errors
 
 import lineage_nb as ln
 from lineage_nb import cli
@@ -191,7 +192,7 @@ def test_show_without_models_uses_reflection(
     assert result.returncode == 0, result.stderr
     assert "History (2 events):" in result.stdout
     assert "value: 1.0 → 10.0" in result.stdout or "value: 1 → 10" in result.stdout
-    models = Path(__file__).parent / "models.py"
+    models = TESTS / "models.py"
     with_models = shell(
         "show", "Measurement", str(lineage.measurements[0].id), "--models", str(models)
     )
@@ -332,10 +333,12 @@ def test_console_script_returns_exit_status(backend: str, tmp_path: Path) -> Non
     if not script.exists():
         pytest.fail(f"console script {script} is not installed (pip install -e .)")
     bad = subprocess.run(
-        [str(script), "runs", "--bogus"], capture_output=True, text=True, timeout=120
+        [str(script), "runs", "--bogus"], capture_output=True, text=True, timeout=120, check=False
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
-    ok = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [str(script), "--help"], capture_output=True, text=True, timeout=120, check=False
+    )
     assert ok.returncode == 0 and "usage: lineage-nb" in ok.stdout
 
 
@@ -347,7 +350,7 @@ def test_quickstart_database_exports_in_every_format(
     """`demo` builds the quickstart's database; `export` turns it into CSV, Parquet, OpenLineage
     and PROV, each read back and checked by that format's own library."""
     url = f"sqlite:///{tmp_path / 'lineage.db'}"
-    code, out, err = run_cli(capsys, "demo", "--database", url)
+    code, _out, err = run_cli(capsys, "demo", "--database", url)
     assert code == 0, err
     files = {
         name: tmp_path / name
@@ -649,7 +652,7 @@ def test_runs_and_show_escape_control_characters(
     hostile: Any, db: ln.Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Names with ESC/CR/BEL/C1 print as visible escapes in runs and show (fields, history)."""
-    run, sample = hostile
+    _run, sample = hostile
     escaped = "red\\x1b[31m\\rX\\x07\\x9b2J"
     code, out, err = run_cli(capsys, "runs", "--database", url_of(db))
     assert code == 0, err

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 from models import Project
+from paths import TESTS
 from sqlalchemy import func, select
 
 import lineage_nb as ln
 from lineage_nb.errors import LineageWarning, ValidationError
 from lineage_nb.lineage.liveness import HEARTBEAT_ENV, MISSED_BEATS, STALE_MARGIN, process_start
-
-TESTS = Path(__file__).parent
 
 
 def write_script(path: Path, body: str) -> Path:
@@ -101,7 +100,7 @@ def _child(db_url: str, body: str) -> subprocess.Popen[str]:
         import lineage_nb as ln
         from models import Project
         ln.connect({db_url!r})
-        run = ln.track({str(TESTS / "test_lineage_runs.py")!r})
+        run = ln.track({str(Path(__file__))!r})
         Project(name="child %d" % os.getpid()).save()
         print(run.id, flush=True)
         """
@@ -120,7 +119,7 @@ def test_dead_process_run_becomes_aborted(db: ln.Database, db_url: str) -> None:
     dead_id = int(out.split()[0])
     assert ln.Run.get(dead_id).status == "started"
     with pytest.warns(LineageWarning, match=f"run {dead_id}"):
-        ln.track(TESTS / "test_lineage_runs.py")
+        ln.track(Path(__file__))
     dead = ln.Run.get(dead_id)
     last_event = ln.RecordEvent.filter(run_id=dead_id).order_by("-id").first()
     assert dead.status == "aborted"
@@ -134,7 +133,7 @@ def test_live_process_run_is_left_alone(db: ln.Database, db_url: str) -> None:
     try:
         assert child.stdout is not None
         live_id = int(child.stdout.readline().split()[0])
-        ln.track(TESTS / "test_lineage_runs.py")
+        ln.track(Path(__file__))
         assert ln.Run.get(live_id).status == "started"
         ln.finish()
     finally:
@@ -155,7 +154,7 @@ def test_track_a_name_without_a_file(db: ln.Database) -> None:
         "1",
     )
     assert second.transform_id == first.transform_id
-    with pytest.raises(ln.errors.ConfigurationError, match="missing/script.py"):
+    with pytest.raises(ln.errors.ConfigurationError, match=r"missing/script\.py"):
         ln.track("missing/script.py")
 
 

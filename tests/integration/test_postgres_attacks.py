@@ -187,7 +187,7 @@ def test_temp_lineage_user_does_not_change_identity(team: Team) -> None:
                 "FROM public.lineage_run WHERE id = %s",
                 (str(uuid.uuid4()), team.alice_id, team.alice_run),
             )
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="lineage_nb.run = "):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=r"lineage_nb\.run = "):
             bob.execute("SELECT set_config('lineage_nb.run', %s, false)", (str(team.alice_run),))
             bob.execute("INSERT INTO public.project (name) VALUES ('as alice')")
         bob.execute("SELECT set_config('lineage_nb.run', '', false)")
@@ -244,10 +244,14 @@ def test_team_mode_cannot_be_switched_off(team: Team) -> None:
     """The team marker and the capture function belong to the owner role: no member replaces them."""
     with team.connect(team.bob) as bob:
         for statement in (
-            "CREATE OR REPLACE FUNCTION public.lineage_nb_team() RETURNS text LANGUAGE sql "
-            "AS $$ SELECT NULL::text $$",
-            "CREATE OR REPLACE FUNCTION public.lineage_nb_capture() RETURNS trigger "
-            "LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+            (
+                "CREATE OR REPLACE FUNCTION public.lineage_nb_team() RETURNS text LANGUAGE sql "
+                "AS $$ SELECT NULL::text $$"
+            ),
+            (
+                "CREATE OR REPLACE FUNCTION public.lineage_nb_capture() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$"
+            ),
             "ALTER FUNCTION public.lineage_nb_user() SECURITY INVOKER",
             "DROP FUNCTION public.lineage_nb_run()",
         ):
@@ -404,7 +408,7 @@ def test_truncate_is_refused(team: Team) -> None:
         bob.execute("INSERT INTO public.bobs (id, note) VALUES (1, 'a')")
         with pytest.raises(
             psycopg.errors.InsufficientPrivilege,
-            match="TRUNCATE public.bobs refused: it would delete rows without",
+            match=r"TRUNCATE public\.bobs refused: it would delete rows without",
         ):
             bob.execute("TRUNCATE public.bobs")
         assert _one(bob, "SELECT count(*) FROM public.bobs") == 1
@@ -472,7 +476,7 @@ def test_capture_refuses_casts_of_members(team: Team) -> None:
         bob.execute("CREATE CAST (public.mood AS json) WITH FUNCTION public.evil(public.mood)")
         with pytest.raises(
             psycopg.errors.InsufficientPrivilege,
-            match="the cast public.mood -> json is a function of a non-superuser",
+            match=r"the cast public\.mood -> json is a function of a non-superuser",
         ):
             bob.execute("INSERT INTO public.moods VALUES (1, 'fine')")
 
@@ -488,11 +492,15 @@ def test_members_cannot_drop_or_disable_lineage_triggers(team: Team) -> None:
             "ALTER TABLE public.bobs DISABLE TRIGGER USER",
             "ALTER TABLE public.bobs ENABLE REPLICA TRIGGER lineage_nb_truncate",
             "ALTER TRIGGER lineage_nb_insert ON public.bobs RENAME TO quiet",
-            "CREATE OR REPLACE TRIGGER lineage_nb_stamp BEFORE INSERT OR UPDATE ON public.bobs "
-            "FOR EACH ROW EXECUTE FUNCTION public.lineage_nb_stamp_row()",
-            "CREATE OR REPLACE TRIGGER lineage_nb_insert AFTER INSERT ON public.bobs "
-            "REFERENCING NEW TABLE AS lineage_nb_new FOR EACH STATEMENT WHEN (false) "
-            "EXECUTE FUNCTION public.lineage_nb_capture()",
+            (
+                "CREATE OR REPLACE TRIGGER lineage_nb_stamp BEFORE INSERT OR UPDATE ON public.bobs "
+                "FOR EACH ROW EXECUTE FUNCTION public.lineage_nb_stamp_row()"
+            ),
+            (
+                "CREATE OR REPLACE TRIGGER lineage_nb_insert AFTER INSERT ON public.bobs "
+                "REFERENCING NEW TABLE AS lineage_nb_new FOR EACH STATEMENT WHEN (false) "
+                "EXECUTE FUNCTION public.lineage_nb_capture()"
+            ),
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="refused"):
                 bob.execute(statement)
