@@ -294,6 +294,9 @@ class Database:
     def close(self) -> None:
         """Dispose of the connection pools; later use raises ``ConfigurationError``."""
         global _default  # noqa: PLW0603 (the process default: see tests/lineage/test_lineage_state.py)
+        for undo in self._on_close:  # the layers above first: nothing of theirs uses it after
+            undo()
+        self._on_close.clear()
         engines = [self.engine]
         if self._async_engine is not None:
             engines.append(self._async_engine.sync_engine)
@@ -306,9 +309,6 @@ class Database:
             if event.contains(self.session_class, identifier, fn):
                 event.remove(self.session_class, identifier, fn)
         self._session_listeners.clear()
-        for undo in self._on_close:
-            undo()
-        self._on_close.clear()
         self._closed = True
         if _default is self:
             _default = None
@@ -446,7 +446,8 @@ class Atomic:
             async with outer.begin_nested():
                 yield outer
             return
-        session = (self._db or get_database()).async_session()
+        db = self._db or get_database()
+        session = db.async_session()
         event.listen(session.sync_session, "pending_to_persistent", _note_inserted)
         token = _ambient.set(session)
         committing = False
@@ -457,7 +458,7 @@ class Atomic:
                 committing = True
         except BaseException as error:
             await session.run_sync(_reload_after_rollback)
-            _raise_ours(self._db or get_database(), error, committing)
+            _raise_ours(db, error, committing)
         finally:
             _ambient.reset(token)
             await session.close()

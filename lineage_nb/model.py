@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .lineage.framed import BuildsFrames
 from .lineage.record import TrackedRecord
 from .orm.model import Model as _OrmModel
 from .views.record import ViewableRecord
@@ -9,7 +10,7 @@ from .views.record import ViewableRecord
 __all__ = ["Model"]
 
 
-class Model(ViewableRecord, TrackedRecord, _OrmModel):
+class Model(ViewableRecord, TrackedRecord, BuildsFrames, _OrmModel):
     """Base class of your tables: SQLAlchemy 2 declarative mapping, active-record methods
     (``save``, ``update``, ``delete``, ``load_all``, ... and ``a``-prefixed async twins) and
     lineage (``history``, ``lineage``, ``view_lineage``).

@@ -14,8 +14,14 @@ from typing import Any
 
 from ..db import Database
 from ..errors import UsageError
+from ..lineage.schema import LineageModel
 from ..orm.keys import pk_from_text
+from ..orm.model import Model
 from ..orm.registry import class_by_name, class_by_table
+
+#: The declarative bases whose classes commands name: the user's models and lineage's own tables
+#: (``show Run 3``, ``export --model Run``).
+MODEL_BASES = (Model, LineageModel)
 
 __all__ = [
     "changes_text",
@@ -129,7 +135,7 @@ def resolve_table(db: Database, name: str) -> str:
     """
     from sqlalchemy import inspect
 
-    cls = class_by_name(name)
+    cls = class_by_name(name, *MODEL_BASES)
     if cls is not None:
         return str(inspect(cls).local_table.name)
     wanted = name.lower()
@@ -143,9 +149,6 @@ def resolve_table(db: Database, name: str) -> str:
 
 def _mapped_table(name: str) -> Any:
     """The table ``name`` as lineage_nb's schema or an imported ``ln.Model`` declares it."""
-    from ..lineage.schema import LineageModel
-    from ..orm.model import Model
-
     for metadata in (LineageModel.metadata, Model.metadata):
         if name in metadata.tables:
             return metadata.tables[name]
@@ -239,7 +242,7 @@ def record_object(db: Database, name: str, pk: str) -> Any:
     from sqlalchemy.orm import Session
 
     table = resolve_table(db, name)
-    model: Any = class_by_table(table)
+    model: Any = class_by_table(table, *MODEL_BASES)
     if model is not None:
         return model.get(_one_key(pk_from_text(model, pk)))
     base = automap_base()

@@ -16,6 +16,7 @@ from ..db import Database
 from ..errors import ConfigurationError, UsageError
 from ..orm.registry import class_by_table
 from .records import (
+    MODEL_BASES,
     changes_text,
     first_line,
     history_frame,
@@ -101,7 +102,7 @@ def show(context: Context, args: argparse.Namespace) -> Output:
     if not history.empty:
         shown = history.assign(changes=history["changes"].map(changes_text))
         lines.append(table_text(shown))
-    if context.rich and class_by_table(table) is not None:
+    if context.rich and class_by_table(table, *MODEL_BASES) is not None:
         return Output("\n".join(lines), value=history, shown=(record_object(db, table, args.pk),))
     return Output("\n".join(lines))
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from ..db import Database, get_database
+from ..db import Database, default_database, get_database
 
 if TYPE_CHECKING:
     from .schema import Run
@@ -110,14 +110,18 @@ def _started(active: ActiveRun | None) -> ActiveRun | None:
 
 
 def get_active() -> ActiveRun | None:
-    """The open run bound to this context, else the process-wide active one, else None."""
+    """The open run bound to this context, else the process-wide active one, else None.
+
+    A run bound through the public ``current_run`` ContextVar counts as bound here: it is found
+    with what this process knows of it (matched by its ``uid``), or adopted as a run of the
+    default database.
+    """
     run = current_run.get()
-    if run is not None:
+    if run is not None and run.status == "started":
         active = _current_active.get()
         if active is None or active.run is not run:
-            active = active_of(run)  # bound through the public ContextVar
-        if _started(active) is not None:
-            return active
+            active = active_of(run) or _adopt(run)
+        return active
     return _started(_process.active)
 
 
@@ -131,14 +135,33 @@ def get_run() -> Run | None:
 
 
 def active_of(run: Run) -> ActiveRun | None:
-    """The :class:`ActiveRun` of ``run`` when this process opened it and it is still open."""
+    """The :class:`ActiveRun` of ``run`` (this object, or another copy of the same run: same
+    ``uid``) when this process opened it and it is still open."""
     with _process.lock:
-        return _process.opened.get(id(run))
+        found = _process.opened.get(id(run))
+        if found is None and run.uid is not None:
+            found = next((a for a in _process.opened.values() if a.run.uid == run.uid), None)
+        return found
+
+
+def _adopt(run: Run) -> ActiveRun | None:
+    """``run`` as an open run of the default database (None: no database is connected)."""
+    db = default_database()
+    if db is None:
+        return None
+    active = ActiveRun(run, db)
+    with _process.lock:
+        _process.opened[id(run)] = active
+    return active
 
 
 def open_runs() -> Iterator[ActiveRun]:
-    """The runs this process has open (a snapshot)."""
+    """The runs this process has open (a snapshot); finished runs and runs of closed databases
+    are forgotten here."""
     with _process.lock:
+        for key, active in list(_process.opened.items()):
+            if active.run.status != "started" or active.db.closed:
+                del _process.opened[key]
         found = list(_process.opened.values())
     return iter(found)
 
@@ -152,7 +175,7 @@ def set_run(run: Run | ActiveRun | None) -> None:
     active = run if isinstance(run, ActiveRun) or run is None else active_of(run)
     if active is None and run is not None:
         active = ActiveRun(cast("Run", run), get_database())
-    current_run.set(active.run if active is not None else None)
+    current_run.set(run.run if isinstance(run, ActiveRun) else run)
     _current_active.set(active)
     with _process.lock:
         _process.active = active

@@ -252,6 +252,12 @@ class Heartbeat:
         with self._changed:
             self._runs.pop(run_id, None)
 
+    def stop(self) -> None:
+        """Stop beating for every run and wake the thread so it ends now (the database closed)."""
+        with self._changed:
+            self._runs.clear()
+            self._changed.notify()
+
     def _loop(self) -> None:
         while True:
             with self._changed:
@@ -288,4 +294,5 @@ def heartbeat_of(db: Database) -> Heartbeat:
     with state.lock:
         if state.heartbeat is None:
             state.heartbeat = Heartbeat(db)
+            db.on_close(state.heartbeat.stop)
         return state.heartbeat

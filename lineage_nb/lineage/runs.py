@@ -394,12 +394,14 @@ def finish(status: str = "completed", *, run: Run | None = None) -> Run | None:
                 event_count=event_count(run.id),
             )
         )
-    run.status, run.finished_at, run.last_seen_at = status, now, now
-    if final is not None:
-        run.transform_id = final.id
-        set_committed_value(run, "transform", final)
+    copies = {id(r): r for r in (run, active.run if active is not None else run)}
+    for finished in copies.values():  # the run given, and the process's own copy of it
+        finished.status, finished.finished_at, finished.last_seen_at = status, now, now
+        if final is not None:
+            finished.transform_id = final.id
+            set_committed_value(finished, "transform", final)
+        context.unbind(finished)
     heartbeat_of(db).discard(run.id)
-    context.unbind(run)
     seal(db)  # hash what the run wrote into the log (skipped, not waited for, when busy)
     return run
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ..orm.model import ActiveRecord
+from .framed import BuildsFrames
 from .types import BigIntegerPK, UTCDateTime, utcnow
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ NAMING = {
 }
 
 
-class LineageModel(ActiveRecord, DeclarativeBase):
+class LineageModel(BuildsFrames, ActiveRecord, DeclarativeBase):
     """Base of lineage_nb's own tables; their writes are not themselves tracked."""
 
     __lineage_internal__: ClassVar[bool] = True

@@ -706,11 +706,8 @@ def _check_old(
 
 
 def _verify_old_chains(connection: Connection) -> list[BrokenLink]:
-    heads = dict(
-        connection.execute(select(Run.id, Run.chain_head).where(Run.chain_head.is_not(None)))
-        .tuples()
-        .all()
-    )
+    found = select(Run.id, Run.chain_head).where(Run.chain_head.is_not(None))
+    heads = dict(connection.execute(found).all())  # a Result has .keys(): dict() needs rows
     statement = (
         select(_EVENTS).where(_EVENTS.c.hash.is_not(None)).order_by(_EVENTS.c.run_id, _EVENTS.c.id)
     )

@@ -14,6 +14,7 @@ Examples:
 
 from __future__ import annotations
 
+import decimal
 import uuid
 from typing import Any
 
@@ -24,7 +25,7 @@ from ..errors import UsageError, ValidationError
 __all__ = ["pk_from_text", "pk_values", "value_from_text"]
 
 #: Column types whose values are parsed from key text; any other column takes the text itself.
-_PARSED = (int, float, uuid.UUID)
+_PARSED = (int, float, decimal.Decimal, uuid.UUID)
 
 
 def value_from_text(column: Any, text: str, *, strict: bool = True) -> Any:
@@ -37,7 +38,8 @@ def value_from_text(column: Any, text: str, *, strict: bool = True) -> Any:
             itself is returned (a lookup with it then finds nothing).
 
     Raises:
-        ValueError: ``strict`` and the column takes ints, floats or UUIDs and ``text`` is not one.
+        ValueError: ``strict`` and the column takes ints, floats, decimals or UUIDs and ``text``
+            is not one.
 
     Examples:
         >>> from sqlalchemy import Column, Integer
@@ -57,6 +59,10 @@ def value_from_text(column: Any, text: str, *, strict: bool = True) -> Any:
     except ValueError:
         if strict:
             raise
+        return text
+    except decimal.InvalidOperation as error:  # decimal's own, not a ValueError
+        if strict:
+            raise ValueError(f"{text!r} is not a decimal number") from error
         return text
 
 

@@ -158,7 +158,7 @@ class Query(Generic[T]):
         Dtypes follow the columns (nullable ``Int64``/``boolean``, UTC timestamps). The model
         builds the frame (``_frame_of``): ``ln.Model`` adds, after each many-to-one foreign key
         ``x_id``, an ``x`` column with the related record's label and notes the rows as the
-        run's inputs (see :mod:`lineage_nb.views.frames`).
+        run's inputs (see :mod:`lineage_nb.lineage.model_frames`).
         """
         adapt = self._adapt if self.source else None
         build = getattr(self.model, "_frame_of", None)

@@ -105,7 +105,7 @@ RUN_UPDATABLE = (
 )
 
 #: A run on another host is aborted when silent this many heartbeat intervals plus the margin
-#: (seconds); the same rule as :func:`lineage_nb.lineage.runs.run_gone`, applied by the server.
+#: (seconds); the same rule as :func:`lineage_nb.lineage.liveness.run_gone`, applied by the server.
 _SILENT_BEATS, _SILENT_MARGIN_S = 3, 60
 
 _SAFE_PATH = "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)"

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import pandas as pd
-    from sqlalchemy import Select
+from typing import Any
 
 __all__ = ["ViewableRecord"]
 
 
 class ViewableRecord:
-    """Mixin of ``ln.Model``: show a record in a notebook, and frames with labels."""
-
-    @classmethod
-    def _frame_of(
-        cls, statement: Select[Any], *, adapt: Callable[[Any], Any] | None = None
-    ) -> pd.DataFrame:
-        """The frame ``Query.df()`` returns: typed columns, FK labels, rows noted as inputs."""
-        from .frames import model_frame
-
-        return model_frame(cls, statement, adapt=adapt)
+    """Mixin of ``ln.Model``: show a record in a notebook."""
 
     def view_lineage(
         self, depth: int = 3, *, max_nodes: int = 60, group_above: int | None = 12

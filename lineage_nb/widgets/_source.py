@@ -43,10 +43,10 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapper, Session
 
 from ..errors import ValidationError
+from ..lineage.model_frames import label_columns, model_frame
 from ..lineage.reads import untracked_reads
 from ..orm.query import Query
 from ..orm.session_scope import run_sync
-from ..views.frames import label_columns, model_frame
 
 __all__ = ["ESTIMATE_ABOVE", "Column", "Page", "PagedSource", "display"]
 

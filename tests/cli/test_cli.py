@@ -140,6 +140,17 @@ def test_runs_lists_and_filters(
     assert code == 0 and out == "No runs match.\n"
 
 
+def test_show_names_lineage_tables_by_class(
+    lineage: Lineage, db: ln.Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """show Run N finds lineage_nb's own table by its class name, like a user model."""
+    run = ln.Run.objects().first()
+    assert run is not None
+    code, out, err = run_cli(capsys, "show", "Run", str(run.id), "--database", url_of(db))
+    assert code == 0, err
+    assert f"lineage_run {run.id}" in out.splitlines()[0]
+
+
 def test_show_prints_record_and_history(
     lineage: Lineage, db: ln.Database, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -154,3 +154,68 @@ def test_atomic_translates_errors_of_connected_databases_only(tmp_path: Path) ->
     finally:
         bare.close()
         connected.close()
+
+
+def test_run_bound_through_the_public_contextvar_stamps_its_writes(db: ln.Database) -> None:
+    """A copy of an open run (reloaded from the database) bound with
+    ``ln.context.current_run.set`` in a copied context is the run of that context's writes,
+    and finish() there closes it, not the process-wide run."""
+    import contextvars
+    import threading
+
+    first: list[ln.Run] = []
+    opener = threading.Thread(target=lambda: first.append(ln.track("thread-run")))
+    opener.start()
+    opener.join()
+    main = ln.track("main-run")
+    copy = ln.Run.get(first[0].id)
+
+    def in_copied_context() -> tuple[int | None, int | None]:
+        ln.context.current_run.set(copy)
+        project = Project(name="bound").save()
+        finished = ln.finish()
+        return project.run_id, finished.id if finished is not None else None
+
+    stamped, finished_id = contextvars.copy_context().run(in_copied_context)
+    assert (stamped, finished_id) == (first[0].id, first[0].id)
+    assert first[0].status == "completed"  # the process's own copy knows it finished
+    assert context.active_of(first[0]) is None
+    assert context.get_run() is main and main.status == "started"
+    ln.finish()
+
+
+def test_finish_of_a_reloaded_copy_stops_the_heartbeat(db_url: str, tmp_path: Path) -> None:
+    """finish(run=copy) finds the run this process opened (by uid): its heartbeat stops."""
+    from lineage_nb.lineage.liveness import heartbeat_of
+
+    db = ln.connect(f"sqlite:///{tmp_path / 'beat.db'}")
+    try:
+        run = ln.track("beating")
+        heartbeat = heartbeat_of(db)
+        assert run.id in heartbeat._runs
+        ln.finish(run=ln.Run.get(run.id))
+        assert run.id not in heartbeat._runs
+        assert run.status == "completed" and ln.context.get_run() is None
+    finally:
+        db.close()
+
+
+def test_close_ends_the_heartbeat_and_forgets_the_databases_runs(tmp_path: Path) -> None:
+    """Closing a database wakes and ends its heartbeat thread at once and its open runs are no
+    longer this process's open runs."""
+    import time
+
+    from lineage_nb.lineage.liveness import heartbeat_of
+
+    db = ln.connect(f"sqlite:///{tmp_path / 'close.db'}")
+    run = ln.track("left-open")
+    heartbeat = heartbeat_of(db)
+    thread = heartbeat._thread
+    assert thread is not None and thread.is_alive()
+    assert any(a.run is run for a in context.open_runs())
+    db.close()
+    deadline = time.monotonic() + 5  # far below the 60 s interval it would otherwise sleep
+    while thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not thread.is_alive()
+    assert all(a.run is not run for a in context.open_runs())

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import decimal
 import uuid
 from typing import ClassVar
 
 import pytest
 from models import Project, Sample
-from sqlalchemy import Float, ForeignKey, Integer, String, Uuid
+from sqlalchemy import Column, Float, ForeignKey, Integer, Numeric, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from lineage_nb.errors import UsageError, ValidationError
@@ -110,6 +111,15 @@ def test_value_from_text_parses_ints_floats_and_uuids() -> None:
         value_from_text(columns["id"], "not-a-uuid")
     assert value_from_text(columns["left"], "one", strict=False) == "one"
     assert value_from_text(columns["id"], "not-a-uuid", strict=False) == "not-a-uuid"
+
+
+def test_value_from_text_parses_decimals() -> None:
+    """A Numeric key given as text is a Decimal; a bad one is a ValueError like the others."""
+    amount = Column("amount", Numeric(10, 2))
+    assert value_from_text(amount, "12.50") == decimal.Decimal("12.50")
+    with pytest.raises(ValueError, match="'x' is not a decimal number"):
+        value_from_text(amount, "x")
+    assert value_from_text(amount, "x", strict=False) == "x"
 
 
 def test_pk_from_text_single_and_composite_keys() -> None:

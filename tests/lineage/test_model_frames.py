@@ -10,7 +10,7 @@ from sqlalchemy import event, insert
 from sqlcount import statements
 
 import lineage_nb as ln
-from lineage_nb.views.frames import add_lineage_labels
+from lineage_nb.lineage.frames import add_lineage_labels
 
 
 def _selects(seen: list[str]) -> list[str]:
@@ -45,6 +45,14 @@ def test_model_df_foreign_key_labels(db: ln.Database, run: ln.Run) -> None:
     assert frame["run"].tolist() == [f"run {run.id} · {run.transform.label}"]
     assert frame["created_by"].tolist() == ["tester"]
     assert frame["updated_by"].tolist() == ["tester"]
+
+
+def test_lineage_table_df_has_labels(db: ln.Database, run: ln.Run) -> None:
+    """A lineage table's df() labels its foreign keys like a user model's (transform, user)."""
+    frame = ln.Run.filter(id=run.id).df()
+    row = frame.iloc[0]
+    assert row["transform"] == f"{run.transform.key} v{run.transform.version}"
+    assert row["created_by"] == run.created_by.handle
 
 
 def test_model_df_without_run_has_missing_run_label(db: ln.Database) -> None:

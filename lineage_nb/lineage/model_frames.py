@@ -18,13 +18,12 @@ import pandas as pd
 from sqlalchemy import Select, inspect
 from sqlalchemy.orm import Mapper, Session, aliased
 
-from ..lineage import reads
-from ..lineage.frames import add_lineage_labels, statement_frame
-from ..lineage.labels import label_column_of
 from ..orm.session_scope import run_sync
 from ..render.frames import as_text, fast_column, run_label, typed_frame
+from . import reads
+from .labels import label_column_of
 
-__all__ = ["add_lineage_labels", "label_columns", "model_frame", "statement_frame", "typed_frame"]
+__all__ = ["label_columns", "model_frame"]
 
 
 Compose = Callable[[pd.Series, list[pd.Series]], pd.Series]
@@ -61,7 +60,7 @@ def _transform_compose(fk: pd.Series, extra: list[pd.Series]) -> pd.Series:
 
 
 def _label_for(name: str, fk: Any, related: type) -> _LabelColumn:
-    from ..lineage.schema import Run, Transform, User
+    from .schema import Run, Transform, User  # the schema's tables build frames with this
 
     if related is User:
         user = aliased(User)
