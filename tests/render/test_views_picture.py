@@ -35,7 +35,7 @@ def _node_kinds(svg: str) -> set[str]:
 def test_record_picture_labels_and_kinds(db: ln.Database) -> None:
     """A record's picture shows its run, transform, user and inputs with readable labels."""
     project = Project(name="Alpha").save()
-    run = ln.track(__file__)
+    run = ln.track("picture-job")  # a short transform label: long ones are shortened (…)
     loaded = Project.get(project.id)
     sample = Sample(name="s1", value=1.0, project=loaded).save()
     ln.finish(run=run)
