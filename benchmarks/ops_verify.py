@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 
-from context import OURS, Ctx
+from context import OURS, Ctx, own_database
 from harness import Case, Counter, Result, run_cases
 from models import Project, Reading
-from ops_inputs import _analyze, _events, _fill, _own_database, _verdict
+from ops_inputs import _analyze, _events, _fill, _verdict
 from sqlalchemy import text
 
 from lineage_nb.lineage.verify import check_proof, seal, verify
@@ -36,7 +36,7 @@ def verify_1m(ctx: Ctx) -> None:
     ]
     for result in results:
         ctx.add(result)
-    with _own_database(ctx, results) as db:
+    with own_database(ctx, results) as db:
         counter = Counter()
         counter.watch(db.engine)
         project = Project(name="verify").save()
